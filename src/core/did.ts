@@ -1,0 +1,54 @@
+/**
+ * did:key for Ed25519 (PROTOCOL.md §2; W3C did:key): `did:key:z` + base58btc(0xed 0x01 ‖ key),
+ * and the X25519 key-agreement key it implies (RFC 7748 birational map), used for sealing.
+ */
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { base58Decode, base58Encode } from './base58';
+import { concatBytes } from './bytes';
+import { fail, ok, type Result } from './result';
+
+const ED25519_PUB = new Uint8Array([0xed, 0x01]);
+const X25519_PUB = new Uint8Array([0xec, 0x01]);
+const PREFIX = 'did:key:z';
+
+export type Did = string;
+export type DidErrorCode = 'not_a_did' | 'unsupported_did_method' | 'invalid_did_key';
+
+export const didFromPublicKey = (publicKey: Uint8Array): Did =>
+  PREFIX + base58Encode(concatBytes(ED25519_PUB, publicKey));
+
+/** The Ed25519 key a DID carries, or why it carries none (e.g. `did:sync:user:alice` labels). */
+export function publicKeyFromDid(did: string): Result<Uint8Array, DidErrorCode> {
+  if (!/^did:[a-z0-9]+:\S+$/.test(did)) return fail('not_a_did', `"${clip(did)}" is not a DID`);
+  if (!did.startsWith(PREFIX)) {
+    return fail('unsupported_did_method', `${clip(did)} is not a did:key and carries no verification key`);
+  }
+  const raw = base58Decode(did.slice(PREFIX.length));
+  if (!raw || raw.length !== 34 || raw[0] !== 0xed || raw[1] !== 0x01) {
+    return fail('invalid_did_key', `${clip(did)} is not an Ed25519 did:key`);
+  }
+  const key = raw.slice(2);
+  try {
+    ed25519.Point.fromBytes(key); // must be a point on the curve
+  } catch {
+    return fail('invalid_did_key', `${clip(did)} does not encode a valid Ed25519 public key`);
+  }
+  return ok(key);
+}
+
+export const isDidKey = (did: string): boolean => publicKeyFromDid(did).ok;
+
+/** The receiver's X25519 public key for sealing (PROTOCOL.md §4). */
+export function x25519PublicKeyFromDid(did: string): Result<Uint8Array, DidErrorCode> {
+  const pub = publicKeyFromDid(did);
+  return pub.ok ? ok(ed25519.utils.toMontgomery(pub.value)) : pub;
+}
+
+export const x25519SecretKeyFromEd25519 = (secretKey: Uint8Array): Uint8Array =>
+  ed25519.utils.toMontgomerySecret(secretKey);
+
+/** The multibase `z6LS…` form of an X25519 key, as did:key documents name key-agreement keys. */
+export const x25519Multibase = (x25519PublicKey: Uint8Array): string =>
+  'z' + base58Encode(concatBytes(X25519_PUB, x25519PublicKey));
+
+const clip = (s: string): string => (s.length > 80 ? s.slice(0, 77) + '...' : s);

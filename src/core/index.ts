@@ -10,3 +10,4 @@ export * from './ed25519';
 export * from './record';
 export * from './envelope';
 export * from './mailbox-auth';
+export * from './invite';

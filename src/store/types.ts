@@ -1,0 +1,143 @@
+/**
+ * The peer's storage contract. The engine (src/sync) depends only on this interface; each
+ * adapter sits beside it (IndexedDB for browsers, SQLite for the headless peer) and one contract
+ * suite (test/store/contract.ts) runs against every adapter.
+ *
+ * Every method that writes more than one thing does so in ONE transaction: a crash leaves either
+ * all of it or none of it.
+ */
+import type { SignedRecord } from '../core';
+
+/** This device's identity. The secret key never leaves the store except in an explicit, encrypted export. */
+export interface Identity {
+  readonly did: string;
+  readonly name: string;
+  /** 32-byte Ed25519 seed. */
+  readonly secretKey: Uint8Array;
+  readonly createdAt: number;
+}
+
+/** How a record reached this store. */
+export type ArrivalPath = 'local' | 'direct' | 'relay';
+
+export interface StoredRecord {
+  readonly id: string;
+  readonly signed: SignedRecord;
+  /** Denormalised from signed.record for the indexes. */
+  readonly thread: string;
+  readonly actor: string;
+  readonly clock: number;
+  readonly receivedAt: number;
+  readonly path: ArrivalPath;
+  /** The relay URL it came through, when path is 'relay'. */
+  readonly via?: string;
+}
+
+export interface IngestResult {
+  /** IDs newly stored, in input order. */
+  readonly inserted: readonly string[];
+  /** IDs that were already present (idempotent re-delivery): nothing was written for them. */
+  readonly duplicates: readonly string[];
+}
+
+/** Delivery state of one outbox entry (PROTOCOL.md §10; issue: direct | relay | pending | rejected). */
+export type DeliveryPath = 'pending' | 'direct' | 'relay' | 'rejected';
+
+export interface OutboxEntry {
+  /** The envelope ID (deterministic from sender, receiver and record IDs). */
+  readonly id: string;
+  readonly toDid: string;
+  readonly recordIds: readonly string[];
+  /** The signed records, for direct delivery. */
+  readonly records: readonly SignedRecord[];
+  /** The envelope to deposit at a relay (sealed by default), as JSON text. */
+  readonly envelope: string;
+  readonly createdAt: number;
+  /** Retention end: createdAt + 7 days. */
+  readonly expiresAt: number;
+  readonly path: DeliveryPath;
+  readonly attempts: number;
+  readonly nextAttemptAt: number;
+  readonly lastError?: string;
+  /** Where it went (relay URL or peer URL) once delivered; the reason once rejected. */
+  readonly deliveredTo?: string;
+  readonly deliveredAt?: number;
+  readonly rejectedReason?: string;
+}
+
+/** What the receive loop remembers per relay. */
+export interface ReceiveState {
+  readonly relayUrl: string;
+  readonly lastReceiveAt?: number;
+  readonly lastSuccessAt?: number;
+  /** `remaining` from the relay's last answer. */
+  readonly backlog: number;
+  readonly lastError?: string;
+  readonly lastLatencyMs?: number;
+}
+
+/** Counters doctor reads. Bumped in the same transaction as the ingest they describe. */
+export const COUNTER_NAMES = [
+  'envelopes_received',
+  'envelopes_redelivered',
+  'envelopes_rejected',
+  'records_ingested',
+  'records_duplicate',
+  'records_dropped_unpaired',
+  'records_rejected_invalid',
+  'direct_received',
+] as const;
+export type CounterName = (typeof COUNTER_NAMES)[number];
+export type Counters = Readonly<Record<CounterName, number>>;
+export type CounterDelta = Partial<Record<CounterName, number>>;
+
+/** A pairing invite this peer issued (PROTOCOL.md §9); used at most once. */
+export interface InviteRecord {
+  readonly nonce: string;
+  readonly exp: number;
+  readonly threads: readonly string[];
+  readonly createdAt: number;
+  /** The DID that redeemed it, once redeemed. */
+  readonly usedBy?: string;
+}
+
+export interface PeerStore {
+  getIdentity(): Promise<Identity | undefined>;
+  /** Fails if an identity already exists: an identity is created once per device. */
+  createIdentity(identity: Identity): Promise<void>;
+
+  /** Stores new records and bumps counters in one transaction; existing IDs are left untouched. */
+  ingest(records: readonly StoredRecord[], counters?: CounterDelta): Promise<IngestResult>;
+  getRecord(id: string): Promise<StoredRecord | undefined>;
+  hasRecords(ids: readonly string[]): Promise<ReadonlySet<string>>;
+  /** Records of a thread, ordered by (clock, actor, id). */
+  recordsByThread(thread: string): Promise<StoredRecord[]>;
+  /** Highest clock of `actor` on `thread`, or -1 when it has none. */
+  maxClock(actor: string, thread: string): Promise<number>;
+  /** Every thread with its record count and last arrival time. */
+  threads(): Promise<{ thread: string; count: number; lastReceivedAt: number }[]>;
+  countRecords(): Promise<number>;
+
+  /** Inserts or replaces outbox entries (by id) in one transaction. */
+  putOutbox(entries: readonly OutboxEntry[]): Promise<void>;
+  getOutbox(id: string): Promise<OutboxEntry | undefined>;
+  listOutbox(): Promise<OutboxEntry[]>;
+  /** Pending entries whose nextAttemptAt ≤ now, oldest first. */
+  dueOutbox(now: number): Promise<OutboxEntry[]>;
+  /** Deletes entries past their retention; returns how many. */
+  pruneOutbox(now: number): Promise<number>;
+
+  getReceiveState(relayUrl: string): Promise<ReceiveState | undefined>;
+  putReceiveState(state: ReceiveState): Promise<void>;
+  listReceiveStates(): Promise<ReceiveState[]>;
+
+  getCounters(): Promise<Counters>;
+  bumpCounters(delta: CounterDelta): Promise<void>;
+
+  putInvite(invite: InviteRecord): Promise<void>;
+  getInvite(nonce: string): Promise<InviteRecord | undefined>;
+  /** Marks the invite used by `did` if it exists, is unexpired and unused; atomic. True if this call redeemed it. */
+  redeemInvite(nonce: string, did: string, now: number): Promise<boolean>;
+
+  close(): Promise<void>;
+}

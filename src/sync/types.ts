@@ -1,0 +1,168 @@
+/**
+ * The peer engine's public surface, shared by the browser app (src/ui), the service worker
+ * (src/sw) and the headless peer (src/cli). Platform-free: fetch, clock and store are injected.
+ */
+import type { SignedRecord } from '../core';
+import type { Counters, Identity, OutboxEntry, PeerStore, ReceiveState, StoredRecord } from '../store/types';
+
+export interface PeerEngineDeps {
+  readonly store: PeerStore;
+  readonly fetch: typeof fetch;
+  readonly now?: () => number;
+  /** Uniform in [0, 1); for retry jitter. */
+  readonly random?: () => number;
+  /**
+   * Runs `fn` exclusively per `name` across every context sharing the store (Web Locks in
+   * browsers: page and service worker). Defaults to an in-process mutex.
+   */
+  readonly withLock?: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+  /** The app URL invite links open (`<appUrl>#pair=…`). */
+  readonly appUrl?: string;
+  /** This peer's own direct-delivery URL, advertised in invites, if it serves /v1/sync/records. */
+  readonly peerUrl?: string;
+  /** Called after records from others were committed (notifications, UI refresh). */
+  readonly onIngest?: (records: readonly StoredRecord[]) => void;
+  /**
+   * Awaited after a receive batch is committed and before it is acked. Fault-injection point for
+   * crash tests (a test holds it open and kills the page); production leaves it unset.
+   */
+  readonly beforeAck?: (envelopeIds: readonly string[]) => Promise<void>;
+}
+
+/** `"all"` (the catch-all) or a peer's DID (PROTOCOL.md §8 `for_pair`). */
+export type PairScope = string;
+
+/** A relay config entry (PROTOCOL.md §8, topic "relay"): the latest per `forPair` wins. */
+export interface RelayEntry {
+  readonly forPair: PairScope;
+  readonly url: string;
+  readonly enabled: boolean;
+  readonly updatedAt: number;
+}
+
+/** A pair config entry (PROTOCOL.md §8, topic "pair"). */
+export interface Pair {
+  readonly peerDid: string;
+  readonly name: string;
+  readonly peerUrl?: string;
+  readonly threads: readonly string[];
+  readonly enabled: boolean;
+}
+
+export interface EmitInput {
+  readonly thread: string;
+  /** A note: becomes body `{kind: "note", text}` unless `body` is given. */
+  readonly text?: string;
+  readonly body?: Record<string, unknown>;
+  readonly act?: SignedRecord['record']['act'];
+}
+
+export interface RelayHealth {
+  readonly url: string;
+  readonly ok: boolean;
+  readonly status?: number;
+  readonly latencyMs?: number;
+  readonly error?: string;
+}
+
+export interface FlushReport {
+  readonly attempted: number;
+  readonly direct: number;
+  readonly relay: number;
+  readonly pending: number;
+  readonly rejected: number;
+}
+
+export interface ReceiveReport {
+  /** Per relay URL. */
+  readonly relays: readonly {
+    readonly url: string;
+    readonly envelopes: number;
+    readonly ingested: number;
+    readonly duplicates: number;
+    readonly dropped: number;
+    readonly acked: number;
+    readonly remaining: number;
+    readonly error?: string;
+  }[];
+}
+
+/** §7 answer to a direct delivery. */
+export interface DirectResponse {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+export interface PeerSyncStatus {
+  readonly did: string;
+  readonly name: string;
+  /** Outbox entries to this peer, counted by delivery path, with the newest pending error. */
+  readonly outbox: Readonly<Record<OutboxEntry['path'], number>>;
+  readonly lastError?: string;
+  readonly nextAttemptAt?: number;
+  readonly lastPath?: OutboxEntry['path'];
+  readonly relay?: string;
+  readonly peerUrl?: string;
+}
+
+export interface SyncStatus {
+  readonly peers: readonly PeerSyncStatus[];
+  readonly relays: readonly (ReceiveState & { readonly forPairs: readonly string[] })[];
+  readonly counters: Counters;
+}
+
+export type CheckStatus = 'pass' | 'warn' | 'fail';
+
+export interface DoctorCheck {
+  readonly id: string;
+  readonly status: CheckStatus;
+  readonly message: string;
+}
+
+export interface DoctorReport {
+  /** The worst of the checks. */
+  readonly status: CheckStatus;
+  readonly checks: readonly DoctorCheck[];
+}
+
+/** Facts only the platform knows, handed to doctor (browser: periodic sync permission, quota). */
+export interface PlatformFacts {
+  readonly periodicSync?: 'granted' | 'denied' | 'prompt' | 'unsupported';
+  readonly storage?: { readonly usage: number; readonly quota: number };
+  /** When the background receive task last ran (service worker / daemon loop). */
+  readonly receiveTaskLastRunAt?: number;
+}
+
+export interface PeerApi {
+  identity(): Identity | undefined;
+  createIdentity(name: string): Promise<Identity>;
+
+  relays(): Promise<RelayEntry[]>;
+  setRelay(url: string, forPair?: PairScope): Promise<void>;
+  clearRelay(forPair: PairScope): Promise<void>;
+  /** The relay used for `peerDid`: its own entry, else the catch-all. */
+  relayFor(peerDid: string): Promise<string | undefined>;
+  /** Every enabled relay URL this peer polls for its own mailbox. */
+  receiveRelays(): Promise<string[]>;
+  relayHealth(url: string): Promise<RelayHealth>;
+
+  pairs(): Promise<Pair[]>;
+  setPair(pair: Pair): Promise<void>;
+
+  emit(input: EmitInput): Promise<StoredRecord>;
+  records(thread: string): Promise<StoredRecord[]>;
+  threads(): Promise<{ thread: string; count: number; lastReceivedAt: number }[]>;
+
+  /** A signed invite link (§9) valid for `ttlMs` (default 7 days). */
+  createInvite(opts: { threads: readonly string[]; ttlMs?: number }): Promise<{ link: string; payload: string }>;
+  /** Pairs with the inviter and sends the pair.accept reply (direct, else the inviter's relay; queued if neither works). */
+  acceptInvite(linkOrPayload: string): Promise<Pair>;
+
+  /** Delivers due outbox entries; `all` retries every pending entry now (the network came back). */
+  flushOutbox(opts?: { all?: boolean }): Promise<FlushReport>;
+  receive(opts?: { waitSeconds?: number; limit?: number }): Promise<ReceiveReport>;
+  handleDirectDelivery(body: unknown): Promise<DirectResponse>;
+
+  syncStatus(): Promise<SyncStatus>;
+  doctor(facts?: PlatformFacts): Promise<DoctorReport>;
+}

@@ -371,9 +371,9 @@ export class PeerEngine implements PeerApi {
 
   // ---- receive (§5, §6) ----
 
-  async receive(opts: { waitSeconds?: number; limit?: number } = {}): Promise<ReceiveReport> {
+  async receive(opts: { waitSeconds?: number; limit?: number; relays?: readonly string[] } = {}): Promise<ReceiveReport> {
     this.requireIdentity();
-    const urls = await this.receiveRelays();
+    const urls = opts.relays ?? (await this.receiveRelays());
     const relays = await Promise.all(urls.map((url) => this.withLock(`spl-receive ${url}`, () => this.receiveFrom(url, opts))));
     return { relays };
   }
@@ -487,7 +487,6 @@ export class PeerEngine implements PeerApi {
     const known = await this.store.hasRecords(accepted.map((r) => r.id));
     const redelivered = envelopeRecords.filter((ids) => ids.length > 0 && ids.every((id) => known.has(id))).length;
     const result = await this.commit(accepted, known, 'relay', via, { ...delta, envelopes_redelivered: redelivered });
-    await this.afterIngest(accepted, result.inserted);
     return {
       ackIds,
       ingested: result.inserted.length,
@@ -505,15 +504,13 @@ export class PeerEngine implements PeerApi {
     delta: CounterDelta,
   ) {
     const now = this.now();
-    const result = await this.store.ingest(
-      records.map((s) => toStored(s, now, path, via)),
-      {
-        ...delta,
-        records_ingested: records.filter((r) => !known.has(r.id)).length,
-        records_duplicate: records.filter((r) => known.has(r.id)).length,
-      },
-    );
-    await this.afterIngest(records, result.inserted);
+    const stored = records.map((s) => toStored(s, now, path, via));
+    const result = await this.store.ingest(stored, {
+      ...delta,
+      records_ingested: records.filter((r) => !known.has(r.id)).length,
+      records_duplicate: records.filter((r) => known.has(r.id)).length,
+    });
+    await this.afterIngest(stored, result.inserted);
     return result;
   }
 
@@ -570,27 +567,25 @@ export class PeerEngine implements PeerApi {
   }
 
   /** Threads a paired peer writes on become shared with it, so replies flow back. */
-  private async afterIngest(accepted: readonly SignedRecord[], inserted: readonly string[]): Promise<void> {
+  private async afterIngest(stored: readonly StoredRecord[], inserted: readonly string[]): Promise<void> {
     const { me } = this.requireIdentity();
     const insertedSet = new Set(inserted);
-    const fresh = accepted.filter((s) => insertedSet.has(s.id) && s.record.actor !== me.did);
+    const fresh = stored.filter((s) => insertedSet.has(s.id) && s.actor !== me.did);
     if (fresh.length === 0) return;
     const cfg = await this.config();
     const newThreads = new Map<string, Set<string>>();
     for (const s of fresh) {
-      const p = cfg.pairs.get(s.record.actor);
-      const t = s.record.thread;
-      if (!p?.enabled || t === PAIRS_THREAD || t === CONFIG_THREAD || p.threads.includes(t)) continue;
+      const p = cfg.pairs.get(s.actor);
+      if (!p?.enabled || s.thread === PAIRS_THREAD || s.thread === CONFIG_THREAD || p.threads.includes(s.thread)) continue;
       let set = newThreads.get(p.peerDid);
       if (!set) newThreads.set(p.peerDid, (set = new Set()));
-      set.add(t);
+      set.add(s.thread);
     }
     for (const [did, ts] of newThreads) {
       const p = cfg.pairs.get(did)!;
       await this.setPair({ ...p, threads: [...p.threads, ...ts] });
     }
-    const stored = await Promise.all(fresh.map((s) => this.store.getRecord(s.id)));
-    this.deps.onIngest?.(stored.filter((r): r is StoredRecord => r !== undefined));
+    this.deps.onIngest?.(fresh);
   }
 
   /** §7: `POST /v1/sync/records` on a reachable peer; the same admission and ingest as the relay path. */

@@ -160,7 +160,8 @@ export interface PeerApi {
 
   /** Delivers due outbox entries; `all` retries every pending entry now (the network came back). */
   flushOutbox(opts?: { all?: boolean }): Promise<FlushReport>;
-  receive(opts?: { waitSeconds?: number; limit?: number }): Promise<ReceiveReport>;
+  /** Receives from every receive relay, or only from `relays` (the headless daemon runs one loop per relay). */
+  receive(opts?: { waitSeconds?: number; limit?: number; relays?: readonly string[] }): Promise<ReceiveReport>;
   handleDirectDelivery(body: unknown): Promise<DirectResponse>;
 
   syncStatus(): Promise<SyncStatus>;

@@ -1,0 +1,270 @@
+/**
+ * The peer engine against a real relay process over HTTP, with real (fake-indexeddb) stores:
+ * pairing while apart, relay exchange, crash before ack, direct delivery, retries, hostile content.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import 'fake-indexeddb/auto';
+import { IDBFactory } from 'fake-indexeddb';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildPlainEnvelope, sealEnvelope, serializeEnvelope, signRecord, fromB64u, toB64u } from '../../src/core';
+import { openIdbPeerStore } from '../../src/store/idb';
+import { openPeerEngine, type PeerEngine } from '../../src/sync/engine';
+import type { PeerEngineDeps } from '../../src/sync/types';
+import type { PeerStore } from '../../src/store/types';
+import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
+import { newPeer, note } from '../core/fixtures';
+
+let relay: RelayProcess;
+const servers: Server[] = [];
+
+beforeAll(async () => {
+  relay = await startRelayProcess(['--db', ':memory:', '--no-rate-limit']);
+});
+afterAll(async () => {
+  await relay.stop();
+});
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+let seq = 0;
+const stores = new Map<PeerEngine, PeerStore>();
+const storeOf = (e: PeerEngine): PeerStore => stores.get(e)!;
+
+async function peer(name: string, deps: Partial<PeerEngineDeps> = {}): Promise<PeerEngine> {
+  const store = await openIdbPeerStore(`test-${name}-${seq++}`, new IDBFactory());
+  const engine = await openPeerEngine({ store, fetch, ...deps });
+  stores.set(engine, store);
+  await engine.createIdentity(name);
+  return engine;
+}
+
+async function queueSize(did: string): Promise<number> {
+  const text = await (await fetch(`${relay.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('relay_queue_size{') && l.includes(did));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** A and B paired through the relay with thread th_shared, B having accepted A's invite. */
+async function pairedThroughRelay(): Promise<{ a: PeerEngine; b: PeerEngine }> {
+  const a = await peer('laptop');
+  const b = await peer('phone');
+  await a.setRelay(relay.url);
+  const { link } = await a.createInvite({ threads: ['th_shared'] });
+  await b.acceptInvite(link);
+  await a.receive();
+  return { a, b };
+}
+
+async function serveDirect(engine: PeerEngine, status?: number): Promise<string> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      void (async () => {
+        if (status) {
+          res.writeHead(status).end();
+          return;
+        }
+        const out = await engine.handleDirectDelivery(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body));
+      })();
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('peer engine over a real relay', () => {
+  it('pairs while apart: B accepts A’s invite through the relay, A completes it from its mailbox', async () => {
+    const a = await peer('laptop');
+    const b = await peer('phone');
+    await a.setRelay(relay.url);
+    const { link } = await a.createInvite({ threads: ['th_shared'] });
+    const pair = await b.acceptInvite(link);
+    expect(pair.peerDid).toBe(a.identity()!.did);
+    expect(await b.relayFor(a.identity()!.did)).toBe(relay.url);
+    expect(await queueSize(a.identity()!.did)).toBe(1);
+    expect(await a.pairs()).toEqual([]);
+    const report = await a.receive();
+    expect(report.relays[0]).toMatchObject({ envelopes: 1, ingested: 1, acked: 1 });
+    const pairs = await a.pairs();
+    expect(pairs).toHaveLength(1);
+    expect(pairs[0]).toMatchObject({ peerDid: b.identity()!.did, name: 'phone', threads: ['th_shared'], enabled: true });
+    // The nonce is single-use: replaying the same invite from another device pairs nobody.
+    const c = await peer('stranger');
+    await c.acceptInvite(link);
+    await a.receive();
+    expect((await a.pairs()).map((p) => p.name)).toEqual(['phone']);
+    expect((await a.syncStatus()).counters.records_dropped_unpaired).toBe(1);
+  });
+
+  it('delivers records through the relay; the receiver verifies, stores and acks them once', async () => {
+    const { a, b } = await pairedThroughRelay();
+    for (const t of ['one', 'two', 'three']) await a.emit({ thread: 'th_shared', text: t });
+    const flushed = await a.flushOutbox();
+    expect(flushed).toMatchObject({ relay: 3, pending: 0, rejected: 0 });
+    expect(await queueSize(b.identity()!.did)).toBe(3);
+    const got = await b.receive();
+    expect(got.relays[0]).toMatchObject({ envelopes: 3, ingested: 3, acked: 3, remaining: 0 });
+    const recs = await b.records('th_shared');
+    expect(recs.map((r) => r.signed.record.body.text)).toEqual(['one', 'two', 'three']);
+    expect(recs.every((r) => r.path === 'relay' && r.via === relay.url)).toBe(true);
+    expect(await queueSize(b.identity()!.did)).toBe(0);
+    const status = await a.syncStatus();
+    expect(status.peers[0]?.outbox).toMatchObject({ relay: 3, pending: 0 });
+    // Replies flow back: B shares the thread it received on.
+    await b.emit({ thread: 'th_shared', text: 'reply' });
+    expect((await b.flushOutbox()).relay).toBe(1);
+    await a.receive();
+    expect((await a.records('th_shared')).map((r) => r.signed.record.body.text)).toContain('reply');
+  });
+
+  it('re-delivery after a crash between ingest and ack stores nothing twice', async () => {
+    const { a, b } = await pairedThroughRelay();
+    await a.emit({ thread: 'th_shared', text: 'x' });
+    await a.emit({ thread: 'th_shared', text: 'y' });
+    await a.flushOutbox();
+    const crashing = await openPeerEngine({
+      store: storeOf(b),
+      fetch,
+      beforeAck: () => Promise.reject(new Error('crash before ack')),
+    });
+    await expect(crashing.receive()).rejects.toThrow('crash before ack');
+    expect((await b.records('th_shared')).length).toBe(2);
+    expect(await queueSize(b.identity()!.did)).toBe(2);
+    const again = await b.receive();
+    expect(again.relays[0]).toMatchObject({ envelopes: 2, ingested: 0, duplicates: 2, acked: 2 });
+    expect((await b.records('th_shared')).length).toBe(2);
+    expect((await b.syncStatus()).counters.envelopes_redelivered).toBe(2);
+    expect(await queueSize(b.identity()!.did)).toBe(0);
+  });
+
+  it('drops a tampered envelope and records from an unpaired DID, counts them and acks them', async () => {
+    const { a, b } = await pairedThroughRelay();
+    const bDid = b.identity()!.did;
+    const mallory = newPeer();
+    const rec = await signRecord(note(mallory.did, 'spam', 0, 'th_shared'), mallory.signer);
+    const spam = sealEnvelope(await buildPlainEnvelope({ fromDid: mallory.did, toDid: bDid, records: [rec] }, mallory.signer));
+    await a.emit({ thread: 'th_shared', text: 'genuine' });
+    const real = (await storeOf(a).listOutbox()).find((e) => e.path === 'pending')!;
+    const sealed = JSON.parse(real.envelope) as { ciphertext: string };
+    const ct = fromB64u(sealed.ciphertext)!;
+    ct[10]! ^= 0xff;
+    const tampered = { ...sealed, ciphertext: toB64u(ct) };
+    for (const env of [serializeEnvelope(spam), JSON.stringify(tampered)]) {
+      const res = await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(bDid)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: env });
+      expect(res.status).toBe(202);
+    }
+    const got = await b.receive();
+    expect(got.relays[0]).toMatchObject({ envelopes: 2, ingested: 0, acked: 2 });
+    expect(await queueSize(bDid)).toBe(0);
+    const counters = (await b.syncStatus()).counters;
+    expect(counters.records_dropped_unpaired).toBe(1);
+    expect(counters.envelopes_rejected).toBe(1);
+    const doctor = await b.doctor();
+    expect(doctor.checks.find((c) => c.id === 'dropped_unpaired')?.status).toBe('warn');
+    expect(doctor.checks.find((c) => c.id === 'rejected_content')?.status).toBe('warn');
+    // The genuine envelope still arrives afterwards.
+    await a.flushOutbox();
+    await b.receive();
+    expect((await b.records('th_shared')).map((r) => r.signed.record.body.text)).toEqual(['genuine']);
+  });
+
+  it('delivers direct first when the peer is reachable, and the relay sees nothing', async () => {
+    const { a, b } = await pairedThroughRelay();
+    const url = await serveDirect(b);
+    const bDid = b.identity()!.did;
+    const pair = (await a.pairs())[0]!;
+    await a.setPair({ ...pair, peerUrl: url });
+    const before = (await a.syncStatus()).peers[0]!.outbox.relay;
+    await a.emit({ thread: 'th_shared', text: 'direct' });
+    expect(await a.flushOutbox()).toMatchObject({ direct: 1, relay: 0 });
+    expect((await a.syncStatus()).peers[0]!.outbox.relay).toBe(before);
+    expect(await queueSize(bDid)).toBe(0);
+    const recs = await b.records('th_shared');
+    expect(recs.find((r) => r.signed.record.body.text === 'direct')?.path).toBe('direct');
+    // The same record arriving again through the relay is stored once.
+    const entry = (await storeOf(a).listOutbox()).find((e) => e.path === 'direct')!;
+    await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(bDid)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: entry.envelope });
+    const again = await b.receive();
+    expect(again.relays[0]).toMatchObject({ ingested: 0, duplicates: 1 });
+    expect((await b.records('th_shared')).filter((r) => r.signed.record.body.text === 'direct')).toHaveLength(1);
+  });
+
+  it('falls back to the relay when direct answers 5xx, and keeps the envelope pending when both fail', async () => {
+    const { a, b } = await pairedThroughRelay();
+    const failing = await serveDirect(b, 503);
+    const pair = (await a.pairs())[0]!;
+    await a.setPair({ ...pair, peerUrl: failing });
+    await a.emit({ thread: 'th_shared', text: 'fallback' });
+    expect(await a.flushOutbox()).toMatchObject({ relay: 1, direct: 0 });
+
+    // Neither path: the relay is down too.
+    let now = Date.now();
+    const c = await peer('offline-sender', { now: () => now });
+    await c.setRelay('http://127.0.0.1:9'); // discard port: nothing listens
+    await c.setPair({ peerDid: b.identity()!.did, name: 'phone', threads: ['th_x'], enabled: true });
+    await c.emit({ thread: 'th_x', text: 'later' });
+    const r = await c.flushOutbox();
+    expect(r.pending).toBe(1);
+    const st = (await c.syncStatus()).peers[0]!;
+    expect(st.outbox.pending).toBe(1);
+    expect(st.lastError).toContain('relay: network error');
+    expect(st.nextAttemptAt! - now).toBeLessThanOrEqual(30_000);
+    expect((await c.flushOutbox()).attempted).toBe(0); // not due yet
+    // The relay comes back (now configured): delivered on the forced retry.
+    await c.setRelay(relay.url);
+    expect(await c.flushOutbox({ all: true })).toMatchObject({ relay: 1 });
+    // Retention: an undelivered envelope is kept 7 days, then pruned.
+    await c.emit({ thread: 'th_x', text: 'never' });
+    await c.setRelay('http://127.0.0.1:9');
+    await c.flushOutbox();
+    now += 8 * 24 * 3600_000;
+    await c.flushOutbox();
+    expect((await c.syncStatus()).peers[0]!.outbox.pending).toBe(0);
+  });
+
+  it('marks a 4xx refusal rejected with its reason, never silently dropped', async () => {
+    const c = await peer('sender');
+    const b = await peer('receiver');
+    await c.setRelay(relay.url);
+    await c.setPair({ peerDid: b.identity()!.did, name: 'r', threads: ['th_y'], enabled: true });
+    // A relay path that answers 404 (wrong base URL) is a refusal, not a retry.
+    await c.setRelay(`${relay.url}/not-a-relay`, b.identity()!.did);
+    await c.emit({ thread: 'th_y', text: 'x' });
+    expect(await c.flushOutbox()).toMatchObject({ rejected: 1 });
+    const st = (await c.syncStatus()).peers[0]!;
+    expect(st.outbox.rejected).toBe(1);
+    expect(st.lastError).toContain('404');
+    expect((await c.doctor()).checks.find((ch) => ch.id === 'outbox_rejected')?.status).toBe('warn');
+  });
+
+  it('direct endpoint: 422 unsigned, rejects tampered and unpaired records with reasons', async () => {
+    const { a, b } = await pairedThroughRelay();
+    const rec = await a.emit({ thread: 'th_shared', text: 'ok' });
+    const unsigned = await b.handleDirectDelivery({ records: [{ id: rec.id, record: rec.signed.record }] });
+    expect(unsigned.status).toBe(422);
+    const tampered = { ...rec.signed, record: { ...rec.signed.record, body: { text: 'evil' } } };
+    const mallory = newPeer();
+    const foreign = await signRecord(note(mallory.did, 'hi', 0, 'th_shared'), mallory.signer);
+    const res = await b.handleDirectDelivery({ records: [rec.signed, tampered, foreign] });
+    expect(res.status).toBe(200);
+    const body = res.body as { accepted: string[]; duplicates: string[]; rejected: { id: string; reason: string }[] };
+    expect(body.accepted).toEqual([rec.id]);
+    expect(body.rejected.map((r) => r.reason.split(':')[0])).toEqual(['id_mismatch', 'unpaired_actor']);
+    const dup = await b.handleDirectDelivery({ records: [rec.signed] });
+    expect((dup.body as { duplicates: string[] }).duplicates).toEqual([rec.id]);
+    expect((await b.handleDirectDelivery({ nope: 1 })).status).toBe(400);
+  });
+
+  it('doctor flags an unreachable relay', async () => {
+    const c = await peer('lonely');
+    await c.setRelay('http://127.0.0.1:9');
+    const report = await c.doctor();
+    expect(report.status).toBe('fail');
+    expect(report.checks.find((ch) => ch.id === 'relay_reachable')?.status).toBe('fail');
+  });
+});

@@ -1,0 +1,297 @@
+/**
+ * Relay benchmark (`npm run bench:relay`): prints ONE JSON object.
+ *
+ * - deposits/s and p50/p99 at 50 concurrent keep-alive connections, 1 KiB sealed envelopes with
+ *   distinct IDs, relay on a temp SQLite file (WAL, synchronous=FULL, group commit), rate limits off;
+ * - the same load against a bare node:http server that reads the body and answers 202 (baseline),
+ *   and `ratio` = relay ÷ bare;
+ * - receive+ack envelopes/s (signed §6 requests) with p50/p99 per request;
+ * - long-poll wake-up latency: deposit sent → waiting receiver answered.
+ *
+ * Servers run as child processes; the load generator runs here. Phases are time-bounded.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, request, Agent } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createSigner, didFromPublicKey, generateSecretKey, randomBytes, signMailboxRequest, toB64u, type Signer } from '../src/core';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CONNECTIONS = 50;
+const DEPOSIT_SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const WARMUP_SECONDS = 1;
+const RECEIVE_SECONDS = 5;
+const WAKE_SAMPLES = 100;
+const ENVELOPE_BYTES = 1024;
+
+// ---------------------------------------------------------------------------------------------
+
+interface Server {
+  url: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+function spawnServer(args: string[]): Promise<Server> {
+  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`server exited early (${code})`)));
+    const lines = createInterface({ input: proc.stdout });
+    lines.on('line', (line) => {
+      if (!line.includes('"listening"')) return;
+      const { url } = JSON.parse(line) as { url: string };
+      // Keep draining stdout (request logs) so the child never blocks on a full pipe.
+      resolve({
+        url,
+        proc,
+        stop: () =>
+          new Promise<void>((done) => {
+            proc.removeAllListeners('exit');
+            proc.once('exit', () => done());
+            proc.kill('SIGTERM');
+          }),
+      });
+    });
+  });
+}
+
+interface Peer {
+  did: string;
+  signer: Signer;
+}
+const newPeer = (): Peer => {
+  const signer = createSigner(generateSecretKey());
+  return { did: didFromPublicKey(signer.publicKey), signer };
+};
+
+/**
+ * A sealed envelope of exactly ENVELOPE_BYTES as a text template whose ID and to_did we vary. The
+ * relay never opens sealed envelopes (§4–§5), so random ciphertext of the right shape is
+ * indistinguishable from a real one to it.
+ */
+function sealedTemplate(to: Peer): { text: string; id: string; toDid: string } {
+  const id = 'f'.repeat(64);
+  const make = (n: number) =>
+    JSON.stringify({ v: 1, id, to_did: to.did, encoding: 'sealed', ttl_seconds: 2_592_000, epk: toB64u(randomBytes(32)), nonce: toB64u(randomBytes(24)), ciphertext: toB64u(randomBytes(n)) });
+  let n = 16;
+  while (Buffer.byteLength(make(n + 1)) <= ENVELOPE_BYTES) n++;
+  // Same-length IDs and DIDs keep every variant at this size.
+  return { text: make(n), id, toDid: to.did };
+}
+
+interface HttpResult {
+  status: number;
+  body: string;
+}
+
+function httpCall(agent: Agent, url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<HttpResult> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ agent, host: u.hostname, port: u.port, method, path, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const percentile = (sorted: number[], p: number): number => {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+};
+const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
+const summary = (latencies: number[], count: number, seconds: number) => {
+  const s = [...latencies].sort((a, b) => a - b);
+  return { per_second: Math.round(count / seconds), p50_ms: round(percentile(s, 50)), p99_ms: round(percentile(s, 99)), requests: latencies.length };
+};
+
+let idCounter = 0;
+const nextId = (): string => (++idCounter).toString(16).padStart(64, '0');
+
+/** 50 connections each depositing back to back for `seconds`; connection i deposits into receiver i. */
+async function depositLoad(url: string, template: { text: string; id: string; toDid: string }, receivers: Peer[], seconds: number) {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+  const latencies: number[] = [];
+  let errors = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async (_, c) => {
+      const to = receivers[c % receivers.length]!;
+      const base = template.text.replace(template.toDid, to.did);
+      const path = `/v1/mailbox/${encodeURIComponent(to.did)}`;
+      while (performance.now() < deadline) {
+        const body = base.replace(template.id, nextId());
+        const t0 = performance.now();
+        const res = await httpCall(agent, url, 'POST', path, { 'content-type': 'application/json' }, body);
+        latencies.push(performance.now() - t0);
+        if (res.status !== 202) {
+          if (errors++ === 0) process.stderr.write(`first deposit error: ${res.status} ${res.body.slice(0, 200)}\n`);
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  agent.destroy();
+  return { ...summary(latencies, latencies.length - errors, elapsed), errors, bytes_per_envelope: Buffer.byteLength(template.text) };
+}
+
+async function signedHeaders(url: string, signer: Signer, method: string, path: string, body: string): Promise<Record<string, string>> {
+  return { authorization: await signMailboxRequest({ method, host: new URL(url).host, pathAndQuery: path, body }, signer) };
+}
+
+/** Each receiver drains its own mailbox: receive (limit 100) then ack, until empty or time is up. */
+async function receiveAckLoad(url: string, receivers: Peer[], seconds: number) {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+  const receiveLatencies: number[] = [];
+  const ackLatencies: number[] = [];
+  let envelopes = 0;
+  let errors = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    receivers.map(async (r) => {
+      const base = `/v1/mailbox/${encodeURIComponent(r.did)}`;
+      while (performance.now() < deadline) {
+        const rpath = `${base}/receive?limit=100`;
+        let t0 = performance.now();
+        const got = await httpCall(agent, url, 'GET', rpath, await signedHeaders(url, r.signer, 'GET', rpath, ''));
+        receiveLatencies.push(performance.now() - t0);
+        if (got.status !== 200) {
+          errors++;
+          break;
+        }
+        const ids = (JSON.parse(got.body) as { envelopes: { id: string }[] }).envelopes.map((e) => e.id);
+        if (ids.length === 0) break;
+        const apath = `${base}/ack`;
+        const body = JSON.stringify({ ids });
+        const headers = { ...(await signedHeaders(url, r.signer, 'POST', apath, body)), 'content-type': 'application/json' };
+        t0 = performance.now();
+        const acked = await httpCall(agent, url, 'POST', apath, headers, body);
+        ackLatencies.push(performance.now() - t0);
+        if (acked.status !== 200) errors++;
+        else envelopes += (JSON.parse(acked.body) as { removed: number }).removed;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  agent.destroy();
+  const rs = [...receiveLatencies].sort((a, b) => a - b);
+  const as = [...ackLatencies].sort((a, b) => a - b);
+  return {
+    envelopes_per_second: Math.round(envelopes / elapsed),
+    envelopes,
+    seconds: round(elapsed),
+    receive_p50_ms: round(percentile(rs, 50)),
+    receive_p99_ms: round(percentile(rs, 99)),
+    ack_p50_ms: round(percentile(as, 50)),
+    ack_p99_ms: round(percentile(as, 99)),
+    errors,
+  };
+}
+
+/** Long-poll wake-up: a receiver waits (wait=10); we deposit; latency = deposit sent → receiver answered. */
+async function wakeLatency(url: string) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  const receiver = newPeer();
+  const template = sealedTemplate(receiver);
+  const base = `/v1/mailbox/${encodeURIComponent(receiver.did)}`;
+  const samples: number[] = [];
+  for (let i = 0; i < WAKE_SAMPLES; i++) {
+    const rpath = `${base}/receive?wait=10&limit=10`;
+    let answeredAt = 0;
+    const polling = httpCall(agent, url, 'GET', rpath, await signedHeaders(url, receiver.signer, 'GET', rpath, '')).then((r) => {
+      answeredAt = performance.now();
+      return r;
+    });
+    // Deposit once the relay holds the request (its own gauge says so).
+    for (;;) {
+      const m = await httpCall(agent, url, 'GET', '/metrics', {});
+      if (/^relay_long_polls_waiting 1$/m.test(m.body)) break;
+    }
+    const id = nextId();
+    const sentAt = performance.now();
+    await httpCall(agent, url, 'POST', base, { 'content-type': 'application/json' }, template.text.replace(template.id, id));
+    const got = await polling;
+    if (!got.body.includes(id)) throw new Error('long-poll answered without the deposited envelope');
+    samples.push(answeredAt - sentAt);
+    const apath = `${base}/ack`;
+    const body = JSON.stringify({ ids: [id] });
+    await httpCall(agent, url, 'POST', apath, { ...(await signedHeaders(url, receiver.signer, 'POST', apath, body)), 'content-type': 'application/json' }, body);
+  }
+  agent.destroy();
+  const s = samples.sort((a, b) => a - b);
+  return { samples: s.length, p50_ms: round(percentile(s, 50)), p99_ms: round(percentile(s, 99)) };
+}
+
+async function main(): Promise<void> {
+  const receivers = Array.from({ length: CONNECTIONS }, newPeer);
+  const template = sealedTemplate(receivers[0]!);
+
+  // Baseline first, alone on the machine.
+  const bare = await spawnServer([join(ROOT, 'bin', 'run-ts.js'), join(ROOT, 'bench', 'relay.ts'), '--bare-server']);
+  await depositLoad(bare.url, template, receivers, WARMUP_SECONDS);
+  const bareResult = await depositLoad(bare.url, template, receivers, DEPOSIT_SECONDS);
+  await bare.stop();
+
+  const dir = mkdtempSync(join(tmpdir(), 'relay-bench-'));
+  const relay = await spawnServer([
+    join(ROOT, 'bin', 'spl-relay.js'),
+    '--host', '127.0.0.1', '--port', '0', '--db', join(dir, 'relay.sqlite'),
+    '--no-rate-limit', '--cap', '10000000', ...(process.env.BENCH_RELAY_ARGS ?? '').split(' ').filter(Boolean),
+  ]);
+  try {
+    await depositLoad(relay.url, template, receivers, WARMUP_SECONDS);
+    const deposits = await depositLoad(relay.url, template, receivers, DEPOSIT_SECONDS);
+    const receiveAck = await receiveAckLoad(relay.url, receivers, RECEIVE_SECONDS);
+    const wake = await wakeLatency(relay.url);
+    const result = {
+      bench: 'relay',
+      node: process.version,
+      connections: CONNECTIONS,
+      envelope_bytes: deposits.bytes_per_envelope,
+      storage: 'sqlite file, WAL, synchronous=FULL, group commit',
+      deposit: deposits,
+      bare_http: bareResult,
+      ratio: round(deposits.per_second / bareResult.per_second),
+      receive_ack: receiveAck,
+      long_poll_wake: wake,
+      goals: { ratio_at_least_0_5: deposits.per_second / bareResult.per_second >= 0.5, deposit_p99_under_25ms: deposits.p99_ms < 25 },
+    };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await relay.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bare baseline server (child mode): read the body, answer 202 with a deposit-shaped JSON.
+function runBareServer(): void {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = JSON.stringify({ id: 'x'.repeat(64), duplicate: false, expires_at: Date.now() + 2_592_000_000, n: Buffer.concat(chunks).length });
+      res.writeHead(202, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+  });
+  server.keepAliveTimeout = 10_000;
+  server.listen(0, '127.0.0.1', () => {
+    const addr = server.address();
+    if (addr && typeof addr === 'object') process.stdout.write(`${JSON.stringify({ msg: 'listening', url: `http://127.0.0.1:${addr.port}` })}\n`);
+  });
+  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
+
+if (process.argv.includes('--bare-server')) runBareServer();
+else await main();

@@ -1,0 +1,126 @@
+/**
+ * A real relay process for tests: `node bin/spl-relay.js --host 127.0.0.1 --port 0 …`, ready once
+ * it prints its listening line (no sleeps). Plus signed receive/ack helpers (PROTOCOL.md §6),
+ * reusable by browser e2e tests.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { signMailboxRequest, type Signer } from '../../src/core';
+import { ROOT } from './paths';
+
+export interface RelayProcess {
+  readonly url: string;
+  readonly proc: ChildProcess;
+  /** Log lines (stdout) seen so far, parsed when JSON. */
+  readonly logs: readonly Record<string, unknown>[];
+  /** SIGTERM and wait for exit; resolves the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL (crash) and wait for exit. */
+  kill9(): Promise<void>;
+  /** Resolves once the process has exited, with its code. */
+  readonly exited: Promise<number | null>;
+}
+
+const STARTUP_TIMEOUT_MS = 20_000;
+
+/** Starts a relay; `args` are extra CLI options (e.g. `['--db', ':memory:', '--cap', '3']`). */
+export function startRelayProcess(args: readonly string[] = []): Promise<RelayProcess> {
+  const hasDb = args.includes('--db');
+  const proc = spawn(
+    process.execPath,
+    [join(ROOT, 'bin', 'spl-relay.js'), '--host', '127.0.0.1', '--port', '0', ...(hasDb ? [] : ['--db', ':memory:']), ...args],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+
+  return new Promise<RelayProcess>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`relay did not start within ${STARTUP_TIMEOUT_MS} ms: ${stderr}`));
+    }, STARTUP_TIMEOUT_MS);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`relay exited (${code}) before listening: ${stderr}`));
+    });
+    createInterface({ input: proc.stdout }).on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        entry = { raw: line };
+      }
+      logs.push(entry);
+      if (entry.msg === 'listening' && typeof entry.url === 'string') {
+        clearTimeout(timer);
+        const url = entry.url;
+        resolve({
+          url,
+          proc,
+          logs,
+          exited,
+          stop: () => {
+            if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+            return exited;
+          },
+          kill9: async () => {
+            if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+            await exited;
+          },
+        });
+      }
+    });
+  });
+}
+
+/** The Host header fetch will send for `url` (what the relay puts in the signed string). */
+export const hostOf = (url: string): string => new URL(url).host;
+
+export const mailboxPath = (did: string): string => `/v1/mailbox/${encodeURIComponent(did)}`;
+
+/** GET receive, signed by `signer` (the mailbox owner) unless `auth: null`. */
+export async function signedReceive(
+  relayUrl: string,
+  did: string,
+  signer: Signer,
+  opts: { limit?: number; wait?: number; ts?: number; auth?: string | null } = {},
+): Promise<Response> {
+  const params = new URLSearchParams();
+  if (opts.limit !== undefined) params.set('limit', String(opts.limit));
+  if (opts.wait !== undefined) params.set('wait', String(opts.wait));
+  const qs = params.toString();
+  const pathAndQuery = `${mailboxPath(did)}/receive${qs ? `?${qs}` : ''}`;
+  const auth = opts.auth !== undefined ? opts.auth : await signMailboxRequest({ method: 'GET', host: hostOf(relayUrl), pathAndQuery, body: '' }, signer, opts.ts);
+  return fetch(relayUrl + pathAndQuery, { headers: auth === null ? {} : { authorization: auth } });
+}
+
+/** POST ack `{"ids": ids}`, signed by `signer`. */
+export async function signedAck(relayUrl: string, did: string, signer: Signer, ids: readonly string[], opts: { ts?: number } = {}): Promise<Response> {
+  const pathAndQuery = `${mailboxPath(did)}/ack`;
+  const body = JSON.stringify({ ids });
+  const auth = await signMailboxRequest({ method: 'POST', host: hostOf(relayUrl), pathAndQuery, body }, signer, opts.ts);
+  return fetch(relayUrl + pathAndQuery, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body });
+}
+
+/** POST an envelope (object or raw text) to `did`'s mailbox. */
+export function deposit(relayUrl: string, did: string, envelope: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(relayUrl + mailboxPath(did), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof envelope === 'string' ? envelope : JSON.stringify(envelope),
+  });
+}
+
+/** Polls `check` until it is truthy (condition wait, not a sleep), failing after `timeoutMs`. */
+export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs = 10_000, what = 'condition'): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -1,0 +1,4 @@
+import { MemoryMailboxStore } from '../../src/relay/memory-store';
+import { mailboxStoreContract } from './store-contract';
+
+mailboxStoreContract('memory', { open: () => Promise.resolve({ store: new MemoryMailboxStore() }) });

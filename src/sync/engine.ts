@@ -64,6 +64,8 @@ const MAX_ENVELOPE_RECORDS = 50;
 const ACK_CHUNK = 1000; // §5
 const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 const MAX_DRAIN_ROUNDS = 200;
+/** Envelopes per verify/commit step of a receive batch (see ingestEnvelopes). */
+const PIPELINE_CHUNK = 10;
 
 type ReceiveRelayReport = ReceiveReport['relays'][number];
 
@@ -450,26 +452,40 @@ export class PeerEngine implements PeerApi {
   }
 
   /**
-   * Opens, verifies and ingests one receive batch in a single store transaction. Every envelope
-   * is acked afterwards, the bad ones too (they would only come back): they are counted instead.
+   * Opens, verifies and ingests one receive batch. Envelopes go through in chunks, pipelined: the
+   * next chunk is decrypted and verified while the current one is written (one store transaction
+   * per chunk). Every envelope is acked afterwards, the bad ones too (they would only come back):
+   * they are counted instead.
    */
   private async ingestEnvelopes(envelopes: readonly unknown[], via: string) {
+    const chunks: (readonly unknown[])[] = [];
+    for (let i = 0; i < envelopes.length; i += PIPELINE_CHUNK) chunks.push(envelopes.slice(i, i + PIPELINE_CHUNK));
+    const total = { ackIds: [] as string[], ingested: 0, duplicates: 0, dropped: 0 };
+    let next = chunks[0] ? this.openChunk(chunks[0]) : undefined;
+    for (let i = 0; next; i++) {
+      const opened = await next;
+      next = chunks[i + 1] ? this.openChunk(chunks[i + 1]!) : undefined;
+      const r = await this.commitChunk(opened, via);
+      total.ackIds.push(...opened.ackIds);
+      total.ingested += r.ingested;
+      total.duplicates += r.duplicates;
+      total.dropped += r.dropped;
+    }
+    return total;
+  }
+
+  /** Decrypts and verifies envelopes; never rejects (openEnvelope returns failures as results). */
+  private async openChunk(envelopes: readonly unknown[]) {
     const { me } = this.requireIdentity();
     const recipient = { did: me.did, secretKey: me.secretKey };
     const opened = await Promise.all(envelopes.map((e) => openEnvelope(e, recipient)));
     const ackIds: string[] = [];
     const candidates: SignedRecord[] = [];
-    const delta: Required<Pick<CounterDelta, 'envelopes_received' | 'envelopes_rejected' | 'records_dropped_unpaired' | 'records_rejected_invalid'>> = {
-      envelopes_received: envelopes.length,
-      envelopes_rejected: 0,
-      records_dropped_unpaired: 0,
-      records_rejected_invalid: 0,
-    };
+    const delta = { envelopes_received: envelopes.length, envelopes_rejected: 0, records_dropped_unpaired: 0, records_rejected_invalid: 0 };
     const envelopeRecords: string[][] = [];
     opened.forEach((o, i) => {
       const raw = envelopes[i];
-      const id = isObject(raw) && typeof raw.id === 'string' ? raw.id : undefined;
-      if (id) ackIds.push(id);
+      if (isObject(raw) && typeof raw.id === 'string') ackIds.push(raw.id);
       if (!o.ok) {
         delta.envelopes_rejected++;
         return;
@@ -483,12 +499,16 @@ export class PeerEngine implements PeerApi {
       }
       envelopeRecords.push(ids);
     });
+    return { ackIds, candidates, delta, envelopeRecords };
+  }
+
+  private async commitChunk(chunk: Awaited<ReturnType<PeerEngine['openChunk']>>, via: string) {
+    const { candidates, delta, envelopeRecords } = chunk;
     const accepted = await this.admit(candidates, delta);
     const known = await this.store.hasRecords(accepted.map((r) => r.id));
     const redelivered = envelopeRecords.filter((ids) => ids.length > 0 && ids.every((id) => known.has(id))).length;
     const result = await this.commit(accepted, known, 'relay', via, { ...delta, envelopes_redelivered: redelivered });
     return {
-      ackIds,
       ingested: result.inserted.length,
       duplicates: result.duplicates.length,
       dropped: delta.records_dropped_unpaired + delta.records_rejected_invalid + delta.envelopes_rejected,

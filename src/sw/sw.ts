@@ -1,0 +1,126 @@
+/**
+ * The service worker: offline app shell (workbox precache + navigation fallback) and background
+ * federation: `periodicsync` runs a receive sweep, `sync` flushes the outbox, and the page can
+ * ask for either by message. Every handler runs inside `event.waitUntil`, so the browser keeps the
+ * worker alive until the store has committed.
+ */
+import { cleanupOutdatedCaches, createHandlerBoundToURL, precacheAndRoute } from 'workbox-precaching';
+import { NavigationRoute, registerRoute } from 'workbox-routing';
+import { openBrowserPeer, recordReceiveTaskRun, lastReceiveTaskRun, type ReceiveTaskRun } from '../platform/browser';
+import type { StoredRecord } from '../store/types';
+import { FLUSH_SYNC_TAG, isPageToWorker, PERIODIC_RECEIVE_TAG, type WorkerToPage } from './messages';
+import type { ServiceWorkerScope } from './worker-scope';
+
+declare const self: ServiceWorkerScope;
+
+/** A page holding the receive lock is already syncing: don't spend the event's lifetime queued. */
+const LOCK_TIMEOUT_MS = 20_000;
+
+precacheAndRoute(self.__WB_MANIFEST);
+cleanupOutdatedCaches();
+// Any navigation inside the scope (including `#pair=` links and test query flags) gets the shell.
+registerRoute(new NavigationRoute(createHandlerBoundToURL('index.html')));
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(self.skipWaiting());
+});
+self.addEventListener('activate', (event) => {
+  event.waitUntil(self.clients.claim());
+});
+
+self.addEventListener('periodicsync', (event) => {
+  if (event.tag === PERIODIC_RECEIVE_TAG) event.waitUntil(sweep('periodicsync'));
+});
+
+self.addEventListener('sync', (event) => {
+  if (event.tag === FLUSH_SYNC_TAG) event.waitUntil(flushForSync(event.lastChance === true));
+});
+
+self.addEventListener('message', (event) => {
+  const msg = event.data;
+  if (!isPageToWorker(msg)) return;
+  const reply = (answer: WorkerToPage): void => {
+    const port = event.ports[0];
+    if (port) port.postMessage(answer);
+    else event.source?.postMessage(answer);
+  };
+  if (msg.type === 'sync-now') {
+    event.waitUntil(sweep('message').then((run) => reply({ type: 'sweep-done', run })));
+  } else {
+    event.waitUntil(lastReceiveTaskRun('service-worker').then((lastRun) => reply({ type: 'status', ...(lastRun ? { lastRun } : {}) })));
+  }
+});
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  event.waitUntil(focusOrOpenApp());
+});
+
+/**
+ * One background receive sweep: a plain poll (no long-poll: the browser gives us seconds, not
+ * minutes), then a flush. The engine is opened per sweep so it always sees the page's latest
+ * identity, pairs and relays; Web Locks keep it from overlapping the page's own loop.
+ */
+async function sweep(trigger: string): Promise<ReceiveTaskRun> {
+  const ingested: StoredRecord[] = [];
+  let run: ReceiveTaskRun;
+  const opened = await openBrowserPeer({
+    appUrl: self.registration.scope,
+    lockTimeoutMs: LOCK_TIMEOUT_MS,
+    // The engine reports a batch once per commit; keep each record once.
+    onIngest: (records) => ingested.push(...records.filter((r) => !ingested.some((seen) => seen.id === r.id))),
+  });
+  try {
+    if (!opened.peer.identity()) {
+      run = { at: Date.now(), by: 'service-worker', trigger, ingested: 0, error: 'no identity on this device yet' };
+    } else {
+      const report = await opened.peer.receive({ waitSeconds: 0 });
+      await opened.peer.flushOutbox();
+      const errors = report.relays.flatMap((r) => (r.error ? [`${r.url}: ${r.error}`] : []));
+      run = { at: Date.now(), by: 'service-worker', trigger, ingested: ingested.length, ...(errors.length ? { error: errors.join('; ') } : {}) };
+    }
+  } catch (e) {
+    run = { at: Date.now(), by: 'service-worker', trigger, ingested: ingested.length, error: e instanceof Error ? e.message : String(e) };
+  } finally {
+    await opened.close();
+  }
+  await recordReceiveTaskRun(run);
+  if (ingested.length > 0) await announce(ingested);
+  return run;
+}
+
+/** A one-off `sync`: rejecting asks the browser to retry later, so do that while entries are pending. */
+async function flushForSync(lastChance: boolean): Promise<void> {
+  const opened = await openBrowserPeer({ appUrl: self.registration.scope, lockTimeoutMs: LOCK_TIMEOUT_MS });
+  try {
+    if (!opened.peer.identity()) return;
+    const report = await opened.peer.flushOutbox();
+    if (report.pending > 0 && !lastChance) throw new Error(`${report.pending} envelope(s) still pending`);
+  } finally {
+    await opened.close();
+  }
+}
+
+/** Tells open windows to refresh; notifies only when nobody is looking and permission exists. */
+async function announce(records: readonly StoredRecord[]): Promise<void> {
+  const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const threads = [...new Set(records.map((r) => r.thread))];
+  for (const w of windows) w.postMessage({ type: 'ingested', count: records.length, threads } satisfies WorkerToPage);
+  const someoneLooking = windows.some((w) => w.visibilityState === 'visible');
+  // Never prompt from the worker: only show when the page obtained permission earlier.
+  if (someoneLooking || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
+  const notes = records.filter((r) => r.signed.record.act !== 'LEARN');
+  if (notes.length === 0) return;
+  await self.registration.showNotification('Syncropel', {
+    body: notes.length === 1 ? 'A new note arrived.' : `${notes.length} new notes arrived.`,
+    tag: 'spl-new-records',
+    icon: 'icons/icon-192.png',
+  });
+}
+
+async function focusOrOpenApp(): Promise<void> {
+  const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const first = windows[0];
+  if (first?.focus) await first.focus();
+  else await self.clients.openWindow(self.registration.scope);
+}

@@ -1,0 +1,68 @@
+/**
+ * Boots the PWA: opens this device's peer (IndexedDB + engine), mounts the Svelte app, starts the
+ * foreground sync loop and connects the service worker.
+ */
+import { mount } from 'svelte';
+import './app.css';
+import App from './App.svelte';
+import { openBrowserPeer, pageAppUrl } from '../platform/browser';
+import { AppModel } from './app.svelte';
+import { readTestFlags } from './flags';
+import { ForegroundSync } from './foreground-sync';
+import { connectServiceWorker } from './sw-client';
+import { installTestProbe } from './test-probe';
+import { errorText } from './format';
+
+async function boot(target: HTMLElement): Promise<void> {
+  const flags = readTestFlags(location.search);
+  // The engine needs its ingest callback before the model that handles it exists.
+  let notifyIngest = (): void => undefined;
+  const opened = await openBrowserPeer({
+    appUrl: pageAppUrl(location),
+    onIngest: () => notifyIngest(),
+    ...(flags.holdAck ? { beforeAck: holdAckForever } : {}),
+  });
+  const app = new AppModel(opened.peer);
+  notifyIngest = () => app.changed();
+  if (flags.probe) installTestProbe(app, opened.store);
+  if (!flags.noForeground) {
+    app.sync = new ForegroundSync(app.peer, {
+      changed: () => app.changed(),
+      state: (s) => (app.connection = s),
+    });
+    app.sync.attach();
+  }
+  await app.refreshPairs();
+  mount(App, { target, props: { model: app } });
+  try {
+    app.worker = await connectServiceWorker((msg) => {
+      if (msg.type === 'ingested') {
+        app.changed();
+        app.announce(`${msg.count} new record${msg.count === 1 ? '' : 's'} arrived in the background.`);
+      }
+    });
+  } catch (e) {
+    app.announce(`Offline support is unavailable: ${errorText(e)}`);
+  }
+}
+
+/**
+ * Test-only (`?e2e-hold-ack=1`): the "crash between ingest and ack" fault. The batch is committed;
+ * we mark that on the document and never return, so the test can close the page at this point.
+ */
+function holdAckForever(envelopeIds: readonly string[]): Promise<void> {
+  document.documentElement.dataset.e2eHoldingAck = envelopeIds.join(' ');
+  return new Promise<void>(() => undefined);
+}
+
+const target = document.getElementById('app');
+if (target) {
+  boot(target).catch((e: unknown) => {
+    target.innerHTML = '';
+    const p = document.createElement('p');
+    p.className = 'fatal';
+    p.setAttribute('role', 'alert');
+    p.textContent = `Syncropel could not open its storage on this device: ${errorText(e)}`;
+    target.append(p);
+  });
+}

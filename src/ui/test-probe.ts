@@ -1,0 +1,29 @@
+/**
+ * A read-only window into the store for the browser end-to-end tests, installed only when the page
+ * was opened with an `e2e-*` query flag. It reads IndexedDB through the same store the app uses.
+ */
+import type { Counters, PeerStore } from '../store/types';
+import type { AppModel } from './app.svelte';
+
+export interface TestProbe {
+  did(): string | undefined;
+  /** Records stored in `thread`, counted in IndexedDB. */
+  recordCount(thread: string): Promise<number>;
+  recordIds(thread: string): Promise<string[]>;
+  counters(): Promise<Counters>;
+}
+
+declare global {
+  interface Window {
+    __splProbe?: TestProbe;
+  }
+}
+
+export function installTestProbe(model: AppModel, store: PeerStore): void {
+  window.__splProbe = {
+    did: () => model.identity?.did,
+    recordCount: async (thread) => (await store.recordsByThread(thread)).length,
+    recordIds: async (thread) => (await store.recordsByThread(thread)).map((r) => r.id),
+    counters: () => store.getCounters(),
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * Browser e2e harness: builds the PWA once, serves it on 127.0.0.1, drives real Chromium with
+ * isolated contexts (one per device), and talks CDP to fire service-worker sync events.
+ * Everything waits on conditions with deadlines; nothing sleeps.
+ */
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'vite';
+import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
+import { ROOT } from '../helpers/paths';
+import { waitFor } from '../helpers/relay-process';
+import { serveStatic, type StaticServer } from './static-server';
+
+export const SCREENSHOT_DIR = join(ROOT, 'test-results', 'screens');
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/** Builds the app into a temp dir with `defaultRelay` as the suggested catch-all relay. */
+export async function buildApp(defaultRelay: string): Promise<{ dir: string; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'spl-e2e-app-'));
+  const previous = { relay: process.env.SPL_DEFAULT_RELAY, nodeEnv: process.env.NODE_ENV };
+  process.env.SPL_DEFAULT_RELAY = defaultRelay; // read by vite.config.ts
+  process.env.NODE_ENV = 'production'; // vitest sets "test", which would keep workbox's dev logging
+  try {
+    await build({ root: ROOT, mode: 'production', configFile: join(ROOT, 'vite.config.ts'), logLevel: 'warn', build: { outDir: dir, emptyOutDir: true, sourcemap: false } });
+  } finally {
+    restoreEnv('SPL_DEFAULT_RELAY', previous.relay);
+    restoreEnv('NODE_ENV', previous.nodeEnv);
+  }
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+function restoreEnv(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+export { serveStatic, type StaticServer, waitFor };
+
+interface SwVersion {
+  readonly registrationId: string;
+  readonly status: string;
+  readonly runningStatus: string;
+}
+
+/** One device = one browser context (its own IndexedDB, caches, service worker). */
+export class Device {
+  page: Page | undefined;
+  private cdp: CDPSession | undefined;
+  private readonly versions = new Map<string, SwVersion>();
+  readonly consoleErrors: string[] = [];
+
+  private constructor(
+    readonly name: string,
+    readonly context: BrowserContext,
+    readonly appUrl: string,
+  ) {}
+
+  static async create(browser: Browser, name: string, appUrl: string, viewport: { width: number; height: number }): Promise<Device> {
+    const context = await browser.newContext({ viewport });
+    const device = new Device(name, context, appUrl);
+    context.on('console', (m) => {
+      if (process.env.E2E_DEBUG) console.log(`[${name}] ${m.type()}: ${m.text()}`);
+    });
+    await device.grantSyncPermissions(browser);
+    return device;
+  }
+
+  /** Periodic Background Sync is not in Playwright's permission list: grant it over CDP. */
+  private async grantSyncPermissions(browser: Browser): Promise<void> {
+    const page = await this.context.newPage();
+    const session = await this.context.newCDPSession(page);
+    const { targetInfo } = (await session.send('Target.getTargetInfo')) as { targetInfo: { browserContextId?: string } };
+    await session.detach();
+    await page.close();
+    const browserSession = await browser.newBrowserCDPSession();
+    await browserSession.send('Browser.grantPermissions', {
+      origin: new URL(this.appUrl).origin,
+      ...(targetInfo.browserContextId ? { browserContextId: targetInfo.browserContextId } : {}),
+      permissions: ['periodicBackgroundSync', 'backgroundSync'],
+    });
+    await browserSession.detach();
+  }
+
+  /** Opens the app (`suffix` = query and/or hash) in a fresh tab and waits for it to render. */
+  async open(suffix = ''): Promise<Page> {
+    if (this.page && !this.page.isClosed()) await this.close();
+    const page = await this.context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') this.consoleErrors.push(m.text());
+    });
+    this.page = page;
+    this.versions.clear();
+    this.cdp = await this.context.newCDPSession(page);
+    this.cdp.on('ServiceWorker.workerVersionUpdated', (e: { versions: (SwVersion & { versionId: string })[] }) => {
+      for (const v of e.versions) this.versions.set(v.versionId, v);
+    });
+    await this.cdp.send('ServiceWorker.enable');
+    await page.goto(this.appUrl + suffix);
+    await page.locator('.shell').waitFor();
+    return page;
+  }
+
+  async close(): Promise<void> {
+    await this.page?.close();
+    this.page = undefined;
+    this.cdp = undefined;
+  }
+
+  requirePage(): Page {
+    if (!this.page || this.page.isClosed()) throw new Error(`${this.name} has no open page`);
+    return this.page;
+  }
+
+  /** The activated service worker's registration, once there is one. */
+  async activeRegistrationId(): Promise<string> {
+    return waitFor(
+      () => [...this.versions.values()].find((v) => v.status === 'activated')?.registrationId,
+      20_000,
+      `${this.name}: an activated service worker`,
+    );
+  }
+
+  /** What the browser does on its own schedule, fired now: a `periodicsync` event in the SW. */
+  async dispatchPeriodicSync(tag = 'spl-receive'): Promise<void> {
+    const registrationId = await this.activeRegistrationId();
+    await this.cdp!.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin: new URL(this.appUrl).origin, registrationId, tag });
+  }
+
+  async dispatchSync(tag = 'spl-flush', lastChance = false): Promise<void> {
+    const registrationId = await this.activeRegistrationId();
+    await this.cdp!.send('ServiceWorker.dispatchSyncEvent', { origin: new URL(this.appUrl).origin, registrationId, tag, lastChance });
+  }
+
+  /**
+   * Asks the page's service worker for a sweep by message (what the app's sw-client does) and
+   * resolves its run record. Messages reach the worker while offline; sync events do not
+   * (Chromium defers them until it is back online, even when fired over CDP).
+   */
+  async workerSweepByMessage(): Promise<{ at: number; trigger: string; ingested: number; error?: string }> {
+    return this.requirePage().evaluate(
+      () =>
+        new Promise<{ at: number; trigger: string; ingested: number; error?: string }>((resolve, reject) => {
+          const worker = navigator.serviceWorker.controller;
+          if (!worker) {
+            reject(new Error('no controlling service worker'));
+            return;
+          }
+          const channel = new MessageChannel();
+          channel.port1.onmessage = (e: MessageEvent<{ type: string; run?: { at: number; trigger: string; ingested: number; error?: string } }>) => {
+            if (e.data.type === 'sweep-done' && e.data.run) resolve(e.data.run);
+          };
+          worker.postMessage({ type: 'sync-now' }, [channel.port2]);
+        }),
+    );
+  }
+
+  /** Reads the receive-task run the SW or the page recorded (src/platform/browser.ts). */
+  async lastRun(by: 'service-worker' | 'page'): Promise<{ at: number; trigger: string; ingested: number; error?: string } | undefined> {
+    return this.requirePage().evaluate(
+      (key) =>
+        new Promise<{ at: number; trigger: string; ingested: number; error?: string } | undefined>((resolve, reject) => {
+          const req = indexedDB.open('spl-platform');
+          req.onerror = () => reject(new Error(String(req.error)));
+          req.onsuccess = () => {
+            const db = req.result;
+            if (!db.objectStoreNames.contains('meta')) {
+              db.close();
+              resolve(undefined);
+              return;
+            }
+            const get = db.transaction('meta').objectStore('meta').get(key);
+            get.onsuccess = () => {
+              db.close();
+              resolve(get.result as { at: number; trigger: string; ingested: number; error?: string } | undefined);
+            };
+            get.onerror = () => reject(new Error(String(get.error)));
+          };
+        }),
+      `receive-task:${by}`,
+    );
+  }
+
+  async screenshot(name: string): Promise<void> {
+    await mkdir(SCREENSHOT_DIR, { recursive: true });
+    await this.requirePage().screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+  }
+}
+
+/** `relay_queue_size{did="…"}` from the relay's Prometheus text (0 when the series is absent). */
+export async function relayQueueSize(relayUrl: string, did: string): Promise<number> {
+  const text = await (await fetch(`${relayUrl}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('relay_queue_size{')) continue;
+    const labels = line.slice(line.indexOf('{') + 1, line.lastIndexOf('}'));
+    if (labels.includes(`did="${did}"`)) return Number(line.slice(line.lastIndexOf('}') + 1).trim());
+  }
+  return 0;
+}

@@ -1,0 +1,57 @@
+/**
+ * The installable PWA: Svelte 5 UI (src/ui) and a TypeScript service worker (src/sw/sw.ts) built
+ * with vite-plugin-pwa's injectManifest strategy, which fills `self.__WB_MANIFEST` with the shell.
+ *
+ * SPL_DEFAULT_RELAY (env, at build time) becomes the catch-all relay the onboarding screen
+ * suggests, so `npm start` and the e2e harness work out of the box.
+ */
+import { defineConfig } from 'vite';
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+import { VitePWA } from 'vite-plugin-pwa';
+
+const defaultRelay = process.env.SPL_DEFAULT_RELAY ?? '';
+
+export default defineConfig(({ command }) => ({
+  base: './',
+  define: {
+    __SPL_DEFAULT_RELAY__: JSON.stringify(defaultRelay),
+    // The dev server serves the worker as an ES module at /dev-sw.js; builds emit a classic ./sw.js.
+    __SPL_SW_DEV__: JSON.stringify(command === 'serve'),
+  },
+  server: { host: '127.0.0.1' },
+  preview: { host: '127.0.0.1' },
+  build: { target: 'es2022', sourcemap: true },
+  plugins: [
+    svelte(),
+    VitePWA({
+      strategies: 'injectManifest',
+      srcDir: 'src/sw',
+      filename: 'sw.ts',
+      // The page registers the worker itself with workbox-window (src/ui/sw-client.ts).
+      injectRegister: false,
+      registerType: 'prompt',
+      injectManifest: {
+        globPatterns: ['**/*.{js,css,html,png,svg,webmanifest}'],
+        rollupFormat: 'iife',
+      },
+      devOptions: { enabled: true, type: 'module', navigateFallback: 'index.html' },
+      includeAssets: ['apple-touch-icon.png'],
+      manifest: {
+        name: 'Syncropel',
+        short_name: 'Syncropel',
+        description: 'Notes that reach your other devices, even when they are rarely online together.',
+        start_url: './',
+        scope: './',
+        display: 'standalone',
+        background_color: '#f6f4ef',
+        theme_color: '#1f5f6b',
+        icons: [
+          { src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png', purpose: 'any' },
+          { src: 'icons/icon-512.png', sizes: '512x512', type: 'image/png', purpose: 'any' },
+          { src: 'icons/maskable-192.png', sizes: '192x192', type: 'image/png', purpose: 'maskable' },
+          { src: 'icons/maskable-512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
+        ],
+      },
+    }),
+  ],
+}));

@@ -1,0 +1,24 @@
+/**
+ * Bundled by ./idb.chromium.test.ts into a page: runs the contract against the browser's own
+ * IndexedDB and exposes the report as `runStoreContract()`.
+ */
+import { openIdbPeerStore } from '../../src/store/idb';
+import { CHROMIUM_CAPABILITIES, CHROMIUM_SUITE_NAME, type StoreContractPage } from './browser-page';
+import { runPeerStoreContract } from './contract';
+import { runRegistered } from './mini-runner';
+
+const runId = Date.now().toString(36);
+let seq = 0;
+
+(globalThis as StoreContractPage).runStoreContract = () =>
+  runRegistered((t) =>
+    runPeerStoreContract(
+      t,
+      CHROMIUM_SUITE_NAME,
+      async () => {
+        const dbName = `contract-${runId}-${++seq}`; // a fresh database per test
+        return { store: await openIdbPeerStore(dbName), reopen: () => openIdbPeerStore(dbName) };
+      },
+      CHROMIUM_CAPABILITIES,
+    ),
+  );

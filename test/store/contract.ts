@@ -1,0 +1,438 @@
+/**
+ * The PeerStore contract (src/store/types.ts): every adapter runs this one suite, in Node under
+ * vitest and, for IndexedDB, also in real Chromium. It depends on no test framework: tests are
+ * handed to a `ContractRegistrar` and assert with ./assert.
+ */
+import { COUNTER_NAMES, type Counters, type OutboxEntry, type PeerStore, type ReceiveState, type StoredRecord } from '../../src/store/types';
+import { assert } from './assert';
+import {
+  DAY,
+  T0,
+  identityOf,
+  invite,
+  newActor,
+  outboxEntry,
+  storedNote,
+  storedNotes,
+  toStored,
+  type TestActor,
+} from './fixtures';
+
+export interface ContractRegistrar {
+  test(name: string, fn: () => Promise<void>): void;
+  /** A measurement worth reporting (e.g. a timing); never an assertion. */
+  note(message: string): void;
+}
+
+export interface OpenedStore {
+  readonly store: PeerStore;
+  /** Opens the same storage again; absent when the adapter does not persist (SQLite :memory:). */
+  readonly reopen?: () => Promise<PeerStore>;
+}
+
+/** Opens a fresh, empty store. */
+export type PeerStoreFactory = () => Promise<OpenedStore>;
+
+export const BATCH_SIZE = 2_000;
+
+const ZERO_COUNTERS = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as Record<keyof Counters, number>;
+
+/** (clock, actor, id): the order recordsByThread promises. */
+function byClockActorId(a: StoredRecord, b: StoredRecord): number {
+  if (a.clock !== b.clock) return a.clock - b.clock;
+  if (a.actor !== b.actor) return a.actor < b.actor ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+const ids = (records: readonly { id: string }[]) => records.map((r) => r.id);
+
+export interface StoreCapabilities {
+  /** The storage outlives close(): the factory's `reopen` opens it again. */
+  readonly persistent: boolean;
+}
+
+export function runPeerStoreContract(t: ContractRegistrar, name: string, factory: PeerStoreFactory, capabilities: StoreCapabilities): void {
+  const test = (title: string, fn: (opened: OpenedStore) => Promise<void>) =>
+    t.test(`PeerStore contract (${name}) › ${title}`, async () => {
+      const opened = await factory();
+      try {
+        await fn(opened);
+      } finally {
+        await opened.store.close();
+      }
+    });
+
+  // One pair of actors for the whole suite: signing keys are cheap, but there is no need to churn.
+  let actors: { a: TestActor; b: TestActor } | undefined;
+  const getActors = () => (actors ??= { a: newActor(), b: newActor() });
+
+  // ---- identity ------------------------------------------------------------------------------
+
+  test('identity: absent at first, created once, secret key kept as bytes', async ({ store }) => {
+    const { a, b } = getActors();
+    assert.equal(await store.getIdentity(), undefined, 'fresh store');
+    await store.createIdentity(identityOf(a));
+    const got = await store.getIdentity();
+    assert.deepEqual(got, identityOf(a));
+    assert.ok(got?.secretKey instanceof Uint8Array && got.secretKey.length === 32, 'secretKey is a 32-byte Uint8Array');
+    await assert.rejects(store.createIdentity(identityOf(b, 'phone')), /identity/i, 'second createIdentity');
+    assert.deepEqual(await store.getIdentity(), identityOf(a), 'the first identity is untouched');
+  });
+
+  test('identity: of two concurrent creates exactly one succeeds', async ({ store }) => {
+    const { a, b } = getActors();
+    const outcomes = await Promise.allSettled([store.createIdentity(identityOf(a)), store.createIdentity(identityOf(b, 'phone'))]);
+    const winners = outcomes.map((o) => o.status === 'fulfilled');
+    assert.equal(winners.filter(Boolean).length, 1, 'successful creates');
+    assert.deepEqual(await store.getIdentity(), winners[0] ? identityOf(a) : identityOf(b, 'phone'));
+  });
+
+  // ---- records -------------------------------------------------------------------------------
+
+  test('ingest: stores new records in input order and returns them exactly', async ({ store }) => {
+    const { a, b } = getActors();
+    const records = [
+      await storedNote(a, { clock: 0, path: 'relay', via: 'https://relay.one', receivedAt: T0 + 1 }),
+      await storedNote(b, { clock: 0, path: 'direct', receivedAt: T0 + 2 }),
+      await storedNote(a, { clock: 1, path: 'local', receivedAt: T0 + 3 }),
+    ];
+    assert.deepEqual(await store.ingest(records), { inserted: ids(records), duplicates: [] });
+    for (const r of records) assert.deepEqual(await store.getRecord(r.id), r, `getRecord(${r.path})`);
+    assert.equal(await store.getRecord('0'.repeat(64)), undefined, 'unknown ID');
+    assert.equal(await store.countRecords(), 3);
+  });
+
+  test('ingest: re-delivery is idempotent, counters are bumped in the same call', async ({ store }) => {
+    const { a } = getActors();
+    const first = await storedNotes(a, 3);
+    const r1 = await store.ingest(first, { records_ingested: 3, envelopes_received: 1 });
+    assert.deepEqual(r1, { inserted: ids(first), duplicates: [] });
+    // Same IDs, different arrival facts: nothing may be overwritten.
+    const again = first.map((r) => toStored(r.signed, { receivedAt: T0 + DAY, path: 'direct' }));
+    const r2 = await store.ingest(again, { records_duplicate: 3, envelopes_redelivered: 1 });
+    assert.deepEqual(r2, { inserted: [], duplicates: ids(first) });
+    assert.equal(await store.countRecords(), 3, 'nothing stored twice');
+    for (const r of first) assert.deepEqual(await store.getRecord(r.id), r, 'first arrival kept');
+    assert.deepEqual(await store.getCounters(), {
+      ...ZERO_COUNTERS,
+      records_ingested: 3,
+      envelopes_received: 1,
+      records_duplicate: 3,
+      envelopes_redelivered: 1,
+    });
+  });
+
+  test('ingest: a mixed batch reports new and duplicate IDs in input order', async ({ store }) => {
+    const { a } = getActors();
+    const [r0, r1, r2, r3] = (await storedNotes(a, 4)) as [StoredRecord, StoredRecord, StoredRecord, StoredRecord];
+    await store.ingest([r1, r3]);
+    // r2 appears twice within the batch: its second occurrence is a duplicate of the first.
+    const result = await store.ingest([r0, r1, r2, r3, r2]);
+    assert.deepEqual(result, { inserted: [r0.id, r2.id], duplicates: [r1.id, r3.id, r2.id] });
+    assert.equal(await store.countRecords(), 4);
+  });
+
+  test('ingest: an empty batch still bumps its counters', async ({ store }) => {
+    assert.deepEqual(await store.ingest([], { envelopes_rejected: 2, records_dropped_unpaired: 1 }), { inserted: [], duplicates: [] });
+    assert.deepEqual(await store.getCounters(), { ...ZERO_COUNTERS, envelopes_rejected: 2, records_dropped_unpaired: 1 });
+  });
+
+  test('ingest: a batch that fails part-way writes nothing, counters included', async ({ store }) => {
+    const { a } = getActors();
+    const [good0, good1] = (await storedNotes(a, 2)) as [StoredRecord, StoredRecord];
+    const bad = await storedNote(a, { clock: 7 });
+    // A body that throws when read can neither be cloned (IndexedDB) nor serialised (SQLite).
+    const poisonedRecord = { ...bad.signed.record };
+    Object.defineProperty(poisonedRecord, 'body', {
+      enumerable: true,
+      get() {
+        throw new Error('poisoned body');
+      },
+    });
+    const poisoned: StoredRecord = { ...bad, signed: { ...bad.signed, record: poisonedRecord } };
+    await assert.rejects(store.ingest([good0, poisoned, good1], { records_ingested: 3 }), undefined, 'ingest with an unstorable record');
+    assert.equal(await store.countRecords(), 0, 'no record of the failed batch');
+    assert.equal(await store.getRecord(good0.id), undefined, 'the record before the bad one');
+    assert.deepEqual(await store.getCounters(), ZERO_COUNTERS, 'no counter of the failed batch');
+    // The store is still usable afterwards.
+    assert.deepEqual(await store.ingest([good0, good1]), { inserted: [good0.id, good1.id], duplicates: [] });
+  });
+
+  test('ingest: concurrent overlapping batches store every ID exactly once', async ({ store }) => {
+    const { a } = getActors();
+    const all = await storedNotes(a, 15);
+    const [x, y] = await Promise.all([store.ingest(all.slice(0, 10)), store.ingest(all.slice(5, 15))]);
+    const inserted = [...x.inserted, ...y.inserted].sort();
+    assert.deepEqual(inserted, ids(all).sort(), 'each ID inserted by exactly one call');
+    assert.deepEqual([...x.duplicates, ...y.duplicates].sort(), ids(all.slice(5, 10)).sort(), 'the overlap is duplicate once');
+    assert.equal(await store.countRecords(), 15);
+  });
+
+  test('hasRecords: the subset of IDs present', async ({ store }) => {
+    const { a } = getActors();
+    const [r0, r1, r2] = (await storedNotes(a, 3)) as [StoredRecord, StoredRecord, StoredRecord];
+    await store.ingest([r0, r2]);
+    assert.deepEqual(await store.hasRecords([r0.id, r1.id, r2.id, 'f'.repeat(64), r0.id]), new Set([r0.id, r2.id]));
+    assert.deepEqual(await store.hasRecords([]), new Set<string>());
+  });
+
+  test('recordsByThread: ordered by (clock, actor, id), other threads excluded', async ({ store }) => {
+    const { a, b } = getActors();
+    const mine = await Promise.all([
+      storedNote(a, { clock: 10 }),
+      storedNote(a, { clock: 9 }), // numeric, not text, order: 9 before 10
+      storedNote(b, { clock: 1 }),
+      storedNote(a, { clock: 1 }),
+      storedNote(b, { clock: 0 }),
+      storedNote(a, { clock: 3, text: 'fork one' }), // same (clock, actor): ordered by id
+      storedNote(a, { clock: 3, text: 'fork two' }),
+      storedNote(a, { clock: 3, text: 'fork three' }),
+      storedNote(b, { clock: 3 }),
+    ]);
+    const other = await storedNote(a, { thread: 'th_other', clock: 2 });
+    await store.ingest([...mine.slice(4), other, ...mine.slice(0, 4)]);
+    const expected = [...mine].sort(byClockActorId);
+    assert.deepEqual(ids(await store.recordsByThread('th_test')), ids(expected));
+    assert.deepEqual(await store.recordsByThread('th_test'), expected, 'full records');
+    assert.deepEqual(await store.recordsByThread('th_other'), [other]);
+    assert.deepEqual(await store.recordsByThread('th_none'), []);
+  });
+
+  test('maxClock: highest clock per (actor, thread), -1 when none', async ({ store }) => {
+    const { a, b } = getActors();
+    assert.equal(await store.maxClock(a.did, 'th_test'), -1, 'empty store');
+    await store.ingest(await Promise.all([0, 10, 9, 2].map((clock) => storedNote(a, { clock }))));
+    await store.ingest([await storedNote(b, { clock: 500, thread: 'th_other' })]);
+    assert.equal(await store.maxClock(a.did, 'th_test'), 10, 'numeric maximum');
+    assert.equal(await store.maxClock(b.did, 'th_test'), -1, 'other actor on this thread');
+    assert.equal(await store.maxClock(a.did, 'th_other'), -1, 'this actor on another thread');
+    assert.equal(await store.maxClock(b.did, 'th_other'), 500);
+    await store.ingest([await storedNote(a, { clock: Number.MAX_SAFE_INTEGER })]);
+    assert.equal(await store.maxClock(a.did, 'th_test'), Number.MAX_SAFE_INTEGER, 'the largest allowed clock survives');
+  });
+
+  test('threads: count and newest arrival per thread', async ({ store }) => {
+    const { a, b } = getActors();
+    assert.deepEqual(await store.threads(), [], 'empty store');
+    await store.ingest([
+      await storedNote(a, { thread: 'th_a', clock: 0, receivedAt: T0 + 5 }),
+      await storedNote(a, { thread: 'th_a', clock: 1, receivedAt: T0 + 50 }),
+      await storedNote(b, { thread: 'th_a', clock: 0, receivedAt: T0 + 7 }), // newest is not the last ingested
+      await storedNote(b, { thread: 'th_b', clock: 0, receivedAt: T0 + 1 }),
+    ]);
+    await store.ingest([await storedNote(a, { thread: 'th_c', clock: 0, receivedAt: T0 })]);
+    const threads = (await store.threads()).sort((x, y) => (x.thread < y.thread ? -1 : 1));
+    assert.deepEqual(threads, [
+      { thread: 'th_a', count: 3, lastReceivedAt: T0 + 50 },
+      { thread: 'th_b', count: 1, lastReceivedAt: T0 + 1 },
+      { thread: 'th_c', count: 1, lastReceivedAt: T0 },
+    ]);
+  });
+
+  test(`ingest: one batch of ${BATCH_SIZE} signed records, then its re-delivery`, async ({ store }) => {
+    const { a, b } = getActors();
+    const half = BATCH_SIZE / 2;
+    const batch = [...(await storedNotes(a, half, 'th_bulk')), ...(await storedNotes(b, half, 'th_bulk'))];
+    let started = performance.now();
+    const result = await store.ingest(batch, { records_ingested: BATCH_SIZE });
+    const ingestMs = performance.now() - started;
+    assert.equal(result.inserted.length, BATCH_SIZE, 'inserted');
+    assert.deepEqual(result.inserted, ids(batch), 'inserted in input order');
+    assert.equal(await store.countRecords(), BATCH_SIZE);
+    assert.equal(await store.maxClock(b.did, 'th_bulk'), half - 1);
+    started = performance.now();
+    const again = await store.ingest(batch, { records_duplicate: BATCH_SIZE });
+    const redeliveryMs = performance.now() - started;
+    assert.equal(again.duplicates.length, BATCH_SIZE, 'all duplicates the second time');
+    assert.equal(again.inserted.length, 0);
+    const byThread = await store.recordsByThread('th_bulk');
+    assert.deepEqual(ids(byThread), ids([...batch].sort(byClockActorId)), 'thread order');
+    assert.deepEqual(await store.getCounters(), { ...ZERO_COUNTERS, records_ingested: BATCH_SIZE, records_duplicate: BATCH_SIZE });
+    t.note(`${name}: ingest of ${BATCH_SIZE} new records ${ingestMs.toFixed(0)} ms, re-delivery ${redeliveryMs.toFixed(0)} ms`);
+  });
+
+  // ---- outbox --------------------------------------------------------------------------------
+
+  test('outbox: put, get, list oldest first, replace by id', async ({ store }) => {
+    const { a, b } = getActors();
+    const newer = await outboxEntry(a, b, { id: 'env_newer', createdAt: T0 + 2 });
+    const older = await outboxEntry(a, b, { id: 'env_older', createdAt: T0 + 1 });
+    await store.putOutbox([newer, older]);
+    await store.putOutbox([]);
+    assert.deepEqual(await store.getOutbox('env_newer'), newer);
+    assert.equal(await store.getOutbox('env_unknown'), undefined);
+    assert.deepEqual(await store.listOutbox(), [older, newer]);
+
+    const delivered = { ...newer, path: 'relay' as const, attempts: 1, deliveredTo: 'https://relay.one', deliveredAt: T0 + 9 };
+    await store.putOutbox([delivered]);
+    assert.deepEqual(await store.getOutbox('env_newer'), delivered, 'replaced');
+    // Replacing with an entry lacking the optional fields must drop them, not merge.
+    const retrying = { ...newer, attempts: 2, nextAttemptAt: T0 + 60_000, lastError: 'HTTP 503' };
+    await store.putOutbox([retrying]);
+    assert.deepEqual(await store.getOutbox('env_newer'), retrying, 'replaced again');
+    assert.deepEqual(await store.listOutbox(), [older, retrying], 'still two entries');
+  });
+
+  test('outbox: due = pending with nextAttemptAt <= now, oldest first', async ({ store }) => {
+    const { a, b } = getActors();
+    const now = T0 + 10;
+    const e = (id: string, over: Partial<OutboxEntry>) => outboxEntry(a, b, { ...over, id });
+    const dueLate = await e('due_late', { createdAt: T0 + 3, nextAttemptAt: T0 + 9 });
+    const dueFirst = await e('due_first', { createdAt: T0 + 1, nextAttemptAt: T0 });
+    const dueExactlyNow = await e('due_now', { createdAt: T0 + 2, nextAttemptAt: now });
+    await store.putOutbox([
+      dueLate,
+      await e('not_yet', { createdAt: T0, nextAttemptAt: now + 1 }),
+      dueFirst,
+      await e('delivered', { createdAt: T0, nextAttemptAt: T0, path: 'relay', deliveredTo: 'https://relay.one', deliveredAt: T0 }),
+      await e('rejected', { createdAt: T0, nextAttemptAt: T0, path: 'rejected', rejectedReason: 'HTTP 400' }),
+      await e('direct', { createdAt: T0, nextAttemptAt: T0, path: 'direct' }),
+      dueExactlyNow,
+    ]);
+    assert.deepEqual(await store.dueOutbox(now), [dueFirst, dueExactlyNow, dueLate]);
+    assert.deepEqual(await store.dueOutbox(T0 - 1), []);
+  });
+
+  test('outbox: prune deletes entries whose retention has ended, whatever their state', async ({ store }) => {
+    const { a, b } = getActors();
+    const now = T0 + 10;
+    const kept = await outboxEntry(a, b, { id: 'kept', expiresAt: now + 1 });
+    await store.putOutbox([
+      await outboxEntry(a, b, { id: 'expired', expiresAt: now - 5 }),
+      await outboxEntry(a, b, { id: 'expires_now', expiresAt: now }),
+      await outboxEntry(a, b, { id: 'rejected_expired', expiresAt: T0, path: 'rejected', rejectedReason: 'HTTP 400' }),
+      kept,
+    ]);
+    assert.equal(await store.pruneOutbox(now), 3);
+    assert.deepEqual(await store.listOutbox(), [kept]);
+    assert.equal(await store.pruneOutbox(now), 0, 'nothing left to prune');
+  });
+
+  // ---- receive state, counters ---------------------------------------------------------------
+
+  test('receive state: upsert replaces the whole state, list covers every relay', async ({ store }) => {
+    const one: ReceiveState = { relayUrl: 'https://one.example', lastReceiveAt: T0, lastSuccessAt: T0, backlog: 40, lastLatencyMs: 120 };
+    const two: ReceiveState = { relayUrl: 'https://two.example', backlog: 0, lastError: 'offline' };
+    assert.equal(await store.getReceiveState(one.relayUrl), undefined);
+    assert.deepEqual(await store.listReceiveStates(), []);
+    await store.putReceiveState(one);
+    await store.putReceiveState(two);
+    assert.deepEqual(await store.getReceiveState(one.relayUrl), one);
+    const oneFailed: ReceiveState = { relayUrl: one.relayUrl, lastReceiveAt: T0 + 5, backlog: 40, lastError: 'HTTP 502' };
+    await store.putReceiveState(oneFailed);
+    assert.deepEqual(await store.getReceiveState(one.relayUrl), oneFailed, 'replaced, absent fields dropped');
+    const listed = (await store.listReceiveStates()).sort((x, y) => (x.relayUrl < y.relayUrl ? -1 : 1));
+    assert.deepEqual(listed, [oneFailed, two]);
+  });
+
+  test('counters: every name starts at 0 and bumps accumulate', async ({ store }) => {
+    assert.deepEqual(await store.getCounters(), ZERO_COUNTERS, 'fresh store');
+    await store.bumpCounters({ envelopes_received: 2, direct_received: 1 });
+    await store.bumpCounters({ envelopes_received: 3, records_rejected_invalid: 4 });
+    await store.bumpCounters({});
+    await Promise.all([store.bumpCounters({ direct_received: 1 }), store.bumpCounters({ direct_received: 1 })]);
+    assert.deepEqual(await store.getCounters(), {
+      ...ZERO_COUNTERS,
+      envelopes_received: 5,
+      direct_received: 3,
+      records_rejected_invalid: 4,
+    });
+  });
+
+  // ---- invites -------------------------------------------------------------------------------
+
+  test('invites: put and get; redeemed once only, by the first DID', async ({ store }) => {
+    const { a, b } = getActors();
+    const inv = invite('nonce_once');
+    await store.putInvite(inv);
+    assert.deepEqual(await store.getInvite('nonce_once'), inv);
+    assert.equal(await store.getInvite('nonce_unknown'), undefined);
+    assert.equal(await store.redeemInvite('nonce_once', a.did, T0 + 1), true, 'first redeem');
+    assert.deepEqual(await store.getInvite('nonce_once'), { ...inv, usedBy: a.did });
+    assert.equal(await store.redeemInvite('nonce_once', a.did, T0 + 2), false, 'same DID again');
+    assert.equal(await store.redeemInvite('nonce_once', b.did, T0 + 2), false, 'another DID');
+    assert.deepEqual(await store.getInvite('nonce_once'), { ...inv, usedBy: a.did }, 'still used by the first');
+  });
+
+  test('invites: unknown and expired nonces are not redeemable; valid through exp', async ({ store }) => {
+    const { a } = getActors();
+    assert.equal(await store.redeemInvite('nonce_unknown', a.did, T0), false, 'unknown');
+    assert.equal(await store.getInvite('nonce_unknown'), undefined, 'redeeming did not create it');
+    const expired = invite('nonce_expired', { exp: T0 });
+    await store.putInvite(expired);
+    assert.equal(await store.redeemInvite('nonce_expired', a.did, T0 + 1), false, 'one ms after exp');
+    assert.deepEqual(await store.getInvite('nonce_expired'), expired, 'an expired invite stays unused');
+    await store.putInvite(invite('nonce_edge', { exp: T0 }));
+    assert.equal(await store.redeemInvite('nonce_edge', a.did, T0), true, 'at exp exactly');
+  });
+
+  test('invites: of concurrent redeems of one nonce exactly one wins', async ({ store, reopen }) => {
+    await store.putInvite(invite('nonce_race'));
+    const dids = Array.from({ length: 8 }, (_, i) => `did:key:zRacer${i}`);
+    const outcomes = await Promise.all(dids.map((did) => store.redeemInvite('nonce_race', did, T0)));
+    assert.equal(outcomes.filter(Boolean).length, 1, 'winners on one connection');
+    assert.equal((await store.getInvite('nonce_race'))?.usedBy, dids[outcomes.indexOf(true)], 'usedBy is the winner');
+    if (!reopen) return;
+    // Two connections to the same storage (e.g. page and service worker) racing.
+    const second = await reopen();
+    try {
+      await store.putInvite(invite('nonce_race_2'));
+      const racers = dids.map((did, i) => (i % 2 ? second : store).redeemInvite('nonce_race_2', did, T0));
+      const results = await Promise.all(racers);
+      assert.equal(results.filter(Boolean).length, 1, 'winners across two connections');
+      assert.equal((await second.getInvite('nonce_race_2'))?.usedBy, dids[results.indexOf(true)]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  // ---- persistence ---------------------------------------------------------------------------
+
+  if (capabilities.persistent) {
+    test('persistence: everything survives close and reopen', async ({ store, reopen }) => {
+      assert.ok(reopen, `${name} is declared persistent but its factory offers no reopen`);
+      await persistenceRoundTrip(store, reopen);
+    });
+  }
+
+  async function persistenceRoundTrip(store: PeerStore, reopen: () => Promise<PeerStore>): Promise<void> {
+    const { a, b } = getActors();
+    const records = await storedNotes(a, 3, 'th_kept');
+    const entry = await outboxEntry(a, b, { id: 'env_kept', lastError: 'HTTP 503', attempts: 2 });
+    const state: ReceiveState = { relayUrl: 'https://one.example', backlog: 3, lastSuccessAt: T0 };
+    try {
+      await store.createIdentity(identityOf(a));
+      await store.ingest(records, { records_ingested: 3 });
+      await store.putOutbox([entry]);
+      await store.putReceiveState(state);
+      await store.putInvite(invite('nonce_kept'));
+      await store.putInvite(invite('nonce_used'));
+      assert.equal(await store.redeemInvite('nonce_used', b.did, T0), true);
+    } finally {
+      await store.close();
+    }
+    const again = await reopen();
+    try {
+      assert.deepEqual(await again.getIdentity(), identityOf(a), 'identity');
+      assert.deepEqual(await again.recordsByThread('th_kept'), records, 'records');
+      assert.equal(await again.maxClock(a.did, 'th_kept'), 2);
+      assert.deepEqual(await again.ingest(records), { inserted: [], duplicates: ids(records) }, 'still known after reopen');
+      assert.deepEqual(await again.listOutbox(), [entry], 'outbox');
+      assert.deepEqual(await again.listReceiveStates(), [state], 'receive state');
+      assert.deepEqual(await again.getCounters(), { ...ZERO_COUNTERS, records_ingested: 3 }, 'counters');
+      assert.deepEqual(await again.getInvite('nonce_kept'), invite('nonce_kept'), 'unused invite');
+      assert.equal(await again.redeemInvite('nonce_used', a.did, T0), false, 'a used invite stays used');
+      await assert.rejects(again.createIdentity(identityOf(b)), /identity/i, 'identity still created once');
+    } finally {
+      await again.close();
+    }
+  }
+}
+
+/** Every test name the contract registers, without running anything (for per-test reporting). */
+export function contractTestNames(name: string, capabilities: StoreCapabilities): string[] {
+  const names: string[] = [];
+  const register: ContractRegistrar = { test: (title) => void names.push(title), note: () => undefined };
+  runPeerStoreContract(register, name, () => Promise.reject(new Error('only collecting names')), capabilities);
+  return names;
+}

@@ -291,7 +291,7 @@ export class SqlitePeerStore implements PeerStore {
         const { changes } = stmt.insertRecord.run(r.id, JSON.stringify(r.signed), r.thread, r.actor, r.clock, r.receivedAt, r.path, r.via ?? null);
         (changes ? inserted : duplicates).push(r.id);
       }
-      bump(counters);
+      bump({ ...counters, records_ingested: (counters.records_ingested ?? 0) + inserted.length, records_duplicate: (counters.records_duplicate ?? 0) + duplicates.length });
       return { inserted, duplicates };
     });
     this.putOutboxTx = db.transaction((entries: readonly OutboxEntry[]) => {

@@ -106,7 +106,10 @@ export interface PeerStore {
   /** Fails if an identity already exists: an identity is created once per device. */
   createIdentity(identity: Identity): Promise<void>;
 
-  /** Stores new records and bumps counters in one transaction; existing IDs are left untouched. */
+  /**
+   * Stores new records and bumps counters in one transaction; existing IDs are left untouched.
+   * Besides `counters`, it counts what it did: `records_ingested` += inserted, `records_duplicate` += duplicates.
+   */
   ingest(records: readonly StoredRecord[], counters?: CounterDelta): Promise<IngestResult>;
   getRecord(id: string): Promise<StoredRecord | undefined>;
   hasRecords(ids: readonly string[]): Promise<ReadonlySet<string>>;

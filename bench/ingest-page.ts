@@ -13,21 +13,27 @@ import {
 } from '../src/core';
 import { openIdbPeerStore } from '../src/store/idb';
 import { openPeerEngine, type PeerEngine } from '../src/sync/engine';
+import { workerEnvelopeOpener } from '../src/platform/envelope-opener';
 
-let engine: PeerEngine | undefined;
+/** `page`: verification on workers, as the app's page runs it; `inline`: as the service worker runs it. */
+type Mode = 'page' | 'inline';
+const engines = new Map<Mode, PeerEngine>();
 
 const api = {
-  async setup(relayUrl: string, senderDid: string, thread: string): Promise<string> {
-    const store = await openIdbPeerStore(`bench-${Date.now()}`);
-    engine = await openPeerEngine({ store, fetch: (input, init) => fetch(input, init) });
-    const me = await engine.createIdentity('bench receiver');
+  async setup(relayUrl: string, senderDid: string, thread: string, mode: Mode): Promise<string> {
+    const store = await openIdbPeerStore(`bench-${mode}-${Date.now()}`);
+    const opener = mode === 'page' ? workerEnvelopeOpener() : undefined;
+    const engine = await openPeerEngine({ store, fetch: (input, init) => fetch(input, init), ...(opener ? { openEnvelopes: opener } : {}) });
+    engines.set(mode, engine);
+    const me = await engine.createIdentity(`bench receiver (${mode})`);
     await engine.setRelay(relayUrl);
     await engine.setPair({ peerDid: senderDid, name: 'sender', threads: [thread], enabled: true });
     return me.did;
   },
 
-  /** Drains the mailbox: fetch, decrypt, verify, one-transaction ingest, ack, until empty. */
-  async drain(): Promise<{ ms: number; ingested: number; envelopes: number; acked: number }> {
+  /** Drains the mailbox: fetch, decrypt, verify, ingest, ack, until empty. */
+  async drain(mode: Mode): Promise<{ ms: number; ingested: number; envelopes: number; acked: number }> {
+    const engine = engines.get(mode);
     if (!engine) throw new Error('setup first');
     const t0 = performance.now();
     const report = await engine.receive({ limit: 100 });
@@ -37,8 +43,8 @@ const api = {
     return { ms, ingested: r.ingested, envelopes: r.envelopes, acked: r.acked };
   },
 
-  async storedCount(thread: string): Promise<number> {
-    return (await engine!.records(thread)).length;
+  async storedCount(mode: Mode, thread: string): Promise<number> {
+    return (await engines.get(mode)!.records(thread)).length;
   },
 
   /** Raw signature verification per second with the fastest verifier here (WebCrypto when present). */

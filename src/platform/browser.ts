@@ -10,6 +10,7 @@ import { openPeerEngine } from '../sync/engine';
 import type { PeerApi, PeerEngineDeps, PlatformFacts } from '../sync/types';
 import type { PeerStore, StoredRecord } from '../store/types';
 import { openIdbPeerStore } from '../store/idb';
+import { workerEnvelopeOpener } from './envelope-opener';
 
 export const PEER_DB_NAME = 'syncropel-peer';
 const PLATFORM_DB_NAME = 'spl-platform';
@@ -75,6 +76,9 @@ export function offlineAwareFetch(): typeof fetch {
 
 export async function openBrowserPeer(options: BrowserPeerOptions): Promise<BrowserPeer> {
   const store = await openIdbPeerStore(options.dbName ?? PEER_DB_NAME);
+  // Pages verify on workers (the UI thread stays free while a backlog drains); service workers
+  // cannot start workers and verify inline.
+  const opener = 'document' in globalThis ? workerEnvelopeOpener() : undefined;
   const peer = await openPeerEngine({
     store,
     fetch: offlineAwareFetch(),
@@ -82,6 +86,7 @@ export async function openBrowserPeer(options: BrowserPeerOptions): Promise<Brow
     appUrl: options.appUrl,
     ...(options.onIngest ? { onIngest: options.onIngest } : {}),
     ...(options.beforeAck ? { beforeAck: options.beforeAck } : {}),
+    ...(opener ? { openEnvelopes: opener } : {}),
   });
   return { peer, store, close: () => store.close() };
 }

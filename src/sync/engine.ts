@@ -22,6 +22,7 @@ import {
   THREAD_RE,
   verifySignedRecord,
   type Invite,
+  type Recipient,
   type SignedRecord,
   type Signer,
   type SyncRecord,
@@ -473,11 +474,17 @@ export class PeerEngine implements PeerApi {
     return total;
   }
 
+  /** The injected opener, falling back to inline verification if it fails (e.g. a worker died). */
+  private openEnvelopes(envelopes: readonly unknown[], me: Recipient) {
+    const inline = () => Promise.all(envelopes.map((e) => openEnvelope(e, me)));
+    return this.deps.openEnvelopes ? this.deps.openEnvelopes(envelopes, me).catch(inline) : inline();
+  }
+
   /** Decrypts and verifies envelopes; never rejects (openEnvelope returns failures as results). */
   private async openChunk(envelopes: readonly unknown[]) {
     const { me } = this.requireIdentity();
     const recipient = { did: me.did, secretKey: me.secretKey };
-    const opened = await Promise.all(envelopes.map((e) => openEnvelope(e, recipient)));
+    const opened = await this.openEnvelopes(envelopes, recipient);
     const ackIds: string[] = [];
     const candidates: SignedRecord[] = [];
     const delta = { envelopes_received: envelopes.length, envelopes_rejected: 0, records_dropped_unpaired: 0, records_rejected_invalid: 0 };

@@ -2,7 +2,7 @@
  * The peer engine's public surface, shared by the browser app (src/ui), the service worker
  * (src/sw) and the headless peer (src/cli). Platform-free: fetch, clock and store are injected.
  */
-import type { SignedRecord } from '../core';
+import type { EnvelopeErrorCode, OpenedEnvelope, Recipient, Result, SignedRecord } from '../core';
 import type { Counters, Identity, OutboxEntry, PeerStore, ReceiveState, StoredRecord } from '../store/types';
 
 export interface PeerEngineDeps {
@@ -27,7 +27,18 @@ export interface PeerEngineDeps {
    * crash tests (a test holds it open and kills the page); production leaves it unset.
    */
   readonly beforeAck?: (envelopeIds: readonly string[]) => Promise<void>;
+  /**
+   * Decrypts and verifies envelopes (core `openEnvelope` on each). Pages inject one that runs on a
+   * Web Worker so verification overlaps the IndexedDB writes and leaves the UI thread free;
+   * default: inline. Results in input order; must never reject for bad content.
+   */
+  readonly openEnvelopes?: EnvelopeOpener;
 }
+
+export type EnvelopeOpener = (
+  envelopes: readonly unknown[],
+  me: Recipient,
+) => Promise<Result<OpenedEnvelope, EnvelopeErrorCode>[]>;
 
 /** `"all"` (the catch-all) or a peer's DID (PROTOCOL.md §8 `for_pair`). */
 export type PairScope = string;

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildPlainEnvelope, sealEnvelope, serializeEnvelope, signRecord, fromB64u, toB64u } from '../../src/core';
+import { buildPlainEnvelope, openEnvelope, sealEnvelope, serializeEnvelope, signRecord, fromB64u, toB64u } from '../../src/core';
 import { openIdbPeerStore } from '../../src/store/idb';
 import { openPeerEngine, type PeerEngine } from '../../src/sync/engine';
 import type { PeerEngineDeps } from '../../src/sync/types';
@@ -258,6 +258,29 @@ describe('peer engine over a real relay', () => {
     const dup = await b.handleDirectDelivery({ records: [rec.signed] });
     expect((dup.body as { duplicates: string[] }).duplicates).toEqual([rec.id]);
     expect((await b.handleDirectDelivery({ nope: 1 })).status).toBe(400);
+  });
+
+  it('verifies with an injected opener, and inline when that opener fails', async () => {
+    const { a, b } = await pairedThroughRelay();
+    const calls: number[] = [];
+    const store = storeOf(b);
+    const viaOpener = await openPeerEngine({
+      store,
+      fetch,
+      openEnvelopes: (envs, me) => {
+        calls.push(envs.length);
+        return Promise.all(envs.map((e) => openEnvelope(e, me)));
+      },
+    });
+    await a.emit({ thread: 'th_shared', text: 'opened elsewhere' });
+    await a.flushOutbox();
+    expect((await viaOpener.receive()).relays[0]).toMatchObject({ ingested: 1 });
+    expect(calls).toEqual([1]);
+    const broken = await openPeerEngine({ store, fetch, openEnvelopes: () => Promise.reject(new Error('worker died')) });
+    await a.emit({ thread: 'th_shared', text: 'opened inline' });
+    await a.flushOutbox();
+    expect((await broken.receive()).relays[0]).toMatchObject({ ingested: 1 });
+    expect((await b.records('th_shared')).map((r) => r.signed.record.body.text)).toEqual(['opened elsewhere', 'opened inline']);
   });
 
   it('doctor flags an unreachable relay', async () => {

@@ -1,0 +1,48 @@
+/**
+ * An EnvelopeOpener backed by a small pool of dedicated workers (pages only: service workers
+ * cannot start workers, and there the engine verifies inline).
+ */
+import type { EnvelopeOpener } from '../sync/types';
+
+interface Reply {
+  readonly id: number;
+  readonly results?: Awaited<ReturnType<EnvelopeOpener>>;
+  readonly error?: string;
+}
+
+export function workerEnvelopeOpener(size = 2): EnvelopeOpener | undefined {
+  if (typeof Worker === 'undefined') return undefined;
+  const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  const failAll = (why: string) => {
+    // Not silent: the engine then verifies inline (slower, on the UI thread), and says why here.
+    console.warn(`syncropel: ${why}; verifying on the page thread instead`);
+    for (const p of pending.values()) p.reject(new Error(why));
+    pending.clear();
+  };
+  let workers: Worker[];
+  try {
+    workers = Array.from({ length: size }, () => {
+      const w = new Worker(new URL('./envelope-worker.ts', import.meta.url), { type: 'module' });
+      w.onmessage = (e: MessageEvent<Reply>) => {
+        const p = pending.get(e.data.id);
+        pending.delete(e.data.id);
+        p?.resolve(e.data);
+      };
+      w.onerror = () => failAll('envelope worker failed');
+      return w;
+    });
+  } catch {
+    return undefined;
+  }
+  let next = 0;
+  return async (envelopes, me) => {
+    const id = ++next;
+    const worker = workers[id % workers.length]!;
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ id, envelopes, me });
+    });
+    if (!reply.results) throw new Error(reply.error ?? 'envelope worker gave no results');
+    return reply.results;
+  };
+}

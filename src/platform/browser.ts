@@ -10,7 +10,6 @@ import { openPeerEngine } from '../sync/engine';
 import type { PeerApi, PeerEngineDeps, PlatformFacts } from '../sync/types';
 import type { PeerStore, StoredRecord } from '../store/types';
 import { openIdbPeerStore } from '../store/idb';
-import { workerEnvelopeOpener } from './envelope-opener';
 
 export const PEER_DB_NAME = 'syncropel-peer';
 const PLATFORM_DB_NAME = 'spl-platform';
@@ -28,6 +27,11 @@ export interface BrowserPeerOptions {
   readonly onIngest?: (records: readonly StoredRecord[]) => void;
   readonly beforeAck?: PeerEngineDeps['beforeAck'];
   readonly dbName?: string;
+  /**
+   * Pages pass a worker-backed opener (the UI thread stays free while a backlog drains); service
+   * workers cannot start workers and verify inline.
+   */
+  readonly openEnvelopes?: PeerEngineDeps['openEnvelopes'];
   /** Give up waiting for a cross-context lock after this long (service worker); default: wait. */
   readonly lockTimeoutMs?: number;
 }
@@ -76,9 +80,7 @@ export function offlineAwareFetch(): typeof fetch {
 
 export async function openBrowserPeer(options: BrowserPeerOptions): Promise<BrowserPeer> {
   const store = await openIdbPeerStore(options.dbName ?? PEER_DB_NAME);
-  // Pages verify on workers (the UI thread stays free while a backlog drains); service workers
-  // cannot start workers and verify inline.
-  const opener = 'document' in globalThis ? workerEnvelopeOpener() : undefined;
+  const opener = options.openEnvelopes;
   const peer = await openPeerEngine({
     store,
     fetch: offlineAwareFetch(),

@@ -6,12 +6,15 @@ import { mount } from 'svelte';
 import './app.css';
 import App from './App.svelte';
 import { openBrowserPeer, pageAppUrl } from '../platform/browser';
+import { workerEnvelopeOpener } from '../platform/envelope-opener';
 import { AppModel } from './app.svelte';
 import { readTestFlags } from './flags';
 import { ForegroundSync } from './foreground-sync';
 import { connectServiceWorker } from './sw-client';
 import { installTestProbe } from './test-probe';
 import { errorText } from './format';
+
+const withOpener = (openEnvelopes: ReturnType<typeof workerEnvelopeOpener>) => (openEnvelopes ? { openEnvelopes } : {});
 
 async function boot(target: HTMLElement): Promise<void> {
   const flags = readTestFlags(location.search);
@@ -21,6 +24,7 @@ async function boot(target: HTMLElement): Promise<void> {
     appUrl: pageAppUrl(location),
     onIngest: () => notifyIngest(),
     ...(flags.holdAck ? { beforeAck: holdAckForever } : {}),
+    ...withOpener(workerEnvelopeOpener()),
   });
   const app = new AppModel(opened.peer);
   notifyIngest = () => app.changed();

@@ -271,9 +271,11 @@ function prepareStatements(db: Database.Database) {
 
 export class SqlitePeerStore implements PeerStore {
   private readonly stmt: ReturnType<typeof prepareStatements>;
-  private readonly ingestTx: (records: readonly StoredRecord[], counters: CounterDelta) => IngestResult;
-  private readonly bumpTx: (delta: CounterDelta) => void;
-  private readonly putOutboxTx: (entries: readonly OutboxEntry[]) => void;
+  // Write transactions run as BEGIN IMMEDIATE (`.immediate`): the daemon and a one-shot `spl`
+  // command share the file, and a deferred transaction upgrading to a write can fail with BUSY.
+  private readonly ingestTx: Database.Transaction<(records: readonly StoredRecord[], counters: CounterDelta) => IngestResult>;
+  private readonly bumpTx: Database.Transaction<(delta: CounterDelta) => void>;
+  private readonly putOutboxTx: Database.Transaction<(entries: readonly OutboxEntry[]) => void>;
 
   constructor(private readonly db: Database.Database) {
     const stmt = (this.stmt = prepareStatements(db));
@@ -338,7 +340,7 @@ export class SqlitePeerStore implements PeerStore {
   }
 
   ingest(records: readonly StoredRecord[], counters: CounterDelta = {}): Promise<IngestResult> {
-    return settle(() => this.ingestTx(records, counters));
+    return settle(() => this.ingestTx.immediate(records, counters));
   }
 
   getRecord(id: string): Promise<StoredRecord | undefined> {
@@ -369,7 +371,7 @@ export class SqlitePeerStore implements PeerStore {
   }
 
   putOutbox(entries: readonly OutboxEntry[]): Promise<void> {
-    return settle(() => this.putOutboxTx(entries));
+    return settle(() => this.putOutboxTx.immediate(entries));
   }
 
   getOutbox(id: string): Promise<OutboxEntry | undefined> {
@@ -419,7 +421,7 @@ export class SqlitePeerStore implements PeerStore {
   }
 
   bumpCounters(delta: CounterDelta): Promise<void> {
-    return settle(() => this.bumpTx(delta));
+    return settle(() => this.bumpTx.immediate(delta));
   }
 
   putInvite(invite: InviteRecord): Promise<void> {

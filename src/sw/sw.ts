@@ -94,7 +94,8 @@ async function flushForSync(lastChance: boolean): Promise<void> {
   const opened = await openBrowserPeer({ appUrl: self.registration.scope, lockTimeoutMs: LOCK_TIMEOUT_MS });
   try {
     if (!opened.peer.identity()) return;
-    const report = await opened.peer.flushOutbox();
+    // The browser fires `sync` when connectivity returns: retry every pending envelope now (§10).
+    const report = await opened.peer.flushOutbox({ all: true });
     if (report.pending > 0 && !lastChance) throw new Error(`${report.pending} envelope(s) still pending`);
   } finally {
     await opened.close();

@@ -37,12 +37,27 @@ export async function requestJson(
     return {
       status: 0,
       body: undefined,
-      error: aborted ? `timed out after ${timeoutMs} ms` : `network error: ${e instanceof Error ? e.message : String(e)}`,
+      error: aborted ? `timed out after ${timeoutMs} ms` : `network error: ${describe(e)}`,
       latencyMs: now() - started,
     };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** An error and its causes ("fetch failed: connect ECONNREFUSED 127.0.0.1:9"): the cause is the useful part. */
+function describe(e: unknown): string {
+  const parts: string[] = [];
+  for (let cur: unknown = e, depth = 0; cur !== undefined && depth < 4; depth++) {
+    if (cur instanceof Error) {
+      parts.push(cur.message);
+      cur = cur.cause;
+    } else {
+      parts.push(typeof cur === 'string' ? cur : JSON.stringify(cur) ?? typeof cur);
+      break;
+    }
+  }
+  return parts.join(': ');
 }
 
 /** `{"error": {"code", "message"}}` (PROTOCOL.md §5) → "code: message". */

@@ -31,7 +31,7 @@ export class ForegroundSync {
   private wake: (() => void) | undefined;
   private flushTimer: ReturnType<typeof setInterval> | undefined;
   private readonly onOnline = (): void => {
-    void this.flush();
+    void this.flush(true);
     this.wake?.();
   };
   private readonly onOffline = (): void => this.events.state({ kind: 'offline' });
@@ -74,7 +74,7 @@ export class ForegroundSync {
    * waiting at the relay (it returns the moment something arrives, so it is as fresh as it gets).
    */
   async syncNow(): Promise<void> {
-    await this.peer.flushOutbox();
+    await this.peer.flushOutbox({ all: true });
     if (!this.polling) await this.receiveOnce(0);
     this.wake?.();
     this.events.changed();
@@ -85,10 +85,11 @@ export class ForegroundSync {
     this.wake?.();
   }
 
-  async flush(): Promise<void> {
+  /** Delivers due entries; `all` retries every pending one now (§10: at once when the network returns). */
+  async flush(all = false): Promise<void> {
     if (!this.peer.identity()) return;
     try {
-      const report = await this.peer.flushOutbox();
+      const report = await this.peer.flushOutbox({ all });
       if (report.attempted > 0) this.events.changed();
     } catch {
       // Shown on the sync screen from the outbox state; the next timer or `online` retries.

@@ -1,0 +1,82 @@
+/** `spl pair invite | accept | list` (PROTOCOL.md §9). */
+import QRCode from 'qrcode';
+import { THREAD_RE } from '../../core';
+import type { CliContext } from '../context';
+import { withPeer } from '../context';
+import { UsageError } from '../errors';
+import { json } from '../format';
+import { runningServer } from '../serve-state';
+
+const DAY_MS = 86_400_000;
+
+export function parseThread(value: string): string {
+  if (!THREAD_RE.test(value)) throw new UsageError(`"${value}" is not a thread ID (th_ followed by 1-128 of A-Z a-z 0-9 _)`);
+  return value;
+}
+
+export function parseTtlDays(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 30) throw new UsageError(`--ttl-days must be a number of days in (0, 30], not "${value}"`);
+  return n;
+}
+
+export interface InviteOptions {
+  readonly thread: readonly string[];
+  readonly ttlDays: number;
+  readonly qr: boolean;
+  readonly json?: boolean;
+}
+
+export async function pairInviteCommand(ctx: CliContext, opts: InviteOptions): Promise<void> {
+  await withPeer(ctx, async ({ peer }) => {
+    const ttlMs = Math.round(opts.ttlDays * DAY_MS);
+    const { link, payload } = await peer.createInvite({ threads: opts.thread, ttlMs });
+    const expiresAt = Date.now() + ttlMs;
+    if (opts.json) {
+      ctx.io.out(json({ link, payload, threads: opts.thread, expires_at: expiresAt }));
+      return;
+    }
+    ctx.io.out(`Invite link (valid until ${new Date(expiresAt).toISOString()}):\n${link}\n`);
+    if (opts.qr) ctx.io.out(`\n${await QRCode.toString(link, { type: 'terminal', small: true })}\n`);
+    ctx.io.out(`Open it on the other device (scan the code), or there run: spl pair accept '<link>'\n`);
+  });
+}
+
+export async function pairAcceptCommand(ctx: CliContext, link: string): Promise<void> {
+  if (!link.includes('#pair=') && !/^[A-Za-z0-9_-]+$/.test(link)) throw new UsageError('expected an invite link (…#pair=…) or its payload');
+  await withPeer(ctx, async ({ peer }) => {
+    const pair = await peer.acceptInvite(link); // sends the reply once, best effort
+    const daemon = runningServer(ctx.paths);
+    let st = (await peer.syncStatus()).peers.find((p) => p.did === pair.peerDid);
+    // Not attempted yet (e.g. a running daemon was flushing at that moment): try once more, or leave it to the daemon.
+    if (st?.lastPath === 'pending' && !st.lastError && !daemon) {
+      await peer.flushOutbox();
+      st = (await peer.syncStatus()).peers.find((p) => p.did === pair.peerDid);
+    }
+    const reply =
+      st?.lastPath === 'direct' ? 'delivered direct'
+      : st?.lastPath === 'relay' ? `deposited at ${st.relay ?? 'the relay'}`
+      : st?.lastError ? `queued (${st.lastError}); spl serve retries it`
+      : `queued; spl serve (pid ${daemon?.pid ?? '?'}) sends it`;
+    ctx.io.out(
+      `Paired with ${pair.name} (${pair.peerDid})\n` +
+        `  threads: ${pair.threads.length ? pair.threads.join(', ') : 'none yet'}\n` +
+        `  direct:  ${pair.peerUrl ?? 'none (relay only)'}\n` +
+        `  reply:   ${reply}\n`,
+    );
+  });
+}
+
+export async function pairListCommand(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
+  await withPeer(ctx, async ({ peer }) => {
+    const pairs = await peer.pairs();
+    if (opts.json) {
+      ctx.io.out(json(pairs.map((p) => ({ did: p.peerDid, name: p.name, peer_url: p.peerUrl ?? null, threads: p.threads, enabled: p.enabled }))));
+      return;
+    }
+    if (pairs.length === 0) ctx.io.out('no pairs yet (spl pair invite)\n');
+    for (const p of pairs) {
+      ctx.io.out(`${p.name} (${p.peerDid})${p.enabled ? '' : ' [disabled]'}\n  threads: ${p.threads.join(', ') || 'none'}\n  direct:  ${p.peerUrl ?? 'none'}\n`);
+    }
+  });
+}

@@ -1,0 +1,60 @@
+/** What every command gets: where to write, which home, and a way to open the peer in it. */
+import { existsSync } from 'node:fs';
+import { openNodePeer, type NodePeer } from '../platform/node';
+import type { PeerEngine } from '../sync/engine';
+import type { Identity } from '../store/types';
+import { CliError } from './errors';
+import { ensureHome, homePaths, type HomePaths } from './home';
+import type { CliIo } from './io';
+import { runningServer } from './serve-state';
+
+export interface CliContext {
+  readonly io: CliIo;
+  readonly paths: HomePaths;
+  /** The base of invite links. */
+  readonly appUrl: string | undefined;
+}
+
+export function makeContext(io: CliIo, homeDir: string, appUrl: string | undefined): CliContext {
+  return { io, paths: homePaths(homeDir), appUrl };
+}
+
+export interface OpenedPeer {
+  readonly peer: PeerEngine;
+  readonly node: NodePeer;
+  readonly me: Identity;
+}
+
+/**
+ * Opens the home's peer for one command and always closes it. Refuses (without creating anything)
+ * when the home has no identity yet. The running server's URL, if any, is what invites advertise.
+ */
+export async function withPeer<T>(ctx: CliContext, fn: (p: OpenedPeer) => Promise<T>): Promise<T> {
+  if (!existsSync(ctx.paths.db)) throw noIdentity(ctx);
+  const serving = runningServer(ctx.paths);
+  const node = await openNodePeer({
+    dbPath: ctx.paths.db,
+    ...(ctx.appUrl ? { appUrl: ctx.appUrl } : {}),
+    ...(serving ? { peerUrl: serving.publicUrl } : {}),
+  });
+  try {
+    const me = node.peer.identity();
+    if (!me) throw noIdentity(ctx);
+    return await fn({ peer: node.peer, node, me });
+  } finally {
+    await node.close();
+  }
+}
+
+/** Opens (creating) the home's store whether or not it has an identity: for `spl init`. */
+export async function withNewPeer<T>(ctx: CliContext, fn: (node: NodePeer) => Promise<T>): Promise<T> {
+  ensureHome(ctx.paths.dir);
+  const node = await openNodePeer({ dbPath: ctx.paths.db, ...(ctx.appUrl ? { appUrl: ctx.appUrl } : {}) });
+  try {
+    return await fn(node);
+  } finally {
+    await node.close();
+  }
+}
+
+const noIdentity = (ctx: CliContext): CliError => new CliError(`no identity in ${ctx.paths.dir}: run "spl init" first`);

@@ -1,0 +1,23 @@
+/** CLI failures carry their exit code: 2 for usage errors, 1 for everything else (issue: one line on stderr). */
+export class CliError extends Error {
+  override readonly name = 'CliError';
+  constructor(
+    message: string,
+    readonly exitCode: number = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** Bad input on the command line (an argument or option value): exit 2. */
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+/** The first line of an error's message, for the one-line stderr report. */
+export function oneLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return (msg.split('\n')[0] ?? '').trim() || 'unknown error';
+}

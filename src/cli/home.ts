@@ -1,0 +1,41 @@
+/**
+ * The per-user data directory: `--home`, else `SPL_HOME`, else `$XDG_DATA_HOME/syncropel`, else
+ * `~/.syncropel`. Everything a peer keeps lives in it, so two homes are two independent peers.
+ */
+import { mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export interface HomePaths {
+  readonly dir: string;
+  /** The SQLite peer store (identity, records, config, outbox). */
+  readonly db: string;
+  /** PID of the running `spl serve`, present while it serves. */
+  readonly pidFile: string;
+  /** What the running `spl serve` listens on (ServeState JSON). */
+  readonly stateFile: string;
+  /** stdout/stderr of a `spl serve --daemon`. */
+  readonly logFile: string;
+}
+
+export function resolveHome(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  if (flag !== undefined && flag.trim() !== '') return resolve(flag);
+  if (env.SPL_HOME) return resolve(env.SPL_HOME);
+  if (env.XDG_DATA_HOME) return join(resolve(env.XDG_DATA_HOME), 'syncropel');
+  return join(env.HOME ?? homedir(), '.syncropel');
+}
+
+export function homePaths(dir: string): HomePaths {
+  return {
+    dir,
+    db: join(dir, 'peer.sqlite'),
+    pidFile: join(dir, 'serve.pid'),
+    stateFile: join(dir, 'serve.json'),
+    logFile: join(dir, 'serve.log'),
+  };
+}
+
+/** Creates the home directory (owner-only: it holds the secret key). */
+export function ensureHome(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+}

@@ -1,0 +1,170 @@
+/**
+ * The `spl` command tree (commander). Commands print through CliIo and throw CliError; `runCli`
+ * turns every failure into one line on stderr and an exit code (2 for usage errors).
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { makeContext, type CliContext } from './context';
+import { CliError, oneLine } from './errors';
+import { resolveHome } from './home';
+import type { CliIo } from './io';
+import { identityCommand, initCommand } from './commands/identity';
+import { relayClearCommand, relaySetCommand, relayShowCommand, relayStatusCommand } from './commands/relay';
+import { pairAcceptCommand, pairInviteCommand, pairListCommand, parseThread, parseTtlDays } from './commands/pair';
+import { emitCommand, recordsCommand } from './commands/records';
+import { parseLongPoll, parsePort, parsePublicUrl, serveCommand } from './commands/serve';
+import { doctorCommand, syncFlushCommand, syncStatusCommand } from './commands/status';
+
+interface GlobalOptions {
+  readonly home?: string;
+  readonly appUrl?: string;
+}
+
+/** Commander calls parsers with (value, previous); ours throw UsageError, which commander must see as its own. */
+function parser<T>(fn: (v: string) => T): (v: string) => T {
+  return (v) => {
+    try {
+      return fn(v);
+    } catch (e) {
+      throw new InvalidArgumentError(oneLine(e));
+    }
+  };
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, parseThread(v)];
+
+function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
+  const program = new Command('spl');
+  program
+    .description('Syncropel headless peer: records, pairing, relays and the sync daemon')
+    .option('--home <dir>', 'data directory (default: $SPL_HOME, $XDG_DATA_HOME/syncropel or ~/.syncropel)')
+    .option('--app-url <url>', 'base URL of invite links (default: $SPL_APP_URL or https://app.syncropel.local/)')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (s, write) => write(s) })
+    .showSuggestionAfterError(false)
+    .allowExcessArguments(false);
+
+  const ctx = (cmd: Command): CliContext => {
+    const g = cmd.optsWithGlobals<GlobalOptions>();
+    return makeContext(io, resolveHome(g.home, io.env), g.appUrl ?? io.env.SPL_APP_URL);
+  };
+
+  program
+    .command('init')
+    .description('create this peer’s identity (an Ed25519 did:key)')
+    .option('--name <name>', 'display name other devices see (default: the host name)')
+    .action((o: { name?: string }, cmd: Command) => initCommand(ctx(cmd), o));
+
+  program
+    .command('identity')
+    .description('show DID, name, relays and the direct URL')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }, cmd: Command) => identityCommand(ctx(cmd), o));
+
+  program
+    .command('serve')
+    .description('serve direct delivery, receive from relays and flush the outbox')
+    .addOption(new Option('--port <port>', 'port for POST /v1/sync/records (0 = any free port)').default(9100).argParser(parser(parsePort)))
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .addOption(new Option('--public-url <url>', 'direct URL to advertise to peers (default: the bound URL)').argParser(parser(parsePublicUrl)))
+    .addOption(new Option('--long-poll <seconds>', 'seconds each receive request waits at the relay (1-30)').default(25).argParser(parser(parseLongPoll)))
+    .option('--daemon', 'run in the background (pid and log file in the home directory)')
+    .option('--stop', 'stop the background server of this home')
+    .action((o: { port: number; host: string; publicUrl?: string; longPoll: number; daemon?: boolean; stop?: boolean }, cmd: Command) => serveCommand(ctx(cmd), o));
+
+  const config = program.command('config').description('peer configuration (stored as LEARN records)');
+  const relay = config.command('relay').description('store-and-forward relays');
+  relay
+    .command('set <url>')
+    .description('use <url> as the relay for one peer or for all (catch-all)')
+    .option('--for-pair <scope>', '"all" or a peer DID', 'all')
+    .action((url: string, o: { forPair: string }, cmd: Command) => relaySetCommand(ctx(cmd), url, o));
+  relay
+    .command('show')
+    .description('list configured relays')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }, cmd: Command) => relayShowCommand(ctx(cmd), o));
+  relay
+    .command('status')
+    .description('probe each relay’s /health (exit 1 if one is unreachable)')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }, cmd: Command) => relayStatusCommand(ctx(cmd), o));
+  relay
+    .command('clear')
+    .description('disable the relay entry of one scope (writes a disabling LEARN record)')
+    .requiredOption('--for-pair <scope>', '"all" or a peer DID')
+    .action((o: { forPair: string }, cmd: Command) => relayClearCommand(ctx(cmd), o));
+
+  const pair = program.command('pair').description('pair with another peer (works while it is offline)');
+  pair
+    .command('invite')
+    .description('print an invite link and its QR code')
+    .option('--thread <id>', 'share this thread (repeatable)', collect, [])
+    .addOption(new Option('--ttl-days <days>', 'how long the invite is valid').default(7).argParser(parser(parseTtlDays)))
+    .option('--no-qr', 'do not print the QR code')
+    .option('--json', 'machine-readable output (link and payload)')
+    .action((o: { thread: string[]; ttlDays: number; qr: boolean; json?: boolean }, cmd: Command) => pairInviteCommand(ctx(cmd), o));
+  pair
+    .command('accept <link>')
+    .description('accept an invite link and send the reply')
+    .action((link: string, _o: unknown, cmd: Command) => pairAcceptCommand(ctx(cmd), link));
+  pair
+    .command('list')
+    .description('list pairs')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }, cmd: Command) => pairListCommand(ctx(cmd), o));
+
+  program
+    .command('emit')
+    .description('write a note on a thread (sent to every pair sharing it)')
+    .requiredOption('--thread <id>', 'thread ID (th_…)')
+    .requiredOption('--text <note>', 'the note')
+    .option('--no-send', 'only queue it (spl serve delivers it)')
+    .action((o: { thread: string; text: string; send: boolean }, cmd: Command) => emitCommand(ctx(cmd), o));
+
+  program
+    .command('records')
+    .description('list the records of a thread')
+    .requiredOption('--thread <id>', 'thread ID (th_…)')
+    .option('--json', 'machine-readable output')
+    .action((o: { thread: string; json?: boolean }, cmd: Command) => recordsCommand(ctx(cmd), o));
+
+  const sync = program.command('fleet').description('federation state').command('sync').description('delivery and receive state');
+  sync
+    .command('status')
+    .description('per pair: delivery path and last error; per relay: last receive and backlog')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }, cmd: Command) => syncStatusCommand(ctx(cmd), o));
+  sync
+    .command('flush')
+    .description('retry every pending envelope now')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }, cmd: Command) => syncFlushCommand(ctx(cmd), o));
+
+  program
+    .command('doctor')
+    .description('check identity, relays, receive task and outbox (exit 0 pass, 1 warn, 2 fail)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { json?: boolean }, cmd: Command) => setExit(await doctorCommand(ctx(cmd), o)));
+
+  return program;
+}
+
+/** Runs `spl` with `args` (without node and script); resolves the exit code. */
+export async function runCli(args: readonly string[], io: CliIo): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram(io, (c) => (exitCode = c));
+  try {
+    await program.parseAsync([...args], { from: 'user' });
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version are "errors" under exitOverride; commander already printed its message.
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') return 0;
+      if (e.code === 'commander.executeSubCommandAsync') return e.exitCode;
+      return 2;
+    }
+    io.err(`error: ${oneLine(e)}\n`);
+    return e instanceof CliError ? e.exitCode : 1;
+  }
+}
+

@@ -8,14 +8,14 @@
  * - receive+ack envelopes/s (signed §6 requests) with p50/p99 per request;
  * - long-poll wake-up latency: deposit sent → waiting receiver answered.
  *
- * Servers run as child processes; the load generator runs here. Phases are time-bounded.
+ * Servers run as child processes with stdout to a file (not a pipe this process must drain); the
+ * load generator runs here. Phases are time-bounded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request, Agent } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createSigner, didFromPublicKey, generateSecretKey, randomBytes, signMailboxRequest, toB64u, type Signer } from '../src/core';
 
@@ -35,27 +35,45 @@ interface Server {
   stop(): Promise<void>;
 }
 
-function spawnServer(args: string[]): Promise<Server> {
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    proc.once('exit', (code) => reject(new Error(`server exited early (${code})`)));
-    const lines = createInterface({ input: proc.stdout });
-    lines.on('line', (line) => {
-      if (!line.includes('"listening"')) return;
+/**
+ * Spawns a server whose stdout (the listening line, then one log line per request) goes to a file,
+ * not a pipe: the load generator in this process must not be charged for reading the server's logs.
+ * The file is polled for the listening line.
+ */
+async function spawnServer(args: string[]): Promise<Server> {
+  const logDir = mkdtempSync(join(tmpdir(), 'relay-bench-log-'));
+  const logPath = join(logDir, 'stdout.log');
+  const out = openSync(logPath, 'w');
+  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', out, 'inherit'] });
+  closeSync(out); // the child holds its own descriptor
+  let exited: number | null | undefined;
+  proc.once('exit', (code) => (exited = code));
+  const cleanup = () => rmSync(logDir, { recursive: true, force: true });
+  for (;;) {
+    if (exited !== undefined) {
+      cleanup();
+      throw new Error(`server exited early (${exited})`);
+    }
+    const line = readFileSync(logPath, 'utf8').split('\n').find((l) => l.includes('"listening"'));
+    if (line) {
       const { url } = JSON.parse(line) as { url: string };
-      // Keep draining stdout (request logs) so the child never blocks on a full pipe.
-      resolve({
+      return {
         url,
         proc,
         stop: () =>
           new Promise<void>((done) => {
-            proc.removeAllListeners('exit');
-            proc.once('exit', () => done());
+            const finish = () => {
+              cleanup();
+              done();
+            };
+            if (exited !== undefined) return finish();
+            proc.once('exit', finish);
             proc.kill('SIGTERM');
           }),
-      });
-    });
-  });
+      };
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 interface Peer {

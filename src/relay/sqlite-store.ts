@@ -1,39 +1,26 @@
 /**
- * SQLite MailboxStore (better-sqlite3): WAL, `synchronous=FULL`, group commit.
+ * SQLite MailboxStore (better-sqlite3): WAL, `synchronous=FULL`, group commit off the event loop.
  *
  * Durability (PROTOCOL.md §5: 202 "only after the envelope is durable"): every write goes through
- * one queue that is flushed as a single transaction on the next turn of the event loop. Writes
- * that arrive while a commit (and its fsync) is running wait in the socket buffers, are parsed on
- * the following turn and land together in the next transaction: one fsync covers a whole batch.
- * A write's promise resolves only after its transaction has committed.
+ * one queue. The queue is sent as a single batch to a writer thread (sqlite-writer-worker.ts) that
+ * owns its own connection and runs the batch as one `BEGIN IMMEDIATE … COMMIT`; a write's promise
+ * resolves only after that transaction has committed. One batch is in flight at a time: writes that
+ * arrive while it commits (the event loop keeps parsing requests meanwhile) queue here and go
+ * together as the next batch, so one fsync covers a whole batch.
+ *
+ * Reads run on a main-thread connection: in WAL mode it sees every committed transaction.
+ * `:memory:` cannot be shared between connections, so there the batch runs inline on the main
+ * connection instead (same code, same semantics).
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { DepositOutcome, MailboxStore, ReceiveResult, StoreStats, StoredEnvelope } from './store';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS envelopes (
-  seq          INTEGER PRIMARY KEY,   -- rowid: deposit order
-  to_did       TEXT    NOT NULL,
-  id           TEXT    NOT NULL,
-  from_did     TEXT,
-  body         TEXT    NOT NULL,
-  size         INTEGER NOT NULL,
-  deposited_at INTEGER NOT NULL,
-  expires_at   INTEGER NOT NULL,
-  UNIQUE (to_did, id)
-);
--- (to_did) + implicit rowid gives deposit order per receiver; (to_did, expires_at) counts live ones.
-CREATE INDEX IF NOT EXISTS envelopes_by_receiver ON envelopes (to_did);
-CREATE INDEX IF NOT EXISTS envelopes_live ON envelopes (to_did, expires_at);
-CREATE INDEX IF NOT EXISTS envelopes_by_expiry ON envelopes (expires_at);
-CREATE TABLE IF NOT EXISTS used_signatures (
-  sig        TEXT    PRIMARY KEY,
-  expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS used_signatures_by_expiry ON used_signatures (expires_at);
-`;
+import { createWriter, deserializeError, openSqlite, type BatchResult, type WriteOp } from './sqlite-writer';
+import type { WriterMessage } from './sqlite-writer-worker';
 
 interface EnvelopeRow {
   id: string;
@@ -46,20 +33,31 @@ interface EnvelopeRow {
 }
 
 interface PendingWrite {
-  readonly run: () => unknown;
+  readonly op: WriteOp;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: Error) => void;
 }
 
+/** Runs batches somewhere and answers them in order. */
+interface WriteBackend {
+  run(ops: readonly WriteOp[]): Promise<BatchResult>;
+  /** Keeps the process alive while a batch is in flight, not while idle. */
+  busy(busy: boolean): void;
+  close(): Promise<void>;
+}
+
 const toError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
+const closedError = () => new Error('mailbox store is closed');
 
 export class SqliteMailboxStore implements MailboxStore {
   private readonly db: Database.Database;
-  /** Rows per receiver including expired-but-unswept ones: the cap is counted exactly only near it. */
-  private readonly rowCounts = new Map<string, number>();
+  private readonly backend: WriteBackend;
   private pending: PendingWrite[] = [];
   private flushScheduled = false;
+  private inFlight = false;
+  private idleWaiters: Array<() => void> = [];
   private closed = false;
+  private closing: Promise<void> | undefined;
   private commits = 0;
 
   private readonly stmt;
@@ -67,28 +65,14 @@ export class SqliteMailboxStore implements MailboxStore {
   /** Opens (creating parent directories and schema) the database at `path`, or `:memory:`. */
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(SCHEMA);
+    this.db = openSqlite(path);
     const db = this.db;
     this.stmt = {
-      existing: db.prepare<[string, string], { expires_at: number }>('SELECT expires_at FROM envelopes WHERE to_did = ? AND id = ?'),
-      deleteOne: db.prepare<[string, string]>('DELETE FROM envelopes WHERE to_did = ? AND id = ?'),
       countLive: db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM envelopes WHERE to_did = ? AND expires_at > ?'),
-      insert: db.prepare<[string, string, string | null, string, number, number, number]>(
-        'INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ),
       receive: db.prepare<[string, number, number], EnvelopeRow>(
         'SELECT id, to_did, from_did, body, size, deposited_at, expires_at FROM envelopes INDEXED BY envelopes_by_receiver ' +
           'WHERE to_did = ? AND expires_at > ? ORDER BY seq LIMIT ?',
       ),
-      ack: db.prepare<[string, string]>('DELETE FROM envelopes WHERE to_did = ? AND id IN (SELECT value FROM json_each(?))'),
-      sweepEnvelopes: db.prepare<[number]>('DELETE FROM envelopes WHERE expires_at <= ?'),
-      sweepSignatures: db.prepare<[number]>('DELETE FROM used_signatures WHERE expires_at <= ?'),
-      claim: db.prepare<[string, number]>('INSERT OR IGNORE INTO used_signatures (sig, expires_at) VALUES (?, ?)'),
-      rowCounts: db.prepare<[], { to_did: string; n: number }>('SELECT to_did, count(*) AS n FROM envelopes GROUP BY to_did'),
       mailboxStats: db.prepare<[number], { to_did: string; n: number; oldest: number }>(
         'SELECT to_did, count(*) AS n, min(deposited_at) AS oldest FROM envelopes WHERE expires_at > ? GROUP BY to_did',
       ),
@@ -96,24 +80,12 @@ export class SqliteMailboxStore implements MailboxStore {
         'SELECT count(DISTINCT from_did) AS n FROM envelopes WHERE from_did IS NOT NULL AND expires_at > ?',
       ),
     };
-    this.reloadRowCounts();
+    this.backend = path === ':memory:' ? inlineBackend(db) : workerBackend(path);
   }
 
   deposit(env: StoredEnvelope, cap: number): Promise<DepositOutcome> {
-    return this.write((): DepositOutcome => {
-      const existing = this.stmt.existing.get(env.toDid, env.id);
-      if (existing && existing.expires_at > env.depositedAt) return { kind: 'duplicate', expiresAt: existing.expires_at };
-      if (existing) {
-        // Expired but not yet swept: the new deposit replaces it.
-        this.stmt.deleteOne.run(env.toDid, env.id);
-        this.addRows(env.toDid, -1);
-      }
-      const rows = this.rowCounts.get(env.toDid) ?? 0;
-      if (rows >= cap && (this.stmt.countLive.get(env.toDid, env.depositedAt)?.n ?? 0) >= cap) return { kind: 'queue_full' };
-      this.stmt.insert.run(env.toDid, env.id, env.fromDid, env.body, env.size, env.depositedAt, env.expiresAt);
-      this.addRows(env.toDid, 1);
-      return { kind: 'stored', expiresAt: env.expiresAt };
-    });
+    const { toDid, id, fromDid, body, size, depositedAt, expiresAt } = env;
+    return this.write({ k: 'deposit', toDid, id, fromDid, body, size, depositedAt, expiresAt, cap });
   }
 
   receive(did: string, limit: number, now: number): Promise<ReceiveResult> {
@@ -126,20 +98,11 @@ export class SqliteMailboxStore implements MailboxStore {
 
   ack(did: string, ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return Promise.resolve(0);
-    return this.write(() => {
-      const removed = this.stmt.ack.run(did, JSON.stringify(ids)).changes;
-      this.addRows(did, -removed);
-      return removed;
-    });
+    return this.write({ k: 'ack', did, ids: [...ids] });
   }
 
   sweepExpired(now: number): Promise<number> {
-    return this.write(() => {
-      const swept = this.stmt.sweepEnvelopes.run(now).changes;
-      this.stmt.sweepSignatures.run(now);
-      if (swept > 0) this.reloadRowCounts();
-      return swept;
-    });
+    return this.write({ k: 'sweep', now });
   }
 
   stats(now: number): Promise<StoreStats> {
@@ -151,7 +114,7 @@ export class SqliteMailboxStore implements MailboxStore {
   }
 
   claimSignature(sig: string, expiresAt: number): Promise<boolean> {
-    return this.write(() => this.stmt.claim.run(sig, expiresAt).changes === 1);
+    return this.write({ k: 'claim', sig, expiresAt });
   }
 
   /** Transactions committed so far: with group commit, far fewer than writes. */
@@ -159,20 +122,28 @@ export class SqliteMailboxStore implements MailboxStore {
     return this.commits;
   }
 
+  /** Commits whatever is queued, stops the writer and closes both connections. Idempotent. */
   close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    this.flush(); // commit whatever is queued before closing
-    this.closed = true;
-    this.db.close();
-    return Promise.resolve();
+    if (this.closing) return this.closing;
+    this.closed = true; // no new reads or writes; queued ones still commit
+    this.closing = (async () => {
+      this.flush();
+      if (this.inFlight || this.pending.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      try {
+        await this.backend.close();
+      } finally {
+        this.db.close();
+      }
+    })();
+    return this.closing;
   }
 
   /** Queues a write for the next group commit; resolves after that transaction committed. */
-  private write<T>(run: () => T): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('mailbox store is closed'));
+  private write<T>(op: WriteOp): Promise<T> {
+    if (this.closed) return Promise.reject(closedError());
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ run, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.flushScheduled) {
+      this.pending.push({ op, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.inFlight && !this.flushScheduled) {
         this.flushScheduled = true;
         // setImmediate runs after this turn's I/O callbacks: every request parsed in this turn joins the batch.
         setImmediate(() => this.flush());
@@ -181,7 +152,7 @@ export class SqliteMailboxStore implements MailboxStore {
   }
 
   private read<T>(run: () => T): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('mailbox store is closed'));
+    if (this.closed) return Promise.reject(closedError());
     try {
       return Promise.resolve(run());
     } catch (e) {
@@ -189,53 +160,104 @@ export class SqliteMailboxStore implements MailboxStore {
     }
   }
 
-  /** Runs every queued write in one transaction; settles each promise after COMMIT. */
+  /** Sends every queued write as one batch, unless one is already in flight (it flushes again when done). */
   private flush(): void {
     this.flushScheduled = false;
+    if (this.inFlight) return;
     const batch = this.pending;
+    if (batch.length === 0) {
+      this.settleIdle();
+      return;
+    }
     this.pending = [];
-    if (batch.length === 0 || this.closed) {
-      for (const w of batch) w.reject(new Error('mailbox store is closed'));
-      return;
-    }
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: Error }> = [];
-    try {
-      this.db
-        .transaction(() => {
-          for (const w of batch) {
-            // A failing statement rolls back only itself in SQLite; the others in the batch still commit.
-            try {
-              outcomes.push({ ok: true, value: w.run() });
-            } catch (e) {
-              outcomes.push({ ok: false, error: toError(e) });
-            }
-          }
-        })
-        .immediate();
+    this.inFlight = true;
+    this.backend.busy(true);
+    this.backend.run(batch.map((w) => w.op)).then(
+      (result) => this.settle(batch, result),
+      (e: unknown) => this.settle(batch, { ok: false, error: { message: toError(e).message } }),
+    );
+  }
+
+  private settle(batch: readonly PendingWrite[], result: BatchResult): void {
+    this.inFlight = false;
+    if (result.ok) {
       this.commits++;
-    } catch (e) {
-      // COMMIT itself failed (disk full, I/O error): nothing in the batch is durable.
-      this.reloadRowCounts();
-      for (const w of batch) w.reject(toError(e));
-      return;
+      batch.forEach((w, i) => {
+        const o = result.results[i]!;
+        if (o.ok) w.resolve(o.value);
+        else w.reject(deserializeError(o.error));
+      });
+    } else {
+      for (const w of batch) w.reject(deserializeError(result.error));
     }
-    batch.forEach((w, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) w.resolve(o.value);
-      else w.reject(o.error);
-    });
+    // Writes that queued during this commit have waited long enough: send them now.
+    if (this.pending.length > 0) this.flush();
+    else this.settleIdle();
   }
 
-  private addRows(did: string, delta: number): void {
-    const n = (this.rowCounts.get(did) ?? 0) + delta;
-    if (n > 0) this.rowCounts.set(did, n);
-    else this.rowCounts.delete(did);
+  private settleIdle(): void {
+    this.backend.busy(false);
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
+}
 
-  private reloadRowCounts(): void {
-    this.rowCounts.clear();
-    for (const r of this.stmt.rowCounts.all()) this.rowCounts.set(r.to_did, r.n);
-  }
+function inlineBackend(db: Database.Database): WriteBackend {
+  const writer = createWriter(db);
+  return {
+    run: (ops) => Promise.resolve(writer.runBatch(ops)),
+    busy: () => undefined,
+    close: () => Promise.resolve(),
+  };
+}
+
+/**
+ * The writer thread. Worker threads do not inherit the tsx loader the relay runs under, so the
+ * thread registers tsx itself before importing the (TypeScript) worker module.
+ */
+function workerBackend(path: string): WriteBackend {
+  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const entry = new URL('./sqlite-writer-worker.ts', import.meta.url).href;
+  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  const worker = new Worker(boot, { eval: true, workerData: { path } });
+  worker.unref();
+
+  let waiting: { resolve: (r: BatchResult) => void; reject: (e: Error) => void } | undefined;
+  let failure: Error | undefined;
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  const fail = (e: Error) => {
+    failure ??= e;
+    waiting?.reject(e);
+    waiting = undefined;
+  };
+  worker.on('message', (r: BatchResult) => {
+    const w = waiting;
+    waiting = undefined;
+    w?.resolve(r);
+  });
+  worker.on('error', (e) => fail(new Error(`sqlite writer failed: ${e.message}`)));
+  worker.on('exit', (code) => fail(new Error(`sqlite writer exited (${code})`)));
+  const send = (m: WriterMessage) => worker.postMessage(m);
+
+  return {
+    run(ops) {
+      if (failure) return Promise.reject(failure);
+      return new Promise<BatchResult>((resolve, reject) => {
+        waiting = { resolve, reject };
+        send({ type: 'batch', ops });
+      });
+    },
+    busy(busy) {
+      if (busy) worker.ref();
+      else worker.unref();
+    },
+    async close() {
+      worker.ref();
+      if (!failure) send({ type: 'close' });
+      await exited;
+    },
+  };
 }
 
 function fromRow(r: EnvelopeRow): StoredEnvelope {

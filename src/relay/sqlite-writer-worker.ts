@@ -7,18 +7,50 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createWriter, openSqlite, type WriteOp } from './sqlite-writer';
 
-export type WriterMessage = { readonly type: 'batch'; readonly ops: readonly WriteOp[] } | { readonly type: 'close' };
+export type WriterMessage =
+  | { readonly type: 'batch'; readonly ops: readonly WriteOp[] }
+  /** The checkpointer is gone: let the writer checkpoint on its own again (SQLite's default). */
+  | { readonly type: 'autocheckpoint' }
+  | { readonly type: 'close' };
+
+export type WorkerRole = 'writer' | 'checkpointer';
+
+/** How often the checkpointer moves committed WAL frames into the database file. */
+const CHECKPOINT_EVERY_MS = 2000;
 
 const port = parentPort;
 if (!port) throw new Error('sqlite-writer-worker must run in a worker thread');
-const db = openSqlite((workerData as { path: string }).path);
-const writer = createWriter(db);
+const { path, role } = workerData as { path: string; role: WorkerRole };
+const db = openSqlite(path);
 
-port.on('message', (m: WriterMessage) => {
-  if (m.type === 'batch') {
-    port.postMessage(writer.runBatch(m.ops));
-    return;
-  }
-  db.close();
-  port.close();
-});
+if (role === 'checkpointer') {
+  // PASSIVE checkpoints copy committed frames without blocking the writer; done here, they keep
+  // checkpoint I/O (and its fsync of the database file) out of the writer's commit path.
+  const checkpoint = (): void => {
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // busy (e.g. another checkpoint): the next tick tries again
+    }
+  };
+  const timer = setInterval(checkpoint, CHECKPOINT_EVERY_MS);
+  port.on('message', () => {
+    clearInterval(timer);
+    checkpoint();
+    db.close();
+    port.close();
+  });
+} else {
+  db.pragma('wal_autocheckpoint = 0'); // the checkpointer thread does it
+  const writer = createWriter(db);
+  port.on('message', (m: WriterMessage) => {
+    if (m.type === 'batch') {
+      port.postMessage(writer.runBatch(m.ops));
+    } else if (m.type === 'autocheckpoint') {
+      db.pragma('wal_autocheckpoint = 1000');
+    } else {
+      db.close();
+      port.close();
+    }
+  });
+}

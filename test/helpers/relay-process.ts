@@ -36,6 +36,12 @@ export function startRelayProcess(args: readonly string[] = []): Promise<RelayPr
   let stderr = '';
   proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // A test runner or benchmark that dies (timeout, Ctrl-C) must not leave relays behind.
+  const reap = (): void => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  };
+  process.once('exit', reap);
+  void exited.then(() => process.off('exit', reap));
 
   return new Promise<RelayProcess>((resolve, reject) => {
     const timer = setTimeout(() => {

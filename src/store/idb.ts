@@ -100,32 +100,38 @@ async function addCounters<S extends StoreNames<PeerDbSchema>[]>(
 }
 
 /**
- * Puts each record whose ID is absent, in one pass of plain request callbacks: on large batches a
- * promise per request (idb's wrapper) costs more than the puts themselves. Resolves, in input
- * order, whether each record was new; a repeat within the batch counts as a duplicate.
+ * Adds each record whose ID is absent, in one pass of plain request callbacks: on large batches a
+ * promise per request (idb's wrapper) costs more than the writes themselves, and `add` answers
+ * "already there" itself (ConstraintError, swallowed so the transaction goes on) without a lookup
+ * first. Resolves, in input order, whether each record was new; a repeat within the batch counts
+ * as a duplicate.
  */
 function putAbsent(store: IDBObjectStore, records: readonly StoredRecord[]): Promise<boolean[]> {
   return new Promise((resolve, reject) => {
     const isNew = new Array<boolean>(records.length).fill(false);
-    const claimed = new Set<string>();
     let left = records.length;
     if (left === 0) resolve(isNew);
+    const settle = () => {
+      if (--left === 0) resolve(isNew);
+    };
     records.forEach((r, i) => {
-      const check = store.getKey(r.id);
-      check.onerror = () => reject(check.error ?? new Error('IndexedDB getKey failed'));
-      check.onsuccess = () => {
-        if (check.result === undefined && !claimed.has(r.id)) {
-          claimed.add(r.id);
-          isNew[i] = true;
-          try {
-            const put = store.put(r);
-            put.onerror = () => reject(put.error ?? new Error('IndexedDB put failed'));
-          } catch (e) {
-            reject(e instanceof Error ? e : new Error(String(e))); // e.g. DataCloneError
-            return;
-          }
-        }
-        if (--left === 0) resolve(isNew);
+      let add: IDBRequest;
+      try {
+        add = store.add(r);
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e))); // e.g. DataCloneError
+        return;
+      }
+      add.onsuccess = () => {
+        isNew[i] = true;
+        settle();
+      };
+      add.onerror = (event) => {
+        if (add.error?.name !== 'ConstraintError') return reject(add.error ?? new Error('IndexedDB add failed'));
+        // Already stored: a duplicate, not a failure of the batch.
+        event.preventDefault();
+        event.stopPropagation();
+        settle();
       };
     });
   });

@@ -66,7 +66,7 @@ const ACK_CHUNK = 1000; // §5
 const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 const MAX_DRAIN_ROUNDS = 200;
 /** Envelopes per verify/commit step of a receive batch (see ingestEnvelopes). */
-const PIPELINE_CHUNK = 10;
+const PIPELINE_CHUNK = 50;
 
 type ReceiveRelayReport = ReceiveReport['relays'][number];
 

@@ -11,3 +11,4 @@ export * from './record';
 export * from './envelope';
 export * from './mailbox-auth';
 export * from './invite';
+export * from './keyfile';

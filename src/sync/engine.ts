@@ -8,6 +8,8 @@ import {
   createInvite,
   createSigner,
   didFromPublicKey,
+  exportIdentity,
+  importIdentity,
   generateSecretKey,
   inviteLink,
   isHttpUrl,
@@ -130,6 +132,25 @@ export class PeerEngine implements PeerApi {
     await this.store.createIdentity(identity);
     this.me = identity;
     this.signer = signer;
+    return identity;
+  }
+
+  async exportIdentity(passphrase: string): Promise<string> {
+    const { me } = this.requireIdentity();
+    const file = await exportIdentity(me, passphrase);
+    if (!file.ok) throw new Error(file.error.message);
+    return file.value;
+  }
+
+  async importIdentity(file: string, passphrase: string): Promise<Identity> {
+    await this.load();
+    if (this.me) throw new Error(`this device already has an identity (${this.me.did})`);
+    const restored = await importIdentity(file, passphrase);
+    if (!restored.ok) throw new Error(restored.error.message);
+    const identity: Identity = { ...restored.value, createdAt: this.now() };
+    await this.store.createIdentity(identity);
+    this.me = identity;
+    this.signer = createSigner(identity.secretKey);
     return identity;
   }
 

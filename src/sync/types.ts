@@ -147,6 +147,10 @@ export interface PlatformFacts {
 export interface PeerApi {
   identity(): Identity | undefined;
   createIdentity(name: string): Promise<Identity>;
+  /** The identity as a passphrase-encrypted file (the only form in which the key leaves the device). */
+  exportIdentity(passphrase: string): Promise<string>;
+  /** Restores an exported identity on a device that has none yet. */
+  importIdentity(file: string, passphrase: string): Promise<Identity>;
 
   relays(): Promise<RelayEntry[]>;
   setRelay(url: string, forPair?: PairScope): Promise<void>;

@@ -2,6 +2,8 @@
  * `spl` commands in-process (runCli with captured output): output formats, exit codes, bad input,
  * `--home` isolation. Network-facing checks use a real relay process and a dead port.
  */
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
 import { resolveHome } from '../../src/cli/home';
@@ -40,6 +42,28 @@ describe('init and identity', () => {
     const json = JSON.parse((await spl(home, 'identity', '--json')).stdout) as { did: string; name: string; relays: unknown[]; direct_url: string | null };
     expect(json).toMatchObject({ name: 'Laptop', relays: [], direct_url: null });
     expect(json.did).toMatch(/^did:key:z/);
+  });
+
+  it('exports the identity encrypted and restores it in another home', async () => {
+    const home = await initHome('laptop');
+    const did = (JSON.parse((await spl(home, 'identity', '--json')).stdout) as { did: string }).did;
+    const file = join(await tempHome(), 'backup.json');
+    const noPass = await spl(home, 'identity', '--export', file);
+    expect(noPass.code).toBe(2);
+    expect(noPass.stderr).toContain('SPL_PASSPHRASE');
+    const env = cleanEnv({ SPL_PASSPHRASE: 'a long enough passphrase' });
+    const exported = await splProcess(['--home', home, 'identity', '--export', file], env);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(readFileSync(file, 'utf8')).toContain(did);
+    expect(statSync(file).mode & 0o077).toBe(0); // readable by the owner only
+    expect((await splProcess(['--home', home, 'identity', '--export', file], env)).code).not.toBe(0); // never overwrites
+    const other = await tempHome();
+    const wrong = await splProcess(['--home', other, 'init', '--import', file], cleanEnv({ SPL_PASSPHRASE: 'wrong passphrase!!' }));
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/passphrase is wrong/);
+    const restored = await splProcess(['--home', other, 'init', '--import', file], env);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect((JSON.parse((await spl(other, 'identity', '--json')).stdout) as { did: string }).did).toBe(did);
   });
 
   it('refuses commands on a home without identity, and creates nothing', async () => {

@@ -3,6 +3,7 @@
  * The steps build on each other (one story: pair while apart, exchange while apart, crash, attack,
  * go offline), so they run in order in one file and share the devices.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import {
@@ -237,5 +238,34 @@ describe.sequential('two devices that are rarely online together', () => {
     await b.goto(`${phone.appUrl}?e2e=1#/relays`);
     await b.locator('[data-testid=relay-health]').getByText('reachable').first().waitFor({ timeout: 10_000 });
     await phone.screenshot('5-relays');
+  });
+
+  it('backs up the phone identity encrypted and restores it on a new device', async () => {
+    const b = phone.requirePage();
+    await b.goto(`${phone.appUrl}?e2e=1#/me`);
+    await b.locator('#backup-passphrase').fill('a long enough passphrase');
+    await b.locator('#backup-repeat').fill('a long enough passphrase');
+    const [download] = await Promise.all([b.waitForEvent('download'), b.getByRole('button', { name: 'Download encrypted backup' }).click()]);
+    const path = await download.path();
+    const file = readFileSync(path, 'utf8');
+    expect(file).toContain(phoneDid);
+    expect(JSON.parse(file)).toMatchObject({ kind: 'syncropel-identity', did: phoneDid });
+
+    const tablet = await Device.create(browser, 'tablet', server.url, PHONE);
+    try {
+      const t = await tablet.open();
+      await t.locator('summary', { hasText: 'Restore an identity' }).click();
+      await t.locator('#restore-file').setInputFiles(path);
+      await t.locator('#restore-passphrase').fill('not the passphrase');
+      await t.getByRole('button', { name: 'Restore identity' }).click();
+      await t.getByRole('alert').getByText(/passphrase/).waitFor();
+      await t.locator('#restore-passphrase').fill('a long enough passphrase');
+      await t.getByRole('button', { name: 'Restore identity' }).click();
+      await t.getByRole('navigation', { name: 'Main' }).waitFor();
+      await t.goto(`${tablet.appUrl}#/me`);
+      expect((await t.getByTestId('my-did').textContent())?.trim()).toBe(phoneDid);
+    } finally {
+      await tablet.context.close();
+    }
   });
 });

@@ -283,6 +283,22 @@ describe('peer engine over a real relay', () => {
     expect((await b.records('th_shared')).map((r) => r.signed.record.body.text)).toEqual(['opened elsewhere', 'opened inline']);
   });
 
+  it('restores an exported identity on a new device, which then receives its mail', async () => {
+    const { a, b } = await pairedThroughRelay();
+    const file = await b.exportIdentity('a long enough passphrase');
+    await a.emit({ thread: 'th_shared', text: 'for the restored phone' });
+    await a.flushOutbox();
+    const fresh = await openPeerEngine({ store: await openIdbPeerStore(`restored-${seq++}`, new IDBFactory()), fetch });
+    await expect(fresh.importIdentity(file, 'not the passphrase')).rejects.toThrow(/passphrase/);
+    const restored = await fresh.importIdentity(file, 'a long enough passphrase');
+    expect(restored.did).toBe(b.identity()!.did);
+    await expect(fresh.importIdentity(file, 'a long enough passphrase')).rejects.toThrow(/already has an identity/);
+    // Config is not in the key file: the restored device is paired again and points at its relay.
+    await fresh.setRelay(relay.url);
+    await fresh.setPair({ peerDid: a.identity()!.did, name: 'laptop', threads: ['th_shared'], enabled: true });
+    expect((await fresh.receive()).relays[0]).toMatchObject({ ingested: 1 });
+  });
+
   it('doctor flags an unreachable relay', async () => {
     const c = await peer('lonely');
     await c.setRelay('http://127.0.0.1:9');

@@ -2,31 +2,15 @@
  * Really signed records and other store values for the contract suite. Browser-safe: only
  * src/core and the store types.
  */
-import {
-  createSigner,
-  didFromPublicKey,
-  generateSecretKey,
-  signRecord,
-  type SignedRecord,
-  type Signer,
-  type SyncRecord,
-} from '../../src/core';
+import { signRecord, type SignedRecord, type SyncRecord } from '../../src/core';
+import { newPeer, type TestPeer } from '../core/fixtures';
 import type { ArrivalPath, Identity, InviteRecord, OutboxEntry, StoredRecord } from '../../src/store/types';
 
 export const T0 = 1_700_000_000_000;
 export const DAY = 86_400_000;
 
-export interface TestActor {
-  readonly did: string;
-  readonly secretKey: Uint8Array;
-  readonly signer: Signer;
-}
-
-export function newActor(): TestActor {
-  const secretKey = generateSecretKey();
-  const signer = createSigner(secretKey);
-  return { did: didFromPublicKey(signer.publicKey), secretKey, signer };
-}
+export type TestActor = TestPeer;
+export const newActor = newPeer;
 
 export function identityOf(actor: TestActor, name = 'laptop'): Identity {
   return { did: actor.did, name, secretKey: actor.secretKey, createdAt: T0 };

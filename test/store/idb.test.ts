@@ -42,7 +42,7 @@ describe('IdbPeerStore specifics', () => {
       const tx = db.transaction(['records', 'outbox', 'receive_state', 'invites']);
       const records = tx.objectStore('records');
       expect(records.keyPath).toBe('id');
-      expect([...records.indexNames].sort()).toEqual(['actor', 'actor_thread_clock', 'receivedAt', 'thread', 'thread_receivedAt']);
+      expect([...records.indexNames].sort()).toEqual(['actor_thread_clock', 'thread_receivedAt']);
       expect(records.index('actor_thread_clock').keyPath).toEqual(['actor', 'thread', 'clock']);
       const outbox = tx.objectStore('outbox');
       expect(outbox.keyPath).toBe('id');

@@ -35,14 +35,19 @@ export function workerEnvelopeOpener(size = 2): EnvelopeOpener | undefined {
     return undefined;
   }
   let next = 0;
-  return async (envelopes, me) => {
+  const openOn = async (worker: Worker, envelopes: readonly unknown[], me: Parameters<EnvelopeOpener>[1]) => {
     const id = ++next;
-    const worker = workers[id % workers.length]!;
     const reply = await new Promise<Reply>((resolve, reject) => {
       pending.set(id, { resolve, reject });
       worker.postMessage({ id, envelopes, me });
     });
     if (!reply.results) throw new Error(reply.error ?? 'envelope worker gave no results');
     return reply.results;
+  };
+  // Each call is split across every worker, so one batch uses all cores and comes back sooner.
+  return async (envelopes, me) => {
+    const per = Math.ceil(envelopes.length / workers.length);
+    const parts = await Promise.all(workers.map((w, i) => openOn(w, envelopes.slice(i * per, (i + 1) * per), me)));
+    return parts.flat();
   };
 }

@@ -42,7 +42,7 @@ import {
   type EffectiveConfig,
 } from './config';
 import { runDoctor } from './doctor';
-import { errorMessage, isRetryable, requestJson } from './http';
+import { isRetryable, requestJson } from './http';
 import { RETENTION_MS, retryDelayMs } from './retry';
 import type {
   DirectResponse,
@@ -803,4 +803,3 @@ function heads(records: readonly StoredRecord[]): string[] {
     .slice(0, 16);
 }
 
-export { errorMessage };

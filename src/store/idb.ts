@@ -157,7 +157,9 @@ export class IdbPeerStore implements PeerStore {
   }
 
   async ingest(records: readonly StoredRecord[], counters: CounterDelta = {}): Promise<IngestResult> {
-    const tx = this.db.transaction(['records', 'counters'], 'readwrite');
+    // Strict: the engine acks at the relay once this resolves, after which the relay forgets the
+    // envelope; Chromium's default ("relaxed", no flush) could lose acked records on power loss.
+    const tx = this.db.transaction(['records', 'counters'], 'readwrite', { durability: 'strict' });
     try {
       const isNew = await putAbsent(unwrap(tx.objectStore('records')), records);
       const inserted: string[] = [];

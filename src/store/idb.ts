@@ -156,11 +156,12 @@ export class IdbPeerStore implements PeerStore {
     await tx.done;
   }
 
-  async ingest(records: readonly StoredRecord[], counters: CounterDelta = {}): Promise<IngestResult> {
+  async ingest(records: readonly StoredRecord[], counters: CounterDelta = {}, outbox: readonly OutboxEntry[] = []): Promise<IngestResult> {
     // Strict: the engine acks at the relay once this resolves, after which the relay forgets the
     // envelope; Chromium's default ("relaxed", no flush) could lose acked records on power loss.
-    const tx = this.db.transaction(['records', 'counters'], 'readwrite', { durability: 'strict' });
+    const tx = this.db.transaction(['records', 'counters', 'outbox'], 'readwrite', { durability: 'strict' });
     try {
+      for (const e of outbox) issue(tx.objectStore('outbox').put(e));
       const isNew = await putAbsent(unwrap(tx.objectStore('records')), records);
       const inserted: string[] = [];
       const duplicates: string[] = [];

@@ -273,7 +273,7 @@ export class SqlitePeerStore implements PeerStore {
   private readonly stmt: ReturnType<typeof prepareStatements>;
   // Write transactions run as BEGIN IMMEDIATE (`.immediate`): the daemon and a one-shot `spl`
   // command share the file, and a deferred transaction upgrading to a write can fail with BUSY.
-  private readonly ingestTx: Database.Transaction<(records: readonly StoredRecord[], counters: CounterDelta) => IngestResult>;
+  private readonly ingestTx: Database.Transaction<(records: readonly StoredRecord[], counters: CounterDelta, outbox: readonly OutboxEntry[]) => IngestResult>;
   private readonly bumpTx: Database.Transaction<(delta: CounterDelta) => void>;
   private readonly putOutboxTx: Database.Transaction<(entries: readonly OutboxEntry[]) => void>;
 
@@ -285,7 +285,7 @@ export class SqlitePeerStore implements PeerStore {
       }
     };
     this.bumpTx = db.transaction(bump);
-    this.ingestTx = db.transaction((records: readonly StoredRecord[], counters: CounterDelta): IngestResult => {
+    this.ingestTx = db.transaction((records: readonly StoredRecord[], counters: CounterDelta, outbox: readonly OutboxEntry[]): IngestResult => {
       const inserted: string[] = [];
       const duplicates: string[] = [];
       for (const r of records) {
@@ -294,6 +294,7 @@ export class SqlitePeerStore implements PeerStore {
         (changes ? inserted : duplicates).push(r.id);
       }
       bump({ ...counters, records_ingested: (counters.records_ingested ?? 0) + inserted.length, records_duplicate: (counters.records_duplicate ?? 0) + duplicates.length });
+      if (outbox.length) this.putOutboxTx(outbox); // nested: a savepoint inside this transaction
       return { inserted, duplicates };
     });
     this.putOutboxTx = db.transaction((entries: readonly OutboxEntry[]) => {
@@ -339,8 +340,8 @@ export class SqlitePeerStore implements PeerStore {
     });
   }
 
-  ingest(records: readonly StoredRecord[], counters: CounterDelta = {}): Promise<IngestResult> {
-    return settle(() => this.ingestTx.immediate(records, counters));
+  ingest(records: readonly StoredRecord[], counters: CounterDelta = {}, outbox: readonly OutboxEntry[] = []): Promise<IngestResult> {
+    return settle(() => this.ingestTx.immediate(records, counters, outbox));
   }
 
   getRecord(id: string): Promise<StoredRecord | undefined> {

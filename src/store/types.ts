@@ -109,8 +109,10 @@ export interface PeerStore {
   /**
    * Stores new records and bumps counters in one transaction; existing IDs are left untouched.
    * Besides `counters`, it counts what it did: `records_ingested` += inserted, `records_duplicate` += duplicates.
+   * `outbox` entries (e.g. a new record queued for its peers) are put in the same transaction, so a
+   * crash never leaves a record stored but not queued.
    */
-  ingest(records: readonly StoredRecord[], counters?: CounterDelta): Promise<IngestResult>;
+  ingest(records: readonly StoredRecord[], counters?: CounterDelta, outbox?: readonly OutboxEntry[]): Promise<IngestResult>;
   getRecord(id: string): Promise<StoredRecord | undefined>;
   hasRecords(ids: readonly string[]): Promise<ReadonlySet<string>>;
   /** Records of a thread, ordered by (clock, actor, id). */

@@ -262,13 +262,13 @@ export class PeerEngine implements PeerApi {
       };
       const signed = await signRecord(record, signer);
       const stored = toStored(signed, this.now(), 'local');
-      await this.store.ingest([stored]);
-      if (opts.to) await this.enqueue(opts.to, [signed]);
-      else if (opts.federate) {
-        for (const p of (await this.config()).pairs.values()) {
-          if (p.enabled && p.threads.includes(input.thread)) await this.enqueue(p.peerDid, [signed]);
-        }
-      }
+      const peers = opts.to
+        ? [opts.to]
+        : opts.federate
+          ? [...(await this.config()).pairs.values()].filter((p) => p.enabled && p.threads.includes(input.thread)).map((p) => p.peerDid)
+          : [];
+      const queued = (await Promise.all(peers.map((did) => this.outboxEntries(did, [signed])))).flat();
+      await this.store.ingest([stored], {}, queued); // the record and its outbox entries: one transaction
       return stored;
     });
   }
@@ -283,8 +283,14 @@ export class PeerEngine implements PeerApi {
 
   // ---- outbox and delivery (§7, §10) ----
 
-  /** Queues records for one peer as sealed envelopes of at most 50 records. */
+  /** Queues records for one peer (see outboxEntries). */
   private async enqueue(toDid: string, records: readonly SignedRecord[]): Promise<void> {
+    const entries = await this.outboxEntries(toDid, records);
+    if (entries.length) await this.store.putOutbox(entries);
+  }
+
+  /** Outbox entries carrying records to one peer as sealed envelopes of at most 50 records. */
+  private async outboxEntries(toDid: string, records: readonly SignedRecord[]): Promise<OutboxEntry[]> {
     const { me, signer } = this.requireIdentity();
     const now = this.now();
     const entries: OutboxEntry[] = [];
@@ -305,7 +311,7 @@ export class PeerEngine implements PeerApi {
         nextAttemptAt: now,
       });
     }
-    if (entries.length) await this.store.putOutbox(entries);
+    return entries;
   }
 
   private async backfill(peerDid: string, threads: readonly string[]): Promise<void> {

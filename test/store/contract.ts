@@ -133,6 +133,25 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     assert.deepEqual(await store.getCounters(), { ...ZERO_COUNTERS, records_ingested: 4, records_duplicate: 3 }, 'counted by the store');
   });
 
+  test('ingest: outbox entries given with the records commit with them, or not at all', async ({ store }) => {
+    const { a, b } = getActors();
+    const [r0, r1] = (await storedNotes(a, 2)) as [StoredRecord, StoredRecord];
+    const entry = await outboxEntry(a, b, { id: 'env_with_record' });
+    assert.deepEqual(await store.ingest([r0], {}, [entry]), { inserted: [r0.id], duplicates: [] });
+    assert.deepEqual(await store.getOutbox('env_with_record'), entry, 'queued with its record');
+    const poisonedRecord = { ...r1.signed.record };
+    Object.defineProperty(poisonedRecord, 'body', {
+      enumerable: true,
+      get() {
+        throw new Error('poisoned body');
+      },
+    });
+    const poisoned: StoredRecord = { ...r1, signed: { ...r1.signed, record: poisonedRecord } };
+    const other = await outboxEntry(a, b, { id: 'env_never' });
+    await assert.rejects(store.ingest([poisoned], {}, [other]), undefined, 'ingest with an unstorable record');
+    assert.equal(await store.getOutbox('env_never'), undefined, 'no outbox entry without its record');
+  });
+
   test('ingest: an empty batch still bumps its counters', async ({ store }) => {
     assert.deepEqual(await store.ingest([], { envelopes_rejected: 2, records_dropped_unpaired: 1 }), { inserted: [], duplicates: [] });
     assert.deepEqual(await store.getCounters(), { ...ZERO_COUNTERS, envelopes_rejected: 2, records_dropped_unpaired: 1 });

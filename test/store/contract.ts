@@ -51,6 +51,18 @@ export interface StoreCapabilities {
   readonly persistent: boolean;
 }
 
+/** A copy of `r` whose body throws when read: neither IndexedDB (clone) nor SQLite (serialise) can store it. */
+function unstorable(r: StoredRecord): StoredRecord {
+  const record = { ...r.signed.record };
+  Object.defineProperty(record, 'body', {
+    enumerable: true,
+    get() {
+      throw new Error('poisoned body');
+    },
+  });
+  return { ...r, signed: { ...r.signed, record } };
+}
+
 export function runPeerStoreContract(t: ContractRegistrar, name: string, factory: PeerStoreFactory, capabilities: StoreCapabilities): void {
   const test = (title: string, fn: (opened: OpenedStore) => Promise<void>) =>
     t.test(`PeerStore contract (${name}) › ${title}`, async () => {
@@ -139,14 +151,7 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     const entry = await outboxEntry(a, b, { id: 'env_with_record' });
     assert.deepEqual(await store.ingest([r0], {}, [entry]), { inserted: [r0.id], duplicates: [] });
     assert.deepEqual(await store.getOutbox('env_with_record'), entry, 'queued with its record');
-    const poisonedRecord = { ...r1.signed.record };
-    Object.defineProperty(poisonedRecord, 'body', {
-      enumerable: true,
-      get() {
-        throw new Error('poisoned body');
-      },
-    });
-    const poisoned: StoredRecord = { ...r1, signed: { ...r1.signed, record: poisonedRecord } };
+    const poisoned = unstorable(r1);
     const other = await outboxEntry(a, b, { id: 'env_never' });
     await assert.rejects(store.ingest([poisoned], {}, [other]), undefined, 'ingest with an unstorable record');
     assert.equal(await store.getOutbox('env_never'), undefined, 'no outbox entry without its record');
@@ -161,15 +166,7 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     const { a } = getActors();
     const [good0, good1] = (await storedNotes(a, 2)) as [StoredRecord, StoredRecord];
     const bad = await storedNote(a, { clock: 7 });
-    // A body that throws when read can neither be cloned (IndexedDB) nor serialised (SQLite).
-    const poisonedRecord = { ...bad.signed.record };
-    Object.defineProperty(poisonedRecord, 'body', {
-      enumerable: true,
-      get() {
-        throw new Error('poisoned body');
-      },
-    });
-    const poisoned: StoredRecord = { ...bad, signed: { ...bad.signed, record: poisonedRecord } };
+    const poisoned = unstorable(bad);
     await assert.rejects(store.ingest([good0, poisoned, good1], { envelopes_received: 1 }), undefined, 'ingest with an unstorable record');
     assert.equal(await store.countRecords(), 0, 'no record of the failed batch');
     assert.equal(await store.getRecord(good0.id), undefined, 'the record before the bad one');

@@ -67,10 +67,19 @@ const MAX_ENVELOPE_RECORDS = 50;
 const ACK_CHUNK = 1000; // §5
 const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 const MAX_DRAIN_ROUNDS = 200;
-/** Envelopes per verify/commit step of a receive batch (see ingestEnvelopes). */
-const PIPELINE_CHUNK = 50;
+/** Envelopes per open step of a receive batch (see ingestEnvelopes): small, so writing starts early. */
+const OPEN_PIECE = 4;
 
 type ReceiveRelayReport = ReceiveReport['relays'][number];
+
+/** Envelopes of a receive batch, opened: what to ack, the valid records, and counts of the rest. */
+interface OpenedChunk {
+  readonly ackIds: string[];
+  readonly candidates: SignedRecord[];
+  readonly delta: { envelopes_received: number; envelopes_rejected: number; records_dropped_unpaired: number; records_rejected_invalid: number };
+  /** Per valid envelope, the IDs of its valid records (to spot redeliveries). */
+  readonly envelopeRecords: string[][];
+}
 
 export async function openPeerEngine(deps: PeerEngineDeps): Promise<PeerEngine> {
   const engine = new PeerEngine(deps);
@@ -480,18 +489,36 @@ export class PeerEngine implements PeerApi {
   }
 
   /**
-   * Opens, verifies and ingests one receive batch. Envelopes go through in chunks, pipelined: the
-   * next chunk is decrypted and verified while the current one is written (one store transaction
-   * per chunk). Every envelope is acked afterwards, the bad ones too (they would only come back):
-   * they are counted instead.
+   * Opens, verifies and ingests one receive batch, as a pipeline with group commit: envelopes are
+   * opened in small pieces, and each time the store is free, every piece opened by then is written
+   * in one transaction. The first commit starts as soon as the first piece is verified, later
+   * commits grow to whatever verification got ahead by, and writing overlaps opening throughout.
+   * Every envelope is acked afterwards, the bad ones too (they would only come back): they are
+   * counted instead.
    */
   private async ingestEnvelopes(envelopes: readonly unknown[], via: string) {
-    const chunks: (readonly unknown[])[] = [];
-    for (let i = 0; i < envelopes.length; i += PIPELINE_CHUNK) chunks.push(envelopes.slice(i, i + PIPELINE_CHUNK));
+    const pieces: (readonly unknown[])[] = [];
+    for (let i = 0; i < envelopes.length; i += OPEN_PIECE) pieces.push(envelopes.slice(i, i + OPEN_PIECE));
+    // An injected opener (a worker pool) takes every piece at once and finishes them in order;
+    // inline, pieces are opened one after another so the first is ready early.
+    let previous: Promise<unknown> = Promise.resolve();
+    const opening = pieces.map((piece) => {
+      const p = this.deps.openEnvelopes ? this.openChunk(piece) : previous.then(() => this.openChunk(piece));
+      previous = p;
+      return p;
+    });
+    const settled = opening.map(() => false);
+    opening.forEach((p, i) => {
+      const done = () => {
+        settled[i] = true;
+      };
+      p.then(done, done); // a rejection itself surfaces where the writer awaits that piece
+    });
     const total = { ackIds: [] as string[], ingested: 0, duplicates: 0, dropped: 0 };
-    const opening = chunks.map((c) => this.openChunk(c));
-    for (const next of opening) {
-      const opened = await next;
+    for (let i = 0; i < opening.length; ) {
+      const group = [await opening[i++]!];
+      while (i < opening.length && settled[i]) group.push(await opening[i++]!);
+      const opened = mergeOpened(group);
       const r = await this.commitChunk(opened, via);
       total.ackIds.push(...opened.ackIds);
       total.ingested += r.ingested;
@@ -508,7 +535,7 @@ export class PeerEngine implements PeerApi {
   }
 
   /** Decrypts and verifies envelopes; never rejects (openEnvelope returns failures as results). */
-  private async openChunk(envelopes: readonly unknown[]) {
+  private async openChunk(envelopes: readonly unknown[]): Promise<OpenedChunk> {
     const { me } = this.requireIdentity();
     const recipient = { did: me.did, secretKey: me.secretKey };
     const opened = await this.openEnvelopes(envelopes, recipient);
@@ -535,7 +562,7 @@ export class PeerEngine implements PeerApi {
     return { ackIds, candidates, delta, envelopeRecords };
   }
 
-  private async commitChunk(chunk: Awaited<ReturnType<PeerEngine['openChunk']>>, via: string) {
+  private async commitChunk(chunk: OpenedChunk, via: string) {
     const { candidates, delta, envelopeRecords } = chunk;
     const accepted = await this.admit(candidates, delta);
     const result = await this.commit(accepted, 'relay', via, delta);
@@ -790,6 +817,19 @@ function receiveState(
     ...(error ? { lastError: error } : {}),
     ...(lastSuccessAt !== undefined ? { lastSuccessAt } : {}),
     ...(lastLatencyMs !== undefined ? { lastLatencyMs } : {}),
+  };
+}
+
+/** Opened pieces of a receive batch, in order, as one. */
+function mergeOpened(pieces: readonly OpenedChunk[]): OpenedChunk {
+  if (pieces.length === 1) return pieces[0]!;
+  const delta = { envelopes_received: 0, envelopes_rejected: 0, records_dropped_unpaired: 0, records_rejected_invalid: 0 };
+  for (const p of pieces) for (const k of Object.keys(delta) as (keyof typeof delta)[]) delta[k] += p.delta[k];
+  return {
+    ackIds: pieces.flatMap((p) => p.ackIds),
+    candidates: pieces.flatMap((p) => p.candidates),
+    envelopeRecords: pieces.flatMap((p) => p.envelopeRecords),
+    delta,
   };
 }
 

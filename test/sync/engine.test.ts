@@ -283,6 +283,60 @@ describe('peer engine over a real relay', () => {
     expect((await b.records('th_shared')).map((r) => r.signed.record.body.text)).toEqual(['opened elsewhere', 'opened inline']);
   });
 
+  it('opens a large batch in pieces and commits whatever is opened by then in one transaction, in order', async () => {
+    const { a, b } = await pairedThroughRelay();
+    const bDid = b.identity()!.did;
+    const deposit = async (env: string) => {
+      const res = await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(bDid)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: env });
+      expect(res.status).toBe(202);
+    };
+    const sendNotes = async (texts: string[]) => {
+      for (const text of texts) await a.emit({ thread: 'th_shared', text });
+      expect((await a.flushOutbox()).relay).toBe(texts.length);
+    };
+    await sendNotes(['n0', 'n1', 'n2', 'n3', 'n4']);
+    const mallory = newPeer();
+    const spam = await signRecord(note(mallory.did, 'spam', 0, 'th_shared'), mallory.signer);
+    await deposit(serializeEnvelope(sealEnvelope(await buildPlainEnvelope({ fromDid: mallory.did, toDid: bDid, records: [spam] }, mallory.signer))));
+    const other = sealEnvelope(await buildPlainEnvelope({ fromDid: mallory.did, toDid: bDid, records: [await signRecord(note(mallory.did, 'other', 1, 'th_shared'), mallory.signer)] }, mallory.signer));
+    const ct = fromB64u(other.ciphertext)!;
+    ct[5]! ^= 0xff;
+    await deposit(JSON.stringify({ ...other, ciphertext: toB64u(ct) }));
+    await sendNotes(['n5', 'n6', 'n7', 'n8', 'n9']);
+
+    // The first piece is held until the last one has been opened: by then every piece is ready,
+    // so the writer takes all of them at once.
+    const pieces: number[] = [];
+    let releaseFirst!: () => void;
+    const lastOpened = new Promise<void>((resolve) => (releaseFirst = resolve));
+    const ingestSizes: number[] = [];
+    const store = storeOf(b);
+    const spy = Object.assign(Object.create(store) as PeerStore, {
+      ingest: (...args: Parameters<PeerStore['ingest']>) => {
+        ingestSizes.push(args[0].length);
+        return store.ingest(...args);
+      },
+    });
+    const engine = await openPeerEngine({
+      store: spy,
+      fetch,
+      openEnvelopes: async (envs, me) => {
+        const n = pieces.push(envs.length);
+        const opened = await Promise.all(envs.map((e) => openEnvelope(e, me)));
+        if (n === 1) await lastOpened;
+        if (n === 3) releaseFirst();
+        return opened;
+      },
+    });
+    const got = await engine.receive();
+    expect(pieces).toEqual([4, 4, 4]);
+    expect(ingestSizes).toEqual([10]);
+    expect(got.relays[0]).toMatchObject({ envelopes: 12, ingested: 10, dropped: 2, acked: 12, remaining: 0 });
+    expect(await queueSize(bDid)).toBe(0);
+    expect((await b.records('th_shared')).map((r) => r.signed.record.body.text)).toEqual(['n0', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6', 'n7', 'n8', 'n9']);
+    expect((await b.syncStatus()).counters).toMatchObject({ envelopes_received: 12, envelopes_rejected: 1, records_dropped_unpaired: 1 });
+  });
+
   it('restores an exported identity on a new device, which then receives its mail', async () => {
     const { a, b } = await pairedThroughRelay();
     const file = await b.exportIdentity('a long enough passphrase');

@@ -45,28 +45,44 @@ export function toB64u(b: Uint8Array): string {
   return s;
 }
 
+const b64uValue = (c: number): number => (c < 128 ? B64U_INDEX[c]! : -1);
+
 /**
  * Strict base64url decode: no padding, no whitespace, canonical trailing bits.
  * Returns undefined for anything else, so one value has exactly one encoding.
+ * Four characters at a time: a receiver decodes every envelope's ciphertext with this.
  */
 export function fromB64u(s: string): Uint8Array | undefined {
-  if (s.length % 4 === 1) return undefined;
-  const out = new Uint8Array(Math.floor((s.length * 3) / 4));
-  let acc = 0;
-  let bits = 0;
+  const rest = s.length % 4;
+  if (rest === 1) return undefined;
+  const full = s.length - rest;
+  const out = new Uint8Array((full / 4) * 3 + (rest === 0 ? 0 : rest - 1));
   let o = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const v = c < 128 ? B64U_INDEX[c]! : -1;
-    if (v < 0) return undefined;
-    acc = ((acc << 6) | v) & 0xffffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (acc >> bits) & 0xff;
-    }
+  for (let i = 0; i < full; i += 4) {
+    const a = b64uValue(s.charCodeAt(i));
+    const b = b64uValue(s.charCodeAt(i + 1));
+    const c = b64uValue(s.charCodeAt(i + 2));
+    const d = b64uValue(s.charCodeAt(i + 3));
+    if ((a | b | c | d) < 0) return undefined;
+    const n = (a << 18) | (b << 12) | (c << 6) | d;
+    out[o++] = n >> 16;
+    out[o++] = (n >> 8) & 0xff;
+    out[o++] = n & 0xff;
   }
-  if (bits > 0 && (acc & ((1 << bits) - 1)) !== 0) return undefined;
+  if (rest === 2) {
+    const a = b64uValue(s.charCodeAt(full));
+    const b = b64uValue(s.charCodeAt(full + 1));
+    if ((a | b) < 0 || (b & 0x0f) !== 0) return undefined; // 12 bits carry 8: 4 must be zero
+    out[o] = (a << 2) | (b >> 4);
+  } else if (rest === 3) {
+    const a = b64uValue(s.charCodeAt(full));
+    const b = b64uValue(s.charCodeAt(full + 1));
+    const c = b64uValue(s.charCodeAt(full + 2));
+    if ((a | b | c) < 0 || (c & 0x03) !== 0) return undefined; // 18 bits carry 16: 2 must be zero
+    const n = (a << 12) | (b << 6) | c;
+    out[o++] = n >> 10;
+    out[o] = (n >> 2) & 0xff;
+  }
   return out;
 }
 

@@ -7,13 +7,14 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 as sha256Hash } from '@noble/hashes/sha2.js';
-import { bytesEqual, concatBytes, fromB64u, fromUtf8, randomBytes, toB64u, utf8 } from './bytes';
+import { bytesEqual, concatBytes, fromB64u, fromUtf8, randomBytes, toB64u, toHex, utf8 } from './bytes';
 import { canonicalBytes, canonicalize, type JsonValue } from './canonical';
 import { publicKeyFromDid, x25519PublicKeyFromDid, x25519SecretKeyFromEd25519 } from './did';
 import { verify, type Signer } from './ed25519';
 import { HEX_ID, sha256Hex } from './hash';
 import { isObject, parseJsonBytes, parseJsonText } from './json';
 import { verifySignedRecord, type RecordErrorCode, type SignedRecord } from './record';
+import { x25519SharedSecret } from './x25519';
 import { fail, ok, type Failure, type Result } from './result';
 
 export const ENVELOPE_VERSION = 1 as const;
@@ -167,16 +168,29 @@ export interface OpenedEnvelope {
   readonly records: readonly RecordOutcome[];
 }
 
-function decryptSealed(env: SealedEnvelope, me: Recipient): Result<unknown, EnvelopeErrorCode> {
-  const myX = x25519PublicKeyFromDid(me.did);
-  if (!myX.ok) return fail('wrong_recipient', myX.error.message);
+/** A receiver's X25519 keys, derived once per receiver rather than once per envelope. */
+let recipientKeys: { did: string; seed: string; keys: Result<{ xPublic: Uint8Array; xSecret: Uint8Array }, EnvelopeErrorCode> } | undefined;
+
+function x25519KeysOf(me: Recipient) {
+  const seed = toHex(me.secretKey);
+  if (recipientKeys?.did !== me.did || recipientKeys.seed !== seed) {
+    const myX = x25519PublicKeyFromDid(me.did);
+    const keys = myX.ok ? ok({ xPublic: myX.value, xSecret: x25519SecretKeyFromEd25519(me.secretKey) }) : fail('wrong_recipient' as const, myX.error.message);
+    recipientKeys = { did: me.did, seed, keys };
+  }
+  return recipientKeys.keys;
+}
+
+async function decryptSealed(env: SealedEnvelope, me: Recipient): Promise<Result<unknown, EnvelopeErrorCode>> {
+  const mine = x25519KeysOf(me);
+  if (!mine.ok) return mine;
   const epk = fromB64u(env.epk)!;
   const nonce = fromB64u(env.nonce)!;
   let plaintext: Uint8Array;
   try {
-    const shared = x25519.getSharedSecret(x25519SecretKeyFromEd25519(me.secretKey), epk);
+    const shared = await x25519SharedSecret(mine.value.xSecret, epk);
     if (bytesEqual(shared, new Uint8Array(32))) return fail('decryption_failed', 'sealed envelope uses a low-order ephemeral key');
-    const key = sealKey(shared, epk, myX.value);
+    const key = sealKey(shared, epk, mine.value.xPublic);
     plaintext = xchacha20poly1305(key, nonce, sealAad(env)).decrypt(fromB64u(env.ciphertext)!);
   } catch {
     return fail('decryption_failed', `sealed envelope ${env.id} does not decrypt: tampered, or not sealed for ${me.did}`);
@@ -205,7 +219,7 @@ export async function openEnvelope(input: unknown, me: Recipient): Promise<Resul
     outer = parsed.value;
     if (outer.to_did !== me.did) return fail('wrong_recipient', `envelope is for ${outer.to_did}, not ${me.did}`);
     if (outer.encoding === 'sealed') {
-      const inner = decryptSealed(outer, me);
+      const inner = await decryptSealed(outer, me);
       if (!inner.ok) return inner;
       const innerEnv = parseEnvelope(inner.value);
       if (!innerEnv.ok) return fail('invalid_envelope', `sealed envelope content: ${innerEnv.error.message}`);

@@ -3,9 +3,9 @@ import { fromB64u, toB64u } from './bytes';
 import { CanonicalJsonError, canonicalBytes, type JsonObject } from './canonical';
 import { publicKeyFromDid } from './did';
 import { verify, type Signer } from './ed25519';
-import { HEX_ID, sha256Hex } from './hash';
+import { HEX_ID, sha256Hex, sha256HexAsync } from './hash';
 import { isObject } from './json';
-import { fail, ok, type Result } from './result';
+import { fail, ok, type Failure, type Result } from './result';
 
 export const ACTS = ['INTEND', 'DO', 'KNOW', 'LEARN', 'GET', 'PUT', 'CALL', 'MAP'] as const;
 export const DATA_TYPES = ['SCALAR', 'FORMULA', 'DISTRIBUTION', 'REFERENCE', 'MORPHISM', 'VOID'] as const;
@@ -41,9 +41,27 @@ export const THREAD_RE = /^th_[A-Za-z0-9_]{1,128}$/;
 const DID_RE = /^did:[a-z0-9]+:[^\s]{1,2048}$/;
 const FIELDS = ['act', 'actor', 'body', 'clock', 'data_type', 'judged_by', 'parents', 'thread'];
 
+const bad = (why: string) => fail('invalid_record' as const, `record ${why}`);
+
 /** Validates untrusted input as a record: every field of §3, nothing more. */
 export function parseRecord(input: unknown): Result<SyncRecord, 'invalid_record'> {
-  const bad = (why: string) => fail('invalid_record' as const, `record ${why}`);
+  const fields = parseRecordFields(input);
+  if (!fields.ok) return fields;
+  try {
+    canonicalBytes(fields.value.body);
+  } catch (e) {
+    return notCanonical(e);
+  }
+  return fields;
+}
+
+function notCanonical(e: unknown): { ok: false; error: Failure<'invalid_record'> } {
+  if (e instanceof CanonicalJsonError) return bad(`body cannot be canonicalised: ${e.message}`);
+  throw e;
+}
+
+/** parseRecord but for the body's canonical form, which the caller checks by computing it. */
+function parseRecordFields(input: unknown): Result<SyncRecord, 'invalid_record'> {
   if (!isObject(input)) return bad('is not an object');
   for (const k of Object.keys(input)) if (!FIELDS.includes(k)) return bad(`has an unknown field "${k.slice(0, 40)}"`);
   const { parents, thread, actor, act, body, clock, data_type, judged_by } = input;
@@ -60,29 +78,24 @@ export function parseRecord(input: unknown): Result<SyncRecord, 'invalid_record'
   if (typeof clock !== 'number' || !Number.isSafeInteger(clock) || clock < 0) return bad('field "clock" must be an integer from 0 to 2^53-1');
   if (typeof data_type !== 'string' || !(DATA_TYPES as readonly string[]).includes(data_type)) return bad(`field "data_type" must be one of ${DATA_TYPES.join(' ')}`);
   if (judged_by !== null && (typeof judged_by !== 'string' || !HEX_ID.test(judged_by))) return bad('field "judged_by" must be a record ID or null');
-  const unsafe = findUnsafeInteger(body, '$.body');
-  if (unsafe) return bad(`has an integer beyond ±(2^53-1) at ${unsafe}`);
-  try {
-    canonicalBytes(body);
-  } catch (e) {
-    if (e instanceof CanonicalJsonError) return bad(`body cannot be canonicalised: ${e.message}`);
-    throw e;
-  }
+  const unsafe = findUnsafeInteger(body, 0);
+  if (unsafe !== undefined) return bad(`has an integer beyond ±(2^53-1) at $.body${unsafe}`);
   return ok(input as unknown as SyncRecord);
 }
 
-function findUnsafeInteger(v: unknown, path: string, depth = 0): string | undefined {
+/** The path (below the value) of the first integer beyond ±(2^53-1), built only when there is one. */
+function findUnsafeInteger(v: unknown, depth: number): string | undefined {
   if (depth > 300) return undefined; // canonicalisation reports the depth itself
-  if (typeof v === 'number') return Number.isInteger(v) && !Number.isSafeInteger(v) ? path : undefined;
+  if (typeof v === 'number') return Number.isInteger(v) && !Number.isSafeInteger(v) ? '' : undefined;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
-      const r = findUnsafeInteger(v[i], `${path}[${i}]`, depth + 1);
-      if (r) return r;
+      const r = findUnsafeInteger(v[i], depth + 1);
+      if (r !== undefined) return `[${i}]${r}`;
     }
   } else if (isObject(v)) {
-    for (const [k, x] of Object.entries(v)) {
-      const r = findUnsafeInteger(x, `${path}.${k}`, depth + 1);
-      if (r) return r;
+    for (const k of Object.keys(v)) {
+      const r = findUnsafeInteger(v[k], depth + 1);
+      if (r !== undefined) return `.${k}${r}`;
     }
   }
   return undefined;
@@ -122,12 +135,17 @@ export async function verifySignedRecord(input: unknown): Promise<Result<SignedR
   }
   const { id, record, sig } = input;
   if (typeof id !== 'string' || !HEX_ID.test(id)) return fail('invalid_record', 'signed record "id" is not a record ID');
-  const parsed = parseRecord(record);
+  const parsed = parseRecordFields(record);
   if (!parsed.ok) return parsed;
+  let bytes: Uint8Array;
+  try {
+    bytes = recordSigningBytes(parsed.value); // also the body's canonical-form check of parseRecord
+  } catch (e) {
+    return notCanonical(e);
+  }
   if (sig === undefined || sig === null || sig === '') return fail('missing_signature', `record ${id} carries no signature`);
   if (typeof sig !== 'string') return fail('invalid_record', `record ${id} "sig" is not a string`);
-  const bytes = recordSigningBytes(parsed.value);
-  const actual = sha256Hex(bytes);
+  const actual = await sha256HexAsync(bytes);
   if (actual !== id) return fail('id_mismatch', `record claims ID ${id} but its content hashes to ${actual}`);
   const key = publicKeyFromDid(parsed.value.actor);
   if (!key.ok) return fail('unverifiable_actor', `record ${id}: ${key.error.message}`);

@@ -10,7 +10,16 @@ interface Reply {
   readonly error?: string;
 }
 
-export function workerEnvelopeOpener(size = 2): EnvelopeOpener | undefined {
+/**
+ * One worker per core but one, at most four: the page's own thread and the browser's IndexedDB
+ * writer need a core too, since verification and writing run at the same time (see the engine's
+ * ingestEnvelopes).
+ */
+export function defaultWorkerCount(cores = globalThis.navigator?.hardwareConcurrency ?? 2): number {
+  return Math.min(4, Math.max(1, cores - 1));
+}
+
+export function workerEnvelopeOpener(size = defaultWorkerCount()): EnvelopeOpener | undefined {
   if (typeof Worker === 'undefined') return undefined;
   const pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   const failAll = (why: string) => {

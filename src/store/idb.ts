@@ -168,6 +168,42 @@ function ingestTransaction(
   });
 }
 
+/**
+ * appendOwn on the raw API: the newest clock of the record's (actor, thread) is read and the
+ * record added in one readwrite transaction, which IndexedDB runs alone against every other
+ * writer of the records store (page and service worker included).
+ */
+function appendOwnTransaction(db: IDBDatabase, record: StoredRecord, outbox: readonly OutboxEntry[]): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(['records', 'counters', 'outbox'], 'readwrite', { durability: 'strict' });
+    let appended = false;
+    let failure: Error | undefined;
+    tx.oncomplete = () => resolve(appended);
+    tx.onabort = () => reject(failure ?? tx.error ?? new Error('IndexedDB append transaction aborted'));
+    const records = tx.objectStore('records');
+    const range = IDBKeyRange.bound([record.actor, record.thread], [record.actor, record.thread, []]);
+    const newest = records.index('actor_thread_clock').openKeyCursor(range, 'prev');
+    newest.onsuccess = () => {
+      const key = newest.result?.key as [string, string, number] | undefined;
+      if (key && key[2] >= record.clock) return; // taken: commit nothing (no write was issued)
+      try {
+        records.add(record);
+        for (const e of outbox) tx.objectStore('outbox').put(e);
+      } catch (e) {
+        failure = e instanceof Error ? e : new Error(String(e)); // e.g. a value that cannot be cloned
+        tx.abort();
+        return;
+      }
+      const counters = tx.objectStore('counters');
+      const count = counters.get('records_ingested');
+      count.onsuccess = () => {
+        counters.put(((count.result as number | undefined) ?? 0) + 1, 'records_ingested');
+        appended = true;
+      };
+    };
+  });
+}
+
 export class IdbPeerStore implements PeerStore {
   constructor(private readonly db: PeerDb) {}
 
@@ -188,6 +224,10 @@ export class IdbPeerStore implements PeerStore {
 
   ingest(records: readonly StoredRecord[], counters: CounterDelta = {}, outbox: readonly OutboxEntry[] = []): Promise<IngestResult> {
     return ingestTransaction(unwrap(this.db), records, counters, outbox);
+  }
+
+  appendOwn(record: StoredRecord, outbox: readonly OutboxEntry[] = []): Promise<boolean> {
+    return appendOwnTransaction(unwrap(this.db), record, outbox);
   }
 
   getRecord(id: string): Promise<StoredRecord | undefined> {

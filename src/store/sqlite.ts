@@ -274,6 +274,7 @@ export class SqlitePeerStore implements PeerStore {
   // Write transactions run as BEGIN IMMEDIATE (`.immediate`): the daemon and a one-shot `spl`
   // command share the file, and a deferred transaction upgrading to a write can fail with BUSY.
   private readonly ingestTx: Database.Transaction<(records: readonly StoredRecord[], counters: CounterDelta, outbox: readonly OutboxEntry[]) => IngestResult>;
+  private readonly appendOwnTx: Database.Transaction<(record: StoredRecord, outbox: readonly OutboxEntry[]) => boolean>;
   private readonly bumpTx: Database.Transaction<(delta: CounterDelta) => void>;
   private readonly putOutboxTx: Database.Transaction<(entries: readonly OutboxEntry[]) => void>;
 
@@ -297,6 +298,13 @@ export class SqlitePeerStore implements PeerStore {
       if (outbox.length) this.putOutboxTx(outbox); // nested: a savepoint inside this transaction
       return { inserted, duplicates };
     });
+    // The clock check and the insert in one IMMEDIATE transaction: no other connection can
+    // write in between.
+    this.appendOwnTx = db.transaction((record: StoredRecord, outbox: readonly OutboxEntry[]): boolean => {
+      const newest = stmt.maxClock.get(record.actor, record.thread)?.clock ?? -1;
+      if (record.clock <= newest) return false;
+      return this.ingestTx([record], {}, outbox).inserted.length === 1; // nested: a savepoint
+    });
     this.putOutboxTx = db.transaction((entries: readonly OutboxEntry[]) => {
       for (const e of entries) {
         stmt.putOutbox.run(
@@ -317,6 +325,10 @@ export class SqlitePeerStore implements PeerStore {
         );
       }
     });
+  }
+
+  appendOwn(record: StoredRecord, outbox: readonly OutboxEntry[] = []): Promise<boolean> {
+    return settle(() => this.appendOwnTx.immediate(record, outbox));
   }
 
   getIdentity(): Promise<Identity | undefined> {

@@ -113,6 +113,14 @@ export interface PeerStore {
    * crash never leaves a record stored but not queued.
    */
   ingest(records: readonly StoredRecord[], counters?: CounterDelta, outbox?: readonly OutboxEntry[]): Promise<IngestResult>;
+  /**
+   * Stores one of our own new records and its outbox entries in one transaction, but only if its
+   * clock is above every stored clock of its actor on its thread (PROTOCOL.md §3: strictly
+   * increasing per (actor, thread)). False, with nothing written, when another writer sharing
+   * this store (the service worker, a second `spl` process) took that clock first: sign again.
+   * Counts it in `records_ingested`, as `ingest` would.
+   */
+  appendOwn(record: StoredRecord, outbox?: readonly OutboxEntry[]): Promise<boolean>;
   getRecord(id: string): Promise<StoredRecord | undefined>;
   hasRecords(ids: readonly string[]): Promise<ReadonlySet<string>>;
   /** Records of a thread, ordered by (clock, actor, id). */

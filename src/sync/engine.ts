@@ -67,6 +67,8 @@ const MAX_ENVELOPE_RECORDS = 50;
 const ACK_CHUNK = 1000; // §5
 const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 const MAX_DRAIN_ROUNDS = 200;
+/** Emit retries when other writers of the same store keep taking the next clock (see appendOwn). */
+const MAX_EMIT_ATTEMPTS = 20;
 /** Envelopes per open step of a receive batch (see ingestEnvelopes): small, so writing starts early. */
 const OPEN_PIECE = 4;
 
@@ -256,29 +258,33 @@ export class PeerEngine implements PeerApi {
   ): Promise<StoredRecord> {
     const { me, signer } = this.requireIdentity();
     if (!THREAD_RE.test(input.thread)) throw new Error(`"${input.thread}" is not a thread ID (th_ + 1-128 of [A-Za-z0-9_])`);
+    // The lock keeps this engine's own emits in line; appendOwn settles races with any other
+    // writer of the same store (another process without our lock) by refusing a taken clock.
     return this.withLock(`spl-emit ${input.thread}`, async () => {
-      const existing = await this.store.recordsByThread(input.thread);
-      const clock = (await this.store.maxClock(me.did, input.thread)) + 1;
-      const record: SyncRecord = {
-        parents: heads(existing),
-        thread: input.thread,
-        actor: me.did,
-        act: input.act,
-        body: input.body as SyncRecord['body'],
-        clock,
-        data_type: 'SCALAR',
-        judged_by: null,
-      };
-      const signed = await signRecord(record, signer);
-      const stored = toStored(signed, this.now(), 'local');
-      const peers = opts.to
-        ? [opts.to]
-        : opts.federate
-          ? [...(await this.config()).pairs.values()].filter((p) => p.enabled && p.threads.includes(input.thread)).map((p) => p.peerDid)
-          : [];
-      const queued = (await Promise.all(peers.map((did) => this.outboxEntries(did, [signed])))).flat();
-      await this.store.ingest([stored], {}, queued); // the record and its outbox entries: one transaction
-      return stored;
+      for (let attempt = 1; ; attempt++) {
+        const existing = await this.store.recordsByThread(input.thread);
+        const clock = (await this.store.maxClock(me.did, input.thread)) + 1;
+        const record: SyncRecord = {
+          parents: heads(existing),
+          thread: input.thread,
+          actor: me.did,
+          act: input.act,
+          body: input.body as SyncRecord['body'],
+          clock,
+          data_type: 'SCALAR',
+          judged_by: null,
+        };
+        const signed = await signRecord(record, signer);
+        const stored = toStored(signed, this.now(), 'local');
+        const peers = opts.to
+          ? [opts.to]
+          : opts.federate
+            ? [...(await this.config()).pairs.values()].filter((p) => p.enabled && p.threads.includes(input.thread)).map((p) => p.peerDid)
+            : [];
+        const queued = (await Promise.all(peers.map((did) => this.outboxEntries(did, [signed])))).flat();
+        if (await this.store.appendOwn(stored, queued)) return stored; // the record and its outbox entries: one transaction
+        if (attempt >= MAX_EMIT_ATTEMPTS) throw new Error(`could not write on ${input.thread}: other writers took clock ${clock} and the next ${MAX_EMIT_ATTEMPTS - 1}`);
+      }
     });
   }
 

@@ -185,6 +185,44 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     assert.equal(await store.countRecords(), 15);
   });
 
+  test('appendOwn: a fresh clock is stored with its outbox entries; a taken one writes nothing', async ({ store }) => {
+    const { a, b } = getActors();
+    const first = await storedNote(a, { clock: 5, text: 'first' });
+    const queued = await outboxEntry(a, b, { id: 'env_first' });
+    assert.equal(await store.appendOwn(first, [queued]), true, 'clock 5 on an empty thread');
+    assert.deepEqual(await store.getRecord(first.id), first);
+    assert.deepEqual(await store.getOutbox('env_first'), queued, 'queued with its record');
+    assert.equal((await store.getCounters()).records_ingested, 1, 'counted as ingest counts');
+    for (const clock of [5, 3]) {
+      const late = await storedNote(a, { clock, text: `late ${clock}` });
+      assert.equal(await store.appendOwn(late, [await outboxEntry(a, b, { id: `env_late_${clock}` })]), false, `clock ${clock} after 5`);
+      assert.equal(await store.getRecord(late.id), undefined, `nothing stored for clock ${clock}`);
+      assert.equal(await store.getOutbox(`env_late_${clock}`), undefined, `nothing queued for clock ${clock}`);
+    }
+    assert.equal((await store.getCounters()).records_ingested, 1, 'refusals are not counted');
+    // Strictly increasing per (actor, thread): other actors and other threads have clocks of their own.
+    assert.equal(await store.appendOwn(await storedNote(b, { clock: 0 })), true, 'another actor');
+    assert.equal(await store.appendOwn(await storedNote(a, { clock: 0, thread: 'th_other' })), true, 'another thread');
+    assert.equal(await store.appendOwn(await storedNote(a, { clock: 6, text: 'next' })), true, 'the next clock');
+    assert.equal(await store.maxClock(a.did, 'th_test'), 6);
+  });
+
+  test('appendOwn: of writers racing for one clock exactly one wins, on one connection or two', async ({ store, reopen }) => {
+    const { a } = getActors();
+    const second = reopen ? await reopen() : store;
+    try {
+      for (const clock of [0, 1]) {
+        const racers = await Promise.all(Array.from({ length: 6 }, (_, i) => storedNote(a, { clock, text: `racer ${clock}.${i}` })));
+        const results = await Promise.all(racers.map((r, i) => (i % 2 ? second : store).appendOwn(r)));
+        assert.equal(results.filter(Boolean).length, 1, `one winner for clock ${clock}`);
+        const stored = (await store.recordsByThread('th_test')).filter((r) => r.clock === clock);
+        assert.deepEqual(ids(stored), [racers[results.indexOf(true)]!.id], `only the winner holds clock ${clock}`);
+      }
+    } finally {
+      if (second !== store) await second.close();
+    }
+  });
+
   test('hasRecords: the subset of IDs present', async ({ store }) => {
     const { a } = getActors();
     const [r0, r1, r2] = (await storedNotes(a, 3)) as [StoredRecord, StoredRecord, StoredRecord];

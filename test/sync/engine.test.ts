@@ -8,7 +8,11 @@ import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildPlainEnvelope, openEnvelope, sealEnvelope, serializeEnvelope, signRecord, fromB64u, toB64u } from '../../src/core';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { openIdbPeerStore } from '../../src/store/idb';
+import { openSqlitePeerStore } from '../../src/store/sqlite';
 import { openPeerEngine, type PeerEngine } from '../../src/sync/engine';
 import type { PeerEngineDeps } from '../../src/sync/types';
 import type { PeerStore } from '../../src/store/types';
@@ -24,8 +28,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await relay.stop();
 });
+const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
 let seq = 0;
@@ -335,6 +341,29 @@ describe('peer engine over a real relay', () => {
     expect(await queueSize(bDid)).toBe(0);
     expect((await b.records('th_shared')).map((r) => r.signed.record.body.text)).toEqual(['n0', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6', 'n7', 'n8', 'n9']);
     expect((await b.syncStatus()).counters).toMatchObject({ envelopes_received: 12, envelopes_rejected: 1, records_dropped_unpaired: 1 });
+  });
+
+  it.each([
+    ['IndexedDB (page and service worker without Web Locks)', async () => {
+      const factory = new IDBFactory();
+      const name = `test-shared-${seq++}`;
+      return [await openIdbPeerStore(name, factory), await openIdbPeerStore(name, factory)] as const;
+    }],
+    ['SQLite (the daemon and a one-shot spl)', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'spl-engine-'));
+      dirs.push(dir);
+      return [await openSqlitePeerStore(join(dir, 'peer.db')), await openSqlitePeerStore(join(dir, 'peer.db'))] as const;
+    }],
+  ])('two writers sharing one %s never give two records one clock', async (_, open) => {
+    const [first, second] = await open();
+    const one = await openPeerEngine({ store: first, fetch });
+    await one.createIdentity('shared');
+    const two = await openPeerEngine({ store: second, fetch }); // same identity, its own in-process locks
+    const texts = Array.from({ length: 12 }, (_, i) => `note ${i}`);
+    await Promise.all(texts.map((text, i) => (i % 2 ? two : one).emit({ thread: 'th_race', text })));
+    const clocks = (await one.records('th_race')).map((r) => r.clock);
+    expect(clocks).toEqual(texts.map((_, i) => i)); // 0..11: strictly increasing, none shared, none lost
+    await Promise.all([first.close(), second.close()]);
   });
 
   it('restores an exported identity on a new device, which then receives its mail', async () => {

@@ -52,14 +52,14 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .command('init')
     .description('create this peer’s identity (an Ed25519 did:key)')
     .option('--name <name>', 'display name other devices see (default: the host name)')
-    .option('--import <file>', 'restore an identity from an encrypted backup (passphrase in $SPL_PASSPHRASE)')
+    .option('--import <file>', 'restore an identity, its relays and pairs from an encrypted backup (passphrase in $SPL_PASSPHRASE)')
     .action((o: { name?: string; import?: string }, cmd: Command) => initCommand(ctx(cmd), o));
 
   program
     .command('identity')
     .description('show DID, name, relays and the direct URL')
     .option('--json', 'machine-readable output')
-    .option('--export <file>', 'write the identity, encrypted with $SPL_PASSPHRASE, to a new file')
+    .option('--export <file>', 'write the identity with its relays and pairs, encrypted with $SPL_PASSPHRASE, to a new file')
     .action((o: { json?: boolean; export?: string }, cmd: Command) => identityCommand(ctx(cmd), o));
 
   program

@@ -2,14 +2,17 @@
  * Passphrase-encrypted identity export: the only way a secret key leaves a device.
  * scrypt (RFC 7914) derives the key; XChaCha20-Poly1305 seals the seed, with the file's header
  * (version, DID, name, KDF parameters) as associated data, so none of it can be altered either.
+ * Optionally the file also carries `settings` (any JSON; the engine puts its signed pairs and
+ * relays records there), sealed the same way under its own nonce: a restored device needs them
+ * before it receives, or it would drop its peers' mail as unpaired.
  */
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { scryptAsync } from '@noble/hashes/scrypt.js';
 import { fromB64u, randomBytes, toB64u, utf8 } from './bytes';
-import { canonicalBytes } from './canonical';
+import { canonicalBytes, type JsonValue } from './canonical';
 import { didFromPublicKey } from './did';
 import { publicKeyOf } from './ed25519';
-import { isObject, parseJsonText } from './json';
+import { isObject, parseJsonBytes, parseJsonText } from './json';
 import { fail, ok, type Result } from './result';
 
 export const KEYFILE_KIND = 'syncropel-identity';
@@ -21,7 +24,12 @@ export interface ExportableIdentity {
   readonly did: string;
   readonly name: string;
   readonly secretKey: Uint8Array;
+  /** Travels encrypted with the key; absent in files written without it. */
+  readonly settings?: JsonValue;
 }
+
+/** Bounds what a hostile file can make the importer decrypt and parse. */
+const MAX_SETTINGS_BYTES = 16 * 1024 * 1024;
 
 interface KeyfileHeader {
   v: 1;
@@ -50,7 +58,13 @@ export async function exportIdentity(identity: ExportableIdentity, passphrase: s
   const key = await kdf(passphrase, header.kdf);
   const nonce = randomBytes(24);
   const ciphertext = xchacha20poly1305(key, nonce, canonicalBytes(header)).encrypt(identity.secretKey);
-  return ok(JSON.stringify({ ...header, nonce: toB64u(nonce), ciphertext: toB64u(ciphertext) }, null, 2));
+  const sealedSettings = (() => {
+    if (identity.settings === undefined) return {};
+    const settingsNonce = randomBytes(24);
+    const sealed = xchacha20poly1305(key, settingsNonce, canonicalBytes(header)).encrypt(canonicalBytes(identity.settings));
+    return { settings_nonce: toB64u(settingsNonce), settings_ciphertext: toB64u(sealed) };
+  })();
+  return ok(JSON.stringify({ ...header, nonce: toB64u(nonce), ciphertext: toB64u(ciphertext), ...sealedSettings }, null, 2));
 }
 
 const invalid = (why: string) => fail('invalid_keyfile' as const, `not a Syncropel identity file: ${why}`);
@@ -72,12 +86,22 @@ export async function importIdentity(text: string, passphrase: string): Promise<
   const ciphertext = typeof v.ciphertext === 'string' ? fromB64u(v.ciphertext) : undefined;
   if (nonce?.length !== 24 || ciphertext?.length !== 48) return invalid('bad nonce or ciphertext');
   const header: KeyfileHeader = { v: 1, kind: KEYFILE_KIND, did: v.did, name: v.name, kdf: { name: 'scrypt', N: N as number, r: 8, p: 1, salt: k.salt } };
+  const hasSettings = v.settings_nonce !== undefined || v.settings_ciphertext !== undefined;
+  const settingsNonce = typeof v.settings_nonce === 'string' ? fromB64u(v.settings_nonce) : undefined;
+  const settingsCiphertext = typeof v.settings_ciphertext === 'string' && v.settings_ciphertext.length <= (MAX_SETTINGS_BYTES * 4) / 3 + 32 ? fromB64u(v.settings_ciphertext) : undefined;
+  if (hasSettings && (settingsNonce?.length !== 24 || !settingsCiphertext || settingsCiphertext.length < 16)) return invalid('bad settings nonce or ciphertext');
+  const key = await kdf(passphrase, header.kdf);
   let secretKey: Uint8Array;
+  let settingsBytes: Uint8Array | undefined;
   try {
-    secretKey = xchacha20poly1305(await kdf(passphrase, header.kdf), nonce, canonicalBytes(header)).decrypt(ciphertext);
+    secretKey = xchacha20poly1305(key, nonce, canonicalBytes(header)).decrypt(ciphertext);
+    if (settingsNonce && settingsCiphertext) settingsBytes = xchacha20poly1305(key, settingsNonce, canonicalBytes(header)).decrypt(settingsCiphertext);
   } catch {
     return fail('wrong_passphrase', 'the passphrase is wrong, or the file was altered');
   }
   if (didFromPublicKey(publicKeyOf(secretKey)) !== v.did) return invalid('the key does not match the DID');
-  return ok({ did: v.did, name: v.name, secretKey });
+  if (!settingsBytes) return ok({ did: v.did, name: v.name, secretKey });
+  const settings = parseJsonBytes(settingsBytes);
+  if (!settings.ok) return invalid(`its settings are not JSON (${settings.error.message})`);
+  return ok({ did: v.did, name: v.name, secretKey, settings: settings.value });
 }

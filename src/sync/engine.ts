@@ -25,6 +25,7 @@ import {
   verifySignedRecord,
   type Invite,
   type Recipient,
+  type JsonValue,
   type SignedRecord,
   type Signer,
   type SyncRecord,
@@ -146,22 +147,31 @@ export class PeerEngine implements PeerApi {
     return identity;
   }
 
+  /**
+   * The passphrase-encrypted backup: the key, and the signed records of this device's
+   * configuration (relays, pairs, §8) so a restored device receives from its peers at once.
+   */
   async exportIdentity(passphrase: string): Promise<string> {
     const { me } = this.requireIdentity();
-    const file = await exportIdentity(me, passphrase);
+    const config = (await this.store.recordsByThread(CONFIG_THREAD)).filter((r) => r.actor === me.did).map((r) => r.signed);
+    const file = await exportIdentity({ ...me, settings: { config: config as unknown as JsonValue[] } }, passphrase);
     if (!file.ok) throw new Error(file.error.message);
     return file.value;
   }
 
+  /** Restores a backup on a device without an identity: the key, then its configuration records. */
   async importIdentity(file: string, passphrase: string): Promise<Identity> {
     await this.load();
     if (this.me) throw new Error(`this device already has an identity (${this.me.did})`);
     const restored = await importIdentity(file, passphrase);
     if (!restored.ok) throw new Error(restored.error.message);
-    const identity: Identity = { ...restored.value, createdAt: this.now() };
+    const config = await restoredConfig(restored.value.settings, restored.value.did);
+    const identity: Identity = { did: restored.value.did, name: restored.value.name, secretKey: restored.value.secretKey, createdAt: this.now() };
     await this.store.createIdentity(identity);
     this.me = identity;
     this.signer = createSigner(identity.secretKey);
+    const now = this.now();
+    await this.store.ingest(config.map((s) => toStored(s, now, 'local')));
     return identity;
   }
 
@@ -824,6 +834,24 @@ function receiveState(
     ...(lastSuccessAt !== undefined ? { lastSuccessAt } : {}),
     ...(lastLatencyMs !== undefined ? { lastLatencyMs } : {}),
   };
+}
+
+/**
+ * The configuration records of a backup's settings: each must verify and be one of the owner's
+ * own config records; anything else fails the restore before anything is written.
+ */
+async function restoredConfig(settings: JsonValue | undefined, did: string): Promise<SignedRecord[]> {
+  if (settings === undefined) return []; // a backup written before settings travelled with the key
+  const config = isObject(settings) && Array.isArray(settings.config) ? settings.config : undefined;
+  if (!config) throw new Error('the backup\'s settings hold no list of configuration records');
+  const out: SignedRecord[] = [];
+  for (const [i, raw] of config.entries()) {
+    const v = await verifySignedRecord(raw);
+    if (!v.ok) throw new Error(`the backup's configuration record ${i} does not verify: ${v.error.message}`);
+    if (v.value.record.actor !== did || v.value.record.thread !== CONFIG_THREAD) throw new Error(`the backup's configuration record ${i} is not this identity's configuration`);
+    out.push(v.value);
+  }
+  return out;
 }
 
 /** Opened pieces of a receive batch, in order, as one. */

@@ -47,6 +47,7 @@ describe('init and identity', () => {
   it('exports the identity encrypted and restores it in another home', async () => {
     const home = await initHome('laptop');
     const did = (JSON.parse((await spl(home, 'identity', '--json')).stdout) as { did: string }).did;
+    expect((await spl(home, 'config', 'relay', 'set', 'http://127.0.0.1:9/backed-up', '--for-pair', 'all')).code).toBe(0);
     const file = join(await tempHome(), 'backup.json');
     const noPass = await spl(home, 'identity', '--export', file);
     expect(noPass.code).toBe(2);
@@ -64,6 +65,7 @@ describe('init and identity', () => {
     const restored = await splProcess(['--home', other, 'init', '--import', file], env);
     expect(restored.code, restored.stderr).toBe(0);
     expect((JSON.parse((await spl(other, 'identity', '--json')).stdout) as { did: string }).did).toBe(did);
+    expect((await spl(other, 'config', 'relay', 'show')).stdout).toContain('http://127.0.0.1:9/backed-up'); // settings came along
   });
 
   it('refuses commands on a home without identity, and creates nothing', async () => {

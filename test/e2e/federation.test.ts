@@ -264,6 +264,11 @@ describe.sequential('two devices that are rarely online together', () => {
       await t.getByRole('navigation', { name: 'Main' }).waitFor();
       await t.goto(`${tablet.appUrl}#/me`);
       expect((await t.getByTestId('my-did').textContent())?.trim()).toBe(phoneDid);
+      // The pair and the relay came with the key: the tablet can receive the laptop's mail at once.
+      await t.goto(`${tablet.appUrl}#/pair`);
+      await t.getByTestId('pairs').locator(`li[data-peer-did="${laptopDid}"]`).waitFor();
+      await t.goto(`${tablet.appUrl}?e2e=1#/relays`);
+      await t.locator('[data-testid=relay-health]').getByText('reachable').first().waitFor({ timeout: 10_000 });
     } finally {
       await tablet.context.close();
     }

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildPlainEnvelope, openEnvelope, sealEnvelope, serializeEnvelope, signRecord, fromB64u, toB64u } from '../../src/core';
+import { buildPlainEnvelope, exportIdentity, openEnvelope, sealEnvelope, serializeEnvelope, signRecord, fromB64u, toB64u, type JsonValue } from '../../src/core';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -376,10 +376,26 @@ describe('peer engine over a real relay', () => {
     const restored = await fresh.importIdentity(file, 'a long enough passphrase');
     expect(restored.did).toBe(b.identity()!.did);
     await expect(fresh.importIdentity(file, 'a long enough passphrase')).rejects.toThrow(/already has an identity/);
-    // Config is not in the key file: the restored device is paired again and points at its relay.
-    await fresh.setRelay(relay.url);
-    await fresh.setPair({ peerDid: a.identity()!.did, name: 'laptop', threads: ['th_shared'], enabled: true });
-    expect((await fresh.receive()).relays[0]).toMatchObject({ ingested: 1 });
+    // Its relays and pairs came with the key: it receives from its peer at once, nothing dropped.
+    expect((await fresh.relays()).map((r) => r.url)).toEqual((await b.relays()).map((r) => r.url));
+    expect((await fresh.pairs()).map((p) => [p.peerDid, p.threads])).toEqual([[a.identity()!.did, ['th_shared']]]);
+    expect((await fresh.receive()).relays[0]).toMatchObject({ ingested: 1, dropped: 0 });
+    expect((await fresh.records('th_shared')).map((r) => r.signed.record.body.text)).toEqual(['for the restored phone']);
+    // And it goes on writing its configuration after the restored records, not over them.
+    await fresh.setRelay('http://127.0.0.1:9', newPeer().did);
+    expect((await fresh.relays()).length).toBe((await b.relays()).length + 1);
+  });
+
+  it('refuses a backup whose settings hold another identity\'s records, and writes nothing', async () => {
+    const owner = newPeer();
+    const mallory = newPeer();
+    const foreign = await signRecord({ ...note(mallory.did, 'relay', 0, 'th_engine_config'), act: 'LEARN' }, mallory.signer);
+    const file = await exportIdentity({ did: owner.did, name: 'owner', secretKey: owner.secretKey, settings: { config: [foreign as unknown as JsonValue] } }, 'a long enough passphrase');
+    if (!file.ok) throw new Error(file.error.message);
+    const fresh = await openPeerEngine({ store: await openIdbPeerStore(`restored-${seq++}`, new IDBFactory()), fetch });
+    await expect(fresh.importIdentity(file.value, 'a long enough passphrase')).rejects.toThrow(/not this identity's configuration/);
+    expect(fresh.identity()).toBeUndefined();
+    await expect(fresh.importIdentity(file.value.replace(/"settings_nonce": "[^"]+",?\s*/, ''), 'a long enough passphrase')).rejects.toThrow(/settings nonce/);
   });
 
   it('doctor flags an unreachable relay', async () => {

@@ -63,12 +63,19 @@ self.addEventListener('notificationclick', (event) => {
  */
 async function sweep(trigger: string): Promise<ReceiveTaskRun> {
   const ingested: StoredRecord[] = [];
+  const seen = new Set<string>();
   let run: ReceiveTaskRun;
   const opened = await openBrowserPeer({
     appUrl: self.registration.scope,
     lockTimeoutMs: LOCK_TIMEOUT_MS,
     // The engine reports a batch once per commit; keep each record once.
-    onIngest: (records) => ingested.push(...records.filter((r) => !ingested.some((seen) => seen.id === r.id))),
+    onIngest: (records) => {
+      for (const r of records) {
+        if (seen.has(r.id)) continue;
+        seen.add(r.id);
+        ingested.push(r);
+      }
+    },
   });
   try {
     if (!opened.peer.identity()) {
@@ -84,8 +91,10 @@ async function sweep(trigger: string): Promise<ReceiveTaskRun> {
   } finally {
     await opened.close();
   }
+  // Announce first, so the run record marks the end of everything the sweep does; a failed
+  // notification must not lose the record of the receive.
+  if (ingested.length > 0) await announce(ingested).catch((e: unknown) => console.warn('syncropel: could not announce new records', e));
   await recordReceiveTaskRun(run);
-  if (ingested.length > 0) await announce(ingested);
   return run;
 }
 

@@ -273,4 +273,37 @@ describe.sequential('two devices that are rarely online together', () => {
       await tablet.context.close();
     }
   });
+
+  it('notifies of notes that arrive in a background sweep while no window is open', async () => {
+    await phone.context.grantPermissions(['notifications'], { origin: new URL(phone.appUrl).origin });
+    await phone.close();
+    const a = await laptop.open(`#/thread/${sharedThread}`);
+    await a.locator('[data-testid=records]').waitFor();
+    await writeNote(laptop, 'Written while the phone sleeps');
+    await waitFor(async () => (await queueOf(phoneDid)) === 1, 15_000, '1 envelope queued for B');
+    await laptop.close();
+
+    await phone.dispatchPeriodicSyncWithNoWindow();
+    await waitFor(async () => (await queueOf(phoneDid)) === 0, 20_000, 'the sweep acked the envelope');
+    await phone.open('?e2e-no-foreground=1');
+    const shown = await waitFor(async () => {
+      const all = await phone.notifications();
+      return all.length > 0 ? all : undefined;
+    }, 10_000, 'a notification from the service worker');
+    expect(shown).toEqual([{ title: 'Syncropel', body: 'A new note arrived.', tag: 'spl-new-records' }]);
+
+    // With the app in view the same sweep only refreshes the page: no notification.
+    await phone.requirePage().evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).forEach((n) => n.close()));
+    const a2 = await laptop.open(`#/thread/${sharedThread}`);
+    await a2.locator('[data-testid=records]').waitFor();
+    await writeNote(laptop, 'Written while the phone looks');
+    await waitFor(async () => (await queueOf(phoneDid)) === 1, 15_000, 'another envelope queued for B');
+    await phone.requirePage().goto(`${phone.appUrl}?e2e-no-foreground=1#/thread/${sharedThread}`);
+    const dispatched = Date.now();
+    await phone.dispatchPeriodicSync();
+    await waitFor(async () => (await recordsShown(phone)).some((r) => r.text === 'Written while the phone looks'), 20_000, 'B shows the note');
+    // The sweep's run record is written after its announcement: once it is there, so would be a notification.
+    await waitFor(async () => ((await phone.lastRun('service-worker'))?.at ?? 0) >= dispatched, 10_000, 'the sweep finished');
+    expect(await phone.notifications()).toEqual([]);
+  });
 });

@@ -135,6 +135,39 @@ export class Device {
     await this.cdp!.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin: new URL(this.appUrl).origin, registrationId, tag });
   }
 
+  /**
+   * A `periodicsync` fired while no window of the app is open, as when the browser wakes the
+   * worker in the background: the app's tab is closed and a blank tab holds the CDP session.
+   */
+  async dispatchPeriodicSyncWithNoWindow(tag = 'spl-receive'): Promise<void> {
+    await this.close();
+    const blank = await this.context.newPage();
+    try {
+      const cdp = await this.context.newCDPSession(blank);
+      const versions = new Map<string, SwVersion>();
+      cdp.on('ServiceWorker.workerVersionUpdated', (e: { versions: (SwVersion & { versionId: string })[] }) => {
+        for (const v of e.versions) versions.set(v.versionId, v);
+      });
+      await cdp.send('ServiceWorker.enable');
+      const registrationId = await waitFor(
+        () => [...versions.values()].find((v) => v.status === 'activated')?.registrationId,
+        20_000,
+        `${this.name}: an activated service worker, seen from a blank tab`,
+      );
+      await cdp.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin: new URL(this.appUrl).origin, registrationId, tag });
+    } finally {
+      await blank.close();
+    }
+  }
+
+  /** The notifications the app's service worker shows now (asked from an open app page). */
+  async notifications(): Promise<{ title: string; body: string; tag: string }[]> {
+    return this.requirePage().evaluate(async () => {
+      const registration = await navigator.serviceWorker.ready;
+      return (await registration.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag }));
+    });
+  }
+
   async dispatchSync(tag = 'spl-flush', lastChance = false): Promise<void> {
     const registrationId = await this.activeRegistrationId();
     await this.cdp!.send('ServiceWorker.dispatchSyncEvent', { origin: new URL(this.appUrl).origin, registrationId, tag, lastChance });

@@ -166,12 +166,14 @@ export class PeerEngine implements PeerApi {
     const restored = await importIdentity(file, passphrase);
     if (!restored.ok) throw new Error(restored.error.message);
     const config = await restoredConfig(restored.value.settings, restored.value.did);
-    const identity: Identity = { did: restored.value.did, name: restored.value.name, secretKey: restored.value.secretKey, createdAt: this.now() };
+    // Settings first, identity last: if either write fails the device still has no identity,
+    // and importing again simply repeats both (the records are idempotent).
+    const now = this.now();
+    await this.store.ingest(config.map((s) => toStored(s, now, 'local')));
+    const identity: Identity = { did: restored.value.did, name: restored.value.name, secretKey: restored.value.secretKey, createdAt: now };
     await this.store.createIdentity(identity);
     this.me = identity;
     this.signer = createSigner(identity.secretKey);
-    const now = this.now();
-    await this.store.ingest(config.map((s) => toStored(s, now, 'local')));
     return identity;
   }
 

@@ -386,6 +386,19 @@ describe('peer engine over a real relay', () => {
     expect((await fresh.relays()).length).toBe((await b.relays()).length + 1);
   });
 
+  it('a restore interrupted before the identity is written can simply be run again', async () => {
+    const { b } = await pairedThroughRelay();
+    const file = await b.exportIdentity('a long enough passphrase');
+    const store = await openIdbPeerStore(`restored-${seq++}`, new IDBFactory());
+    const failing = Object.assign(Object.create(store) as PeerStore, { createIdentity: () => Promise.reject(new Error('disk full')) });
+    await expect((await openPeerEngine({ store: failing, fetch })).importIdentity(file, 'a long enough passphrase')).rejects.toThrow('disk full');
+    expect(await store.getIdentity()).toBeUndefined();
+    const again = await openPeerEngine({ store, fetch });
+    expect((await again.importIdentity(file, 'a long enough passphrase')).did).toBe(b.identity()!.did);
+    expect(await again.pairs()).toEqual(await b.pairs());
+    expect((await store.recordsByThread('th_engine_config')).length).toBe((await storeOf(b).recordsByThread('th_engine_config')).length);
+  });
+
   it('refuses a backup whose settings hold another identity\'s records, and writes nothing', async () => {
     const owner = newPeer();
     const mallory = newPeer();

@@ -47,12 +47,35 @@ export function toB64u(b: Uint8Array): string {
 
 const b64uValue = (c: number): number => (c < 128 ? B64U_INDEX[c]! : -1);
 
+// Uint8Array.fromBase64 (ES2026; Chromium 140+, not Node 20): native, an order of magnitude
+// faster on the long ciphertexts a receiver decodes. Its "loose" mode is laxer than ours
+// (whitespace, padding, non-zero trailing bits), so those are refused before it is called.
+type NativeBase64 = (text: string, options: { alphabet: 'base64url'; lastChunkHandling: 'loose' }) => Uint8Array;
+const nativeFromBase64 = (Uint8Array as unknown as { fromBase64?: NativeBase64 }).fromBase64;
+const B64U_TEXT = /^[A-Za-z0-9_-]*$/;
+/** Below this, the JS decoder is as fast and there is nothing to gain. */
+const NATIVE_B64_MIN = 512;
+
+function fromB64uNative(decode: NativeBase64, s: string): Uint8Array | undefined {
+  const rest = s.length % 4;
+  if (rest === 1 || !B64U_TEXT.test(s)) return undefined;
+  // Canonical: the bits of the last character beyond the final byte are zero (4 of them after
+  // 2 characters, 2 after 3).
+  if (rest !== 0 && (B64U_INDEX[s.charCodeAt(s.length - 1)]! & (rest === 2 ? 0x0f : 0x03)) !== 0) return undefined;
+  try {
+    return decode.call(Uint8Array, s, { alphabet: 'base64url', lastChunkHandling: 'loose' });
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Strict base64url decode: no padding, no whitespace, canonical trailing bits.
  * Returns undefined for anything else, so one value has exactly one encoding.
  * Four characters at a time: a receiver decodes every envelope's ciphertext with this.
  */
 export function fromB64u(s: string): Uint8Array | undefined {
+  if (nativeFromBase64 && s.length >= NATIVE_B64_MIN) return fromB64uNative(nativeFromBase64, s);
   const rest = s.length % 4;
   if (rest === 1) return undefined;
   const full = s.length - rest;

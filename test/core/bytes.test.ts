@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fromB64u, toB64u } from '../../src/core';
 
 // Node's decoder is the reference for what the bytes are; ours must also refuse what is not canonical.
@@ -41,5 +41,43 @@ describe('base64url (RFC 4648 §5, unpadded, canonical)', () => {
     ['AA\u00c0A', 'a non-ASCII character'],
   ])('refuses %j (%s)', (text) => {
     expect(fromB64u(text)).toBeUndefined();
+  });
+});
+
+describe('base64url through the platform decoder (Uint8Array.fromBase64, where present)', () => {
+  type Ctor = { fromBase64?: unknown };
+  let decode: typeof fromB64u;
+  let nativeCalls = 0;
+  // Node 20 has no Uint8Array.fromBase64: stand one in with the proposal's "loose" behaviour for
+  // what reaches it (whitespace and padding are accepted, trailing bits ignored), then load the
+  // module afresh so it picks the stand-in up.
+  beforeAll(async () => {
+    (Uint8Array as Ctor).fromBase64 = (text: string) => {
+      nativeCalls++;
+      return new Uint8Array(Buffer.from(text.replace(/[\s=]/g, ''), 'base64url'));
+    };
+    vi.resetModules();
+    decode = (await import('../../src/core/bytes')).fromB64u;
+  });
+  afterAll(() => {
+    delete (Uint8Array as Ctor).fromBase64;
+    vi.resetModules();
+  });
+
+  it('decodes long strings exactly as the JS decoder does, and refuses the same ones', () => {
+    const long = (n: number) => fc.uint8Array({ minLength: n, maxLength: n + 400 });
+    fc.assert(
+      fc.property(long(600), (bytes) => {
+        expect(decode(toB64u(bytes))).toEqual(bytes);
+      }),
+      { numRuns: 200 },
+    );
+    expect(nativeCalls).toBeGreaterThanOrEqual(200); // the platform decoder did the work
+    const text = toB64u(new Uint8Array(700).fill(7));
+    for (const bad of [`${text}AAA`, `${text.slice(0, -1)}B`, `${text.slice(0, 400)} ${text.slice(400)}`, `${text}==`, `${text.slice(0, 10)}+${text.slice(11)}`]) {
+      expect(bad.length).toBeGreaterThanOrEqual(512);
+      expect(decode(bad), bad.slice(-8)).toBeUndefined();
+      expect(fromB64u(bad)).toBeUndefined();
+    }
   });
 });

@@ -50,13 +50,14 @@ export function parseRecord(input: unknown): Result<SyncRecord, 'invalid_record'
   try {
     canonicalBytes(fields.value.body);
   } catch (e) {
-    return notCanonical(e);
+    return notCanonical(e, 'body');
   }
   return fields;
 }
 
-function notCanonical(e: unknown): { ok: false; error: Failure<'invalid_record'> } {
-  if (e instanceof CanonicalJsonError) return bad(`body cannot be canonicalised: ${e.message}`);
+/** A CanonicalJsonError as the record failure it is; `what` is what was being canonicalised. */
+function notCanonical(e: unknown, what: 'body' | 'hashed fields'): { ok: false; error: Failure<'invalid_record'> } {
+  if (e instanceof CanonicalJsonError) return bad(`${what} cannot be canonicalised: ${e.message}`);
   throw e;
 }
 
@@ -141,7 +142,7 @@ export async function verifySignedRecord(input: unknown): Promise<Result<SignedR
   try {
     bytes = recordSigningBytes(parsed.value); // also the body's canonical-form check of parseRecord
   } catch (e) {
-    return notCanonical(e);
+    return notCanonical(e, 'hashed fields');
   }
   if (sig === undefined || sig === null || sig === '') return fail('missing_signature', `record ${id} carries no signature`);
   if (typeof sig !== 'string') return fail('invalid_record', `record ${id} "sig" is not a string`);

@@ -35,6 +35,21 @@ describe('records (§3)', () => {
     expect(await code({ ...s, extra: 1 })).toBe('invalid_record');
   });
 
+  it('reports what cannot be canonicalised as a failure, never by throwing', async () => {
+    const alice = newPeer();
+    const s = await signRecord(note(alice.did, 'hello'), alice.signer);
+    const loneInBody = { ...s, record: { ...s.record, body: { kind: 'note', text: 'a\uD800b' } } };
+    const loneInActor = { ...s, record: { ...s.record, actor: `${alice.did}\uDC00` } }; // DID syntax allows it
+    for (const [input, where] of [[loneInBody, '$.body.text'], [loneInActor, '$.actor']] as const) {
+      const v = await verifySignedRecord(input);
+      expect(v.ok).toBe(false);
+      if (!v.ok) {
+        expect(v.error.code).toBe('invalid_record');
+        expect(v.error.message).toContain(`lone UTF-16 surrogate at ${where}`);
+      }
+    }
+  });
+
   it.each([
     ['parents unsorted', { parents: ['b'.repeat(64), 'a'.repeat(64)] }],
     ['parents duplicate', { parents: ['a'.repeat(64), 'a'.repeat(64)] }],

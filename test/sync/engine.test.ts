@@ -256,11 +256,12 @@ describe('peer engine over a real relay', () => {
     const tampered = { ...rec.signed, record: { ...rec.signed.record, body: { text: 'evil' } } };
     const mallory = newPeer();
     const foreign = await signRecord(note(mallory.did, 'hi', 0, 'th_shared'), mallory.signer);
-    const res = await b.handleDirectDelivery({ records: [rec.signed, tampered, foreign] });
+    const uncanonical = { ...rec.signed, record: { ...rec.signed.record, actor: `${rec.signed.record.actor}\uDC00` } };
+    const res = await b.handleDirectDelivery({ records: [rec.signed, tampered, foreign, uncanonical] });
     expect(res.status).toBe(200);
     const body = res.body as { accepted: string[]; duplicates: string[]; rejected: { id: string; reason: string }[] };
     expect(body.accepted).toEqual([rec.id]);
-    expect(body.rejected.map((r) => r.reason.split(':')[0])).toEqual(['id_mismatch', 'unpaired_actor']);
+    expect(body.rejected.map((r) => r.reason.split(':')[0]).sort()).toEqual(['id_mismatch', 'invalid_record', 'unpaired_actor']);
     const dup = await b.handleDirectDelivery({ records: [rec.signed] });
     expect((dup.body as { duplicates: string[] }).duplicates).toEqual([rec.id]);
     expect((await b.handleDirectDelivery({ nope: 1 })).status).toBe(400);
@@ -310,11 +311,12 @@ describe('peer engine over a real relay', () => {
     await deposit(JSON.stringify({ ...other, ciphertext: toB64u(ct) }));
     await sendNotes(['n5', 'n6', 'n7', 'n8', 'n9']);
 
-    // The first piece is held until the last one has been opened: by then every piece is ready,
-    // so the writer takes all of them at once.
+    // The first piece is held until every other piece has been opened and handed back (a macrotask
+    // later, when every promise waiting on them has run): the writer then takes all of them at once.
     const pieces: number[] = [];
+    let othersOpened = 0;
     let releaseFirst!: () => void;
-    const lastOpened = new Promise<void>((resolve) => (releaseFirst = resolve));
+    const lastOpened = new Promise<void>((resolve) => (releaseFirst = () => setImmediate(resolve)));
     const ingestSizes: number[] = [];
     const store = storeOf(b);
     const spy = Object.assign(Object.create(store) as PeerStore, {
@@ -330,7 +332,7 @@ describe('peer engine over a real relay', () => {
         const n = pieces.push(envs.length);
         const opened = await Promise.all(envs.map((e) => openEnvelope(e, me)));
         if (n === 1) await lastOpened;
-        if (n === 3) releaseFirst();
+        else if (++othersOpened === 2) releaseFirst();
         return opened;
       },
     });

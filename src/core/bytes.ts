@@ -5,6 +5,9 @@ const strictDecoder = new TextDecoder('utf-8', { fatal: true });
 
 export const utf8 = (s: string): Uint8Array => encoder.encode(s);
 
+/** Our byte arrays are never backed by a SharedArrayBuffer; WebCrypto's typings want that said. */
+export const bufferSource = (u: Uint8Array): Uint8Array<ArrayBuffer> => u as Uint8Array<ArrayBuffer>;
+
 /** Decodes UTF-8, throwing a TypeError on malformed input (callers at the edge catch it). */
 export const fromUtf8 = (b: Uint8Array): string => strictDecoder.decode(b);
 

@@ -5,7 +5,7 @@
  */
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
-import { concatBytes, fromHex, randomBytes, toHex } from './bytes';
+import { bufferSource, concatBytes, fromHex, randomBytes, toHex } from './bytes';
 
 noble.hashes.sha512 = sha512;
 
@@ -16,8 +16,6 @@ const ALG = { name: 'Ed25519' } as const;
 
 type Subtle = SubtleCrypto;
 
-// Our byte arrays are never backed by a SharedArrayBuffer; WebCrypto's typings want that said.
-const buf = (u: Uint8Array): Uint8Array<ArrayBuffer> => u as Uint8Array<ArrayBuffer>;
 
 let subtlePromise: Promise<Subtle | undefined> | undefined;
 
@@ -64,11 +62,11 @@ export function createSigner(secretKey: Uint8Array): Signer {
     publicKey,
     async sign(message) {
       key ??= webCrypto().then((subtle) =>
-        subtle?.importKey('pkcs8', buf(concatBytes(PKCS8_PREFIX, seed)), ALG, false, ['sign']),
+        subtle?.importKey('pkcs8', bufferSource(concatBytes(PKCS8_PREFIX, seed)), ALG, false, ['sign']),
       );
       const k = await key;
       const subtle = await webCrypto();
-      if (k && subtle) return new Uint8Array(await subtle.sign(ALG, k, buf(message)));
+      if (k && subtle) return new Uint8Array(await subtle.sign(ALG, k, bufferSource(message)));
       return noble.sign(message, seed);
     },
   };
@@ -82,7 +80,7 @@ function verifyKey(subtle: Subtle, publicKey: Uint8Array): Promise<CryptoKey | u
   let k = verifyKeys.get(id);
   if (!k) {
     if (verifyKeys.size >= KEY_CACHE_MAX) verifyKeys.clear();
-    k = subtle.importKey('raw', buf(publicKey), ALG, false, ['verify']).catch(() => undefined);
+    k = subtle.importKey('raw', bufferSource(publicKey), ALG, false, ['verify']).catch(() => undefined);
     verifyKeys.set(id, k);
   }
   return k;
@@ -96,7 +94,7 @@ export async function verify(signature: Uint8Array, message: Uint8Array, publicK
     const key = await verifyKey(subtle, publicKey);
     if (!key) return false;
     try {
-      return await subtle.verify(ALG, key, buf(signature), buf(message));
+      return await subtle.verify(ALG, key, bufferSource(signature), bufferSource(message));
     } catch {
       return false;
     }

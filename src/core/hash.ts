@@ -1,5 +1,5 @@
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
-import { toHex, utf8 } from './bytes';
+import { bufferSource, toHex, utf8 } from './bytes';
 
 export const sha256 = (data: Uint8Array): Uint8Array => nobleSha256(data);
 
@@ -17,7 +17,7 @@ export async function sha256HexAsync(data: Uint8Array): Promise<string> {
   const subtle = globalThis.crypto?.subtle;
   if (subtle) {
     try {
-      return toHex(new Uint8Array(await subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>)));
+      return toHex(new Uint8Array(await subtle.digest('SHA-256', bufferSource(data))));
     } catch {
       // no native digest after all: the JS one below gives the same answer
     }

@@ -5,12 +5,11 @@
  * noble on a known answer is not used.
  */
 import { x25519 } from '@noble/curves/ed25519.js';
-import { bytesEqual, concatBytes, fromHex, toHex } from './bytes';
+import { bufferSource, bytesEqual, concatBytes, fromHex, toHex } from './bytes';
 
 const ALG = { name: 'X25519' } as const;
 // PKCS#8 wrapper for a raw 32-byte X25519 private key (RFC 8410 §7, OID 1.3.101.110).
 const PKCS8_PREFIX = fromHex('302e020100300506032b656e04220420')!;
-const buf = (u: Uint8Array): Uint8Array<ArrayBuffer> => u as Uint8Array<ArrayBuffer>;
 
 let subtlePromise: Promise<SubtleCrypto | undefined> | undefined;
 
@@ -31,10 +30,10 @@ function webCrypto(): Promise<SubtleCrypto | undefined> {
 }
 
 const importSecret = (subtle: SubtleCrypto, secret: Uint8Array) =>
-  subtle.importKey('pkcs8', buf(concatBytes(PKCS8_PREFIX, secret)), ALG, false, ['deriveBits']);
+  subtle.importKey('pkcs8', bufferSource(concatBytes(PKCS8_PREFIX, secret)), ALG, false, ['deriveBits']);
 
 async function derive(subtle: SubtleCrypto, secret: CryptoKey, publicKey: Uint8Array): Promise<Uint8Array> {
-  const pub = await subtle.importKey('raw', buf(publicKey), ALG, false, []);
+  const pub = await subtle.importKey('raw', bufferSource(publicKey), ALG, false, []);
   return new Uint8Array(await subtle.deriveBits({ name: 'X25519', public: pub }, secret, 256));
 }
 

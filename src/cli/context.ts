@@ -35,7 +35,7 @@ export async function withPeer<T>(ctx: CliContext, fn: (p: OpenedPeer) => Promis
   const node = await openNodePeer({
     dbPath: ctx.paths.db,
     ...(ctx.appUrl ? { appUrl: ctx.appUrl } : {}),
-    ...(serving ? { peerUrl: serving.publicUrl } : {}),
+    ...(serving?.publicUrl ? { peerUrl: serving.publicUrl } : {}),
   });
   try {
     const me = node.peer.identity();

@@ -6,7 +6,7 @@
 import { openNodePeer, type NodePeer } from '../platform/node';
 import { CliError } from './errors';
 import { ensureHome, type HomePaths } from './home';
-import { startDirectServer, type DirectServer } from './direct-server';
+import { startDirectServer, urlHostName, type DirectServer } from './direct-server';
 import { ReceiveLoop } from './receive-loop';
 import { clearServeState, runningServer, writeServeState } from './serve-state';
 import { isObject } from '../core';
@@ -18,7 +18,8 @@ export interface DaemonOptions {
   readonly paths: HomePaths;
   readonly host: string;
   readonly port: number;
-  readonly publicUrl?: string;
+  /** §7: the URLs this peer is reachable at; the first is advertised, all are the endpoint's names. */
+  readonly publicUrls?: readonly string[];
   readonly appUrl?: string;
   /** Long-poll `wait` per receive request (§5: 0–30 s). */
   readonly longPollSeconds?: number;
@@ -27,7 +28,8 @@ export interface DaemonOptions {
 
 export interface RunningDaemon {
   readonly url: string;
-  readonly publicUrl: string;
+  /** The advertised direct URL, when one was configured. */
+  readonly publicUrl?: string;
   readonly did: string;
   stop(): Promise<void>;
 }
@@ -58,7 +60,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const node: NodePeer = await openNodePeer({
     dbPath: paths.db,
     ...(opts.appUrl ? { appUrl: opts.appUrl } : {}),
-    ...(opts.publicUrl ? { peerUrl: opts.publicUrl } : {}),
+    ...(opts.publicUrls?.[0] ? { peerUrl: opts.publicUrls[0] } : {}),
     fetch: abortableFetch(loops, receivePrefix),
     onIngest: (records) => log(`stored ${records.length} new record(s) from peers`),
   });
@@ -119,6 +121,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       host: opts.host,
       port: opts.port,
       handle: (body) => peer.handleDirectDelivery(body),
+      names: (opts.publicUrls ?? []).map(urlHostName),
       log,
       onDelivery: (res) => {
         const accepted = isObject(res.body) && Array.isArray(res.body.accepted) ? res.body.accepted.length : 0;
@@ -133,9 +136,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const code = (e as NodeJS.ErrnoException).code;
     throw new CliError(code === 'EADDRINUSE' ? `cannot listen on ${opts.host}:${opts.port}: the port is in use (try --port)` : `cannot listen on ${opts.host}:${opts.port}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const publicUrl = opts.publicUrl ?? server.url;
-  writeServeState(paths, { pid: process.pid, url: server.url, publicUrl, startedAt: Date.now() });
-  log(`listening on ${server.url} as ${me.name} (${me.did})${opts.publicUrl ? `, advertised as ${publicUrl}` : ''}`);
+  // §7: only a URL the owner configured is advertised, never the address we merely listen on.
+  const publicUrl = opts.publicUrls?.[0];
+  writeServeState(paths, { pid: process.pid, url: server.url, ...(publicUrl ? { publicUrl } : {}), startedAt: Date.now() });
+  log(`listening on ${server.url} as ${me.name} (${me.did})${publicUrl ? `, advertised as ${publicUrl}` : ', no direct URL advertised (--public-url)'}`);
 
   await reconcile();
   void flush(true); // starting up is the network coming back
@@ -175,5 +179,5 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       log('stopped');
     })());
 
-  return { url: server.url, publicUrl, did: me.did, stop };
+  return { url: server.url, ...(publicUrl ? { publicUrl } : {}), did: me.did, stop };
 }

@@ -14,6 +14,11 @@ export interface DirectServerOptions {
   readonly host: string;
   readonly port: number;
   readonly handle: (body: unknown) => Promise<DirectResponse>;
+  /**
+   * Extra `Host` values this endpoint answers to (the hosts of its public URLs, §7); its listen
+   * address is always one. Anything else is `403 unknown_host`: no DNS rebinding.
+   */
+  readonly names?: readonly string[];
   /** Told about each answered delivery (the daemon flushes its outbox on a hit). */
   readonly onDelivery?: (res: DirectResponse) => void;
   readonly log?: (msg: string) => void;
@@ -28,11 +33,12 @@ const CORS_HEADERS = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET, POST, OPTIONS',
   'access-control-allow-headers': 'Content-Type, x-syncropel-federation',
+  // A browser sender must read the receipt to count a delivery (§7).
+  'access-control-expose-headers': 'Syncropel-Receipt',
   'access-control-max-age': '600',
 } as const;
 
-function send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+function send(res: ServerResponse, status: number, body: unknown, extra: Readonly<Record<string, string>> = {}, text = JSON.stringify(body)): void {
   res.writeHead(status, { ...CORS_HEADERS, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...extra });
   res.end(text);
 }
@@ -72,8 +78,13 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
 
 const isJsonMediaType = (ct: string | undefined): boolean => (ct ?? '').split(';')[0]!.trim().toLowerCase() === 'application/json';
 
-async function route(req: IncomingMessage, res: ServerResponse, opts: DirectServerOptions): Promise<void> {
+async function route(req: IncomingMessage, res: ServerResponse, opts: DirectServerOptions, names: ReadonlySet<string>): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://peer').pathname;
+  const host = req.headers.host?.toLowerCase();
+  if (!host || !names.has(host)) {
+    req.resume();
+    return fail(res, 403, 'unknown_host', `this peer does not answer to Host "${(host ?? '').slice(0, 100)}"`);
+  }
   if (req.method === 'OPTIONS') {
     // Preflight; also allow Chromium's Private Network Access check.
     const pna = req.headers['access-control-request-private-network'] === 'true' ? { 'access-control-allow-private-network': 'true' } : {};
@@ -104,13 +115,24 @@ async function route(req: IncomingMessage, res: ServerResponse, opts: DirectServ
     return fail(res, 400, 'invalid_json', 'the body is not valid JSON');
   }
   const answer = await opts.handle(parsed);
-  send(res, answer.status, answer.body);
+  send(res, answer.status, answer.body, answer.headers, answer.text); // the receipt signs exactly these bytes
   opts.onDelivery?.(answer);
 }
 
+/** The `Host` values a listener answers to: its address (and localhost names on loopback), with the port. */
+export function listenNames(host: string, port: number): string[] {
+  const h = host.includes(':') ? `[${host}]` : host;
+  const loopback = host === '127.0.0.1' || host === '::1' || host === 'localhost';
+  return [`${h}:${port}`, ...(loopback ? [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`] : [])].map((n) => n.toLowerCase());
+}
+
+/** `host[:port]` of a URL as a client writes it in `Host` (default ports omitted, as fetch does). */
+export const urlHostName = (url: string): string => new URL(url).host.toLowerCase();
+
 export async function startDirectServer(opts: DirectServerOptions): Promise<DirectServer> {
+  const names = new Set<string>((opts.names ?? []).map((n) => n.toLowerCase()));
   const server: Server = createServer((req, res) => {
-    route(req, res, opts).catch((e: unknown) => {
+    route(req, res, opts, names).catch((e: unknown) => {
       opts.log?.(`direct delivery failed: ${e instanceof Error ? e.message : String(e)}`);
       if (!res.headersSent) fail(res, 500, 'internal_error', 'the peer could not process the request');
       else res.end();
@@ -124,6 +146,7 @@ export async function startDirectServer(opts: DirectServerOptions): Promise<Dire
     });
   });
   const { port } = server.address() as AddressInfo;
+  for (const n of listenNames(opts.host, port)) names.add(n);
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {
     url: `http://${host}:${port}`,

@@ -67,11 +67,14 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .description('serve direct delivery, receive from relays and flush the outbox')
     .addOption(new Option('--port <port>', 'port for POST /v1/sync/records (0 = any free port)').default(9100).argParser(parser(parsePort)))
     .option('--host <host>', 'address to bind', '127.0.0.1')
-    .addOption(new Option('--public-url <url>', 'direct URL to advertise to peers (default: the bound URL)').argParser(parser(parsePublicUrl)))
+    .addOption(
+      new Option('--public-url <url>', 'a URL peers reach this endpoint at (repeatable: the first is advertised in invites; all are accepted as Host). Without it no direct URL is advertised')
+        .argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), parser(parsePublicUrl)(v)]),
+    )
     .addOption(new Option('--long-poll <seconds>', 'seconds each receive request waits at the relay (1-30)').default(25).argParser(parser(parseLongPoll)))
     .option('--daemon', 'run in the background (pid and log file in the home directory)')
     .option('--stop', 'stop the background server of this home')
-    .action((o: { port: number; host: string; publicUrl?: string; longPoll: number; daemon?: boolean; stop?: boolean }, cmd: Command) => serveCommand(ctx(cmd), o));
+    .action((o: { port: number; host: string; publicUrl?: string[]; longPoll: number; daemon?: boolean; stop?: boolean }, cmd: Command) => serveCommand(ctx(cmd), o));
 
   const config = program.command('config').description('peer configuration (stored as LEARN records)');
   const relay = config.command('relay').description('store-and-forward relays');

@@ -10,8 +10,8 @@ export interface ServeState {
   readonly pid: number;
   /** The URL the server is bound to, e.g. http://127.0.0.1:9100. */
   readonly url: string;
-  /** The URL advertised to peers for direct delivery (--public-url, else `url`). */
-  readonly publicUrl: string;
+  /** The URL advertised to peers for direct delivery (the first --public-url), if any. */
+  readonly publicUrl?: string;
   readonly startedAt: number;
 }
 
@@ -74,8 +74,8 @@ function parseState(text: string): ServeState | undefined {
     const v: unknown = JSON.parse(text);
     if (typeof v !== 'object' || v === null) return undefined;
     const o = v as Record<string, unknown>;
-    if (typeof o.pid !== 'number' || typeof o.url !== 'string' || typeof o.publicUrl !== 'string' || typeof o.startedAt !== 'number') return undefined;
-    return { pid: o.pid, url: o.url, publicUrl: o.publicUrl, startedAt: o.startedAt };
+    if (typeof o.pid !== 'number' || typeof o.url !== 'string' || typeof o.startedAt !== 'number') return undefined;
+    return { pid: o.pid, url: o.url, ...(typeof o.publicUrl === 'string' ? { publicUrl: o.publicUrl } : {}), startedAt: o.startedAt };
   } catch {
     return undefined;
   }

@@ -53,7 +53,8 @@ export type EnvelopeErrorCode =
   | 'header_mismatch'
   | 'envelope_id_mismatch'
   | 'unverifiable_sender'
-  | 'bad_envelope_signature';
+  | 'bad_envelope_signature'
+  | 'unpaired_sender';
 
 /** Envelope ID = sha256(JCS({from_did, record_ids: sorted, to_did})). Deterministic on purpose. */
 export function envelopeId(fromDid: string, toDid: string, recordIds: readonly string[]): string {
@@ -159,6 +160,11 @@ export type RecordOutcome =
   | { readonly ok: true; readonly value: SignedRecord }
   | { readonly ok: false; readonly index: number; readonly id: string | undefined; readonly error: Failure<RecordErrorCode> };
 
+export interface OpenEnvelopeOptions {
+  /** Asked with the sender's DID once the envelope is decrypted, before any signature is verified. */
+  readonly admitSender?: (fromDid: string) => boolean;
+}
+
 export interface OpenedEnvelope {
   readonly id: string;
   readonly from_did: string;
@@ -210,7 +216,11 @@ async function decryptSealed(env: SealedEnvelope, me: Recipient): Promise<Result
  * ID and the sender's signature, then verifies each record on its own. Every failure comes back as
  * a typed result naming what failed; nothing throws.
  */
-export async function openEnvelope(input: unknown, me: Recipient): Promise<Result<OpenedEnvelope, EnvelopeErrorCode>> {
+export async function openEnvelope(
+  input: unknown,
+  me: Recipient,
+  opts: OpenEnvelopeOptions = {},
+): Promise<Result<OpenedEnvelope, EnvelopeErrorCode>> {
   let outer: Envelope;
   let plain: PlainEnvelope;
   try {
@@ -232,6 +242,9 @@ export async function openEnvelope(input: unknown, me: Recipient): Promise<Resul
     } else {
       plain = outer;
     }
+    // Before any signature is checked: a direct endpoint refuses strangers at the cost of one
+    // decryption, not of verifying whatever they sent (§7).
+    if (opts.admitSender && !opts.admitSender(plain.from_did)) return fail('unpaired_sender', `envelope sender ${plain.from_did.slice(0, 80)} is not paired`);
     const claimedIds = plain.records.map((r) => (isObject(r) && typeof r.id === 'string' ? r.id : ''));
     const expectedId = envelopeId(plain.from_did, plain.to_did, claimedIds);
     if (expectedId !== plain.id) return fail('envelope_id_mismatch', `envelope claims ID ${plain.id} but its content gives ${expectedId}`);

@@ -10,5 +10,6 @@ export * from './ed25519';
 export * from './record';
 export * from './envelope';
 export * from './mailbox-auth';
+export * from './receipt';
 export * from './invite';
 export * from './keyfile';

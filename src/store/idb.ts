@@ -9,6 +9,9 @@
 import { unwrap, wrap, type DBSchema, type IDBPDatabase, type IDBPObjectStore, type StoreNames } from 'idb';
 import {
   COUNTER_NAMES,
+  parseDropCount,
+  type ClockKey,
+  type DropCount,
   type CounterDelta,
   type CounterName,
   type Counters,
@@ -44,7 +47,8 @@ interface PeerDbSchema extends DBSchema {
   };
   outbox: { key: string; value: OutboxEntry; indexes: { path: string; nextAttemptAt: number } };
   receive_state: { key: string; value: ReceiveState };
-  counters: { key: CounterName; value: number };
+  /** Named counters, and per-sender drop counts under `drop:<reason>:<did>` keys. */
+  counters: { key: string; value: number };
   invites: { key: string; value: InviteRecord };
 }
 
@@ -270,6 +274,12 @@ export class IdbPeerStore implements PeerStore {
     return this.db.count('records');
   }
 
+  async idsAtClock(keys: readonly ClockKey[]): Promise<(string | undefined)[]> {
+    if (keys.length === 0) return [];
+    const index = this.db.transaction('records').store.index('actor_thread_clock');
+    return Promise.all(keys.map(async (k) => (await index.getKey([k.actor, k.thread, k.clock])) as string | undefined));
+  }
+
   async putOutbox(entries: readonly OutboxEntry[]): Promise<void> {
     const tx = this.db.transaction('outbox', 'readwrite');
     try {
@@ -323,6 +333,16 @@ export class IdbPeerStore implements PeerStore {
     const tx = this.db.transaction('counters');
     const values = await Promise.all(COUNTER_NAMES.map((name) => tx.store.get(name)));
     return Object.fromEntries(COUNTER_NAMES.map((name, i) => [name, values[i] ?? 0])) as Record<CounterName, number>;
+  }
+
+  async dropCounts(): Promise<DropCount[]> {
+    const tx = this.db.transaction('counters');
+    const range = IDBKeyRange.bound('drop:', 'drop;', false, true);
+    const [names, values] = await Promise.all([tx.store.getAllKeys(range), tx.store.getAll(range)]);
+    return names
+      .map((name, i) => parseDropCount(name, values[i] ?? 0))
+      .filter((d) => d !== undefined)
+      .sort((a, b) => b.count - a.count);
   }
 
   async bumpCounters(delta: CounterDelta): Promise<void> {

@@ -12,6 +12,9 @@ import { dirname } from 'node:path';
 import type { SignedRecord } from '../core';
 import {
   COUNTER_NAMES,
+  parseDropCount,
+  type ClockKey,
+  type DropCount,
   type ArrivalPath,
   type CounterDelta,
   type CounterName,
@@ -237,6 +240,8 @@ function prepareStatements(db: Database.Database) {
       'SELECT thread, count(*) AS count, max(received_at) AS lastReceivedAt FROM records GROUP BY thread ORDER BY thread',
     ),
     countRecords: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM records'),
+    idAtClock: db.prepare<[string, string, number], { id: string }>('SELECT id FROM records WHERE actor = ? AND thread = ? AND clock = ? ORDER BY id LIMIT 1'),
+    dropCounts: db.prepare<[], { name: string; value: number }>("SELECT name, value FROM counters WHERE name >= 'drop:' AND name < 'drop;' ORDER BY value DESC"),
     putOutbox: db.prepare<
       [string, string, string, string, string, number, number, string, number, number, string | null, string | null, number | null, string | null]
     >(
@@ -383,6 +388,10 @@ export class SqlitePeerStore implements PeerStore {
     return settle(() => this.stmt.countRecords.get()?.n ?? 0);
   }
 
+  idsAtClock(keys: readonly ClockKey[]): Promise<(string | undefined)[]> {
+    return settle(() => keys.map((k) => this.stmt.idAtClock.get(k.actor, k.thread, k.clock)?.id));
+  }
+
   putOutbox(entries: readonly OutboxEntry[]): Promise<void> {
     return settle(() => this.putOutboxTx.immediate(entries));
   }
@@ -431,6 +440,10 @@ export class SqlitePeerStore implements PeerStore {
       }
       return counters;
     });
+  }
+
+  dropCounts(): Promise<DropCount[]> {
+    return settle(() => this.stmt.dropCounts.all().map(({ name, value }) => parseDropCount(name, value)).filter((d) => d !== undefined));
   }
 
   bumpCounters(delta: CounterDelta): Promise<void> {

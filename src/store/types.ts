@@ -84,12 +84,39 @@ export const COUNTER_NAMES = [
   'records_ingested',
   'records_duplicate',
   'records_dropped_unpaired',
+  'records_dropped_ungranted',
+  'records_refused_clock_reused',
   'records_rejected_invalid',
   'direct_received',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Readonly<Record<CounterName, number>>;
-export type CounterDelta = Partial<Record<CounterName, number>>;
+/**
+ * Per-sender drop counts (§8: dropped records are counted by reason, with their senders), kept
+ * beside the named counters as `drop:<reason>:<sender DID>`.
+ */
+export type DropCounterKey = `drop:${string}`;
+export type CounterDelta = Partial<Record<CounterName | DropCounterKey, number>>;
+export const dropCounterKey = (reason: string, sender: string): DropCounterKey => `drop:${reason}:${sender}`;
+
+/** A stored `drop:<reason>:<sender>` counter as a DropCount (reasons are snake_case, senders DIDs). */
+export function parseDropCount(name: string, count: number): DropCount | undefined {
+  const m = /^drop:([a-z_]+):(.+)$/.exec(name);
+  return m ? { reason: m[1]!, sender: m[2]!, count } : undefined;
+}
+
+export interface DropCount {
+  readonly reason: string;
+  readonly sender: string;
+  readonly count: number;
+}
+
+/** The slot a record takes in its author's sequence (§3: one record per (actor, thread, clock)). */
+export interface ClockKey {
+  readonly actor: string;
+  readonly thread: string;
+  readonly clock: number;
+}
 
 /** A pairing invite this peer issued (PROTOCOL.md §9); used at most once. */
 export interface InviteRecord {
@@ -130,6 +157,8 @@ export interface PeerStore {
   /** Every thread with its record count and last arrival time. */
   threads(): Promise<{ thread: string; count: number; lastReceivedAt: number }[]>;
   countRecords(): Promise<number>;
+  /** Per key, the ID of the stored record holding that (actor, thread, clock), if any. */
+  idsAtClock(keys: readonly ClockKey[]): Promise<(string | undefined)[]>;
 
   /** Inserts or replaces outbox entries (by id) in one transaction. */
   putOutbox(entries: readonly OutboxEntry[]): Promise<void>;
@@ -145,6 +174,8 @@ export interface PeerStore {
   listReceiveStates(): Promise<ReceiveState[]>;
 
   getCounters(): Promise<Counters>;
+  /** The per-sender drop counts, largest first. */
+  dropCounts(): Promise<DropCount[]>;
   bumpCounters(delta: CounterDelta): Promise<void>;
 
   putInvite(invite: InviteRecord): Promise<void>;

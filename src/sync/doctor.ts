@@ -2,8 +2,8 @@
  * Doctor: the checks the guide's troubleshooting section walks through, as data.
  * Pure: every fact is handed in, so the browser and the headless peer share it.
  */
-import type { Identity, OutboxEntry } from '../store/types';
-import type { CheckStatus, DoctorCheck, DoctorReport, PlatformFacts, RelayHealth, SyncStatus } from './types';
+import type { DropCount, Identity, OutboxEntry } from '../store/types';
+import type { CheckStatus, DoctorCheck, DoctorReport, Pair, PairRefusal, PlatformFacts, RelayHealth, SyncStatus } from './types';
 
 const HOUR = 3600_000;
 const STUCK_AFTER_MS = HOUR;
@@ -19,6 +19,11 @@ export interface DoctorInput {
   readonly health: readonly RelayHealth[];
   readonly facts: PlatformFacts;
   readonly now: number;
+  /** Per-sender drop counts (§8), and the pairs to name the senders by. */
+  readonly drops?: readonly DropCount[];
+  readonly pairs?: readonly Pair[];
+  /** Pairing replies refused here (§9). */
+  readonly refusals?: readonly PairRefusal[];
 }
 
 export function runDoctor(input: DoctorInput): DoctorReport {
@@ -68,6 +73,25 @@ export function runDoctor(input: DoctorInput): DoctorReport {
   } else add('redelivery', 'pass', 'no envelope came twice');
   if (c.records_dropped_unpaired > 0) add('dropped_unpaired', 'warn', `${c.records_dropped_unpaired} record(s) from unpaired actors were dropped`);
   else add('dropped_unpaired', 'pass', 'no records from unpaired actors');
+  const nameOf = (did: string) => input.pairs?.find((p) => p.peerDid === did)?.name ?? did;
+  const drops = input.drops ?? [];
+  const bySender = (reason: string) =>
+    drops
+      .filter((d) => d.reason === reason)
+      .slice(0, 5)
+      .map((d) => `${nameOf(d.sender)} (${d.count})`)
+      .join(', ');
+  if (c.records_dropped_ungranted > 0) {
+    add('dropped_ungranted', 'warn', `${c.records_dropped_ungranted} record(s) on threads not shared with their sender were dropped: ${bySender('ungranted')}`);
+  }
+  if (c.records_refused_clock_reused > 0) {
+    add('clock_reused', 'warn', `${c.records_refused_clock_reused} record(s) reused a clock another record of the same author holds (equivocation) and were refused: ${bySender('clock_reused')}`);
+  }
+  const unpairedSenders = bySender('unpaired');
+  if (unpairedSenders) add('dropped_unpaired_senders', 'warn', `unpaired senders: ${unpairedSenders}`);
+  if (input.refusals?.length) {
+    add('pair_refusals', 'warn', `pairing refused for ${input.refusals.map((r) => `${r.name} (${r.peerDid.slice(0, 24)}…, ${r.reason.replace('_', ' ')})`).join(', ')}: make a new invite for them`);
+  }
   if (c.envelopes_rejected + c.records_rejected_invalid > 0) {
     add('rejected_content', 'warn', `${c.envelopes_rejected} envelope(s) and ${c.records_rejected_invalid} record(s) failed verification and were dropped`);
   }

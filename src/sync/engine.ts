@@ -17,11 +17,14 @@ import {
   openEnvelope,
   parseInvite,
   publicKeyFromDid,
+  RECEIPT_HEADER,
   sealEnvelope,
   serializeEnvelope,
   signMailboxRequest,
+  signReceipt,
   signRecord,
   THREAD_RE,
+  verifyReceipt,
   verifySignedRecord,
   type Invite,
   type Recipient,
@@ -30,16 +33,19 @@ import {
   type Signer,
   type SyncRecord,
 } from '../core';
-import type { CounterDelta, Identity, OutboxEntry, PeerStore, ReceiveState, StoredRecord } from '../store/types';
+import { dropCounterKey, type CounterDelta, type DropCount, type Identity, type OutboxEntry, type PeerStore, type ReceiveState, type StoredRecord } from '../store/types';
 import {
   CONFIG_THREAD,
   foldConfig,
+  isControl,
   isPairAccept,
   normalizeRelayUrl,
   pairBody,
   PAIRS_THREAD,
+  refusalBody,
   relayBody,
   relayForPeer,
+  threadTitle,
   type EffectiveConfig,
 } from './config';
 import { runDoctor } from './doctor';
@@ -50,7 +56,9 @@ import type {
   EmitInput,
   FlushReport,
   Pair,
+  PairRefusal,
   PeerApi,
+  PendingShare,
   PeerEngineDeps,
   PeerSyncStatus,
   ReceiveReport,
@@ -75,11 +83,38 @@ const OPEN_PIECE = 4;
 
 type ReceiveRelayReport = ReceiveReport['relays'][number];
 
+/** A verified record and the peer that vouches for it: its envelope's sender (§8 admission). */
+interface Candidate {
+  readonly from: string;
+  readonly signed: SignedRecord;
+}
+
+/** Why a verified record was not stored (§3, §8); each is counted, per sender too. */
+type DropReason = 'unpaired' | 'ungranted' | 'clock_reused';
+
+interface Dropped {
+  readonly id: string;
+  readonly from: string;
+  readonly reason: DropReason;
+}
+
+const DROP_COUNTER: Record<DropReason, 'records_dropped_unpaired' | 'records_dropped_ungranted' | 'records_refused_clock_reused'> = {
+  unpaired: 'records_dropped_unpaired',
+  ungranted: 'records_dropped_ungranted',
+  clock_reused: 'records_refused_clock_reused',
+};
+
+const DROP_MESSAGE: Record<DropReason, string> = {
+  unpaired: 'the sender is not paired with this peer',
+  ungranted: 'the thread is not shared with the sender',
+  clock_reused: 'another record already holds this (actor, thread, clock)',
+};
+
 /** Envelopes of a receive batch, opened: what to ack, the valid records, and counts of the rest. */
 interface OpenedChunk {
   readonly ackIds: string[];
-  readonly candidates: SignedRecord[];
-  readonly delta: { envelopes_received: number; envelopes_rejected: number; records_dropped_unpaired: number; records_rejected_invalid: number };
+  readonly candidates: Candidate[];
+  readonly delta: { envelopes_received: number; envelopes_rejected: number; records_rejected_invalid: number };
   /** Per valid envelope, the IDs of its valid records (to spot redeliveries). */
   readonly envelopeRecords: string[][];
 }
@@ -245,14 +280,88 @@ export class PeerEngine implements PeerApi {
   async setPair(pair: Pair): Promise<void> {
     if (!publicKeyFromDid(pair.peerDid).ok) throw new Error(`cannot pair with ${pair.peerDid}: not a did:key`);
     if (pair.peerUrl !== undefined && !isHttpUrl(pair.peerUrl)) throw new Error(`peer URL "${String(pair.peerUrl)}" is not an http(s) URL`);
-    for (const t of pair.threads) if (!THREAD_RE.test(t)) throw new Error(`"${t}" is not a thread ID`);
+    for (const t of pair.threads) {
+      if (!THREAD_RE.test(t)) throw new Error(`"${t}" is not a thread ID`);
+      if (t === CONFIG_THREAD || t === PAIRS_THREAD) throw new Error(`${t} is reserved and cannot be shared`);
+    }
     const before = (await this.config()).pairs.get(pair.peerDid);
     await this.writeConfig(pairBody(pair));
     if (pair.enabled) {
-      // Threads newly shared with this peer: send it what we already wrote there.
+      // §11 history on grant: a thread newly granted to this peer brings everything held on it.
       const added = pair.threads.filter((t) => !before?.enabled || !before.threads.includes(t));
-      await this.backfill(pair.peerDid, added);
+      await this.sendHistory(pair.peerDid, added);
     }
+  }
+
+  private async requirePair(peerDid: string): Promise<Pair> {
+    const pair = (await this.config()).pairs.get(peerDid);
+    if (!pair) throw new Error(`not paired with ${peerDid}`);
+    return pair;
+  }
+
+  async endPair(peerDid: string): Promise<void> {
+    const pair = await this.requirePair(peerDid);
+    if (!pair.enabled) return;
+    await this.writeConfig(pairBody({ ...pair, enabled: false, endReason: 'ended' }));
+    // Whatever still waits for this peer stays unsent (deliver refuses it); only the notice goes.
+    await this.emitRecord({ thread: PAIRS_THREAD, act: 'LEARN', body: { topic: 'pair.end' } }, { federate: false, to: peerDid });
+  }
+
+  async shareThread(thread: string, peerDid: string): Promise<void> {
+    if (!THREAD_RE.test(thread)) throw new Error(`"${thread}" is not a thread ID`);
+    if (thread === CONFIG_THREAD || thread === PAIRS_THREAD) throw new Error(`${thread} is reserved and cannot be shared`);
+    const pair = await this.requirePair(peerDid);
+    if (!pair.enabled) throw new Error(`the pair with ${pair.name} has ended`);
+    if (pair.waiting) throw new Error(`${pair.name} has not confirmed the pairing yet: only the invite's threads are shared until then`);
+    if (pair.threads.includes(thread)) return;
+    const title = threadTitle(await this.store.recordsByThread(thread));
+    // The offer first, then the history: the peer learns it may grant the thread back before its records arrive.
+    await this.emitRecord(
+      { thread: PAIRS_THREAD, act: 'LEARN', body: { topic: 'thread.share', thread, ...(title !== undefined ? { title } : {}) } },
+      { federate: false, to: peerDid },
+    );
+    await this.setPair({ ...pair, threads: [...pair.threads, thread] });
+  }
+
+  async unshareThread(thread: string, peerDid: string): Promise<void> {
+    const pair = await this.requirePair(peerDid);
+    if (!pair.threads.includes(thread)) return;
+    await this.writeConfig(pairBody({ ...pair, threads: pair.threads.filter((t) => t !== thread) }));
+  }
+
+  async pendingShares(): Promise<PendingShare[]> {
+    const cfg = await this.config();
+    const out = new Map<string, PendingShare>();
+    for (const r of await this.store.recordsByThread(PAIRS_THREAD)) {
+      const rec = r.signed.record;
+      if (!isControl(rec, 'thread.share') || typeof rec.body.thread !== 'string') continue;
+      const pair = cfg.pairs.get(rec.actor);
+      if (!pair?.enabled || pair.threads.includes(rec.body.thread)) continue;
+      const title = typeof rec.body.title === 'string' ? rec.body.title : undefined;
+      out.set(`${rec.body.thread} ${rec.actor}`, { thread: rec.body.thread, fromDid: rec.actor, fromName: pair.name, ...(title !== undefined ? { title } : {}) });
+    }
+    return [...out.values()];
+  }
+
+  async acceptShare(thread: string): Promise<void> {
+    const offers = (await this.pendingShares()).filter((p) => p.thread === thread);
+    if (offers.length === 0) throw new Error(`no pending share of ${thread}`);
+    const cfg = await this.config();
+    for (const o of offers) {
+      const pair = cfg.pairs.get(o.fromDid);
+      if (!pair) continue;
+      await this.setPair({ ...pair, threads: [...pair.threads, thread] });
+      // What the peer sent before the grant was dropped as ungranted: ask for it again (§11).
+      await this.emitRecord({ thread: PAIRS_THREAD, act: 'LEARN', body: { topic: 'history.request', threads: [thread] } }, { federate: false, to: o.fromDid });
+    }
+  }
+
+  async pairRefusals(): Promise<PairRefusal[]> {
+    return [...(await this.config()).refusals.values()];
+  }
+
+  async dropCounts(): Promise<DropCount[]> {
+    return this.store.dropCounts();
   }
 
   // ---- records ----
@@ -341,11 +450,16 @@ export class PeerEngine implements PeerApi {
     return entries;
   }
 
-  private async backfill(peerDid: string, threads: readonly string[]): Promise<void> {
-    const { me } = this.requireIdentity();
+  /**
+   * §11: a thread granted to a peer brings every record held on it, whoever wrote it, the title
+   * records in the first envelope.
+   */
+  private async sendHistory(peerDid: string, threads: readonly string[]): Promise<void> {
     for (const t of threads) {
-      const own = (await this.store.recordsByThread(t)).filter((r) => r.actor === me.did).map((r) => r.signed);
-      if (own.length) await this.enqueue(peerDid, own);
+      const held = await this.store.recordsByThread(t);
+      const isTitle = (r: StoredRecord) => r.signed.record.body.kind === 'thread';
+      const ordered = [...held.filter(isTitle), ...held.filter((r) => !isTitle(r))].map((r) => r.signed);
+      if (ordered.length) await this.enqueue(peerDid, ordered);
     }
   }
 
@@ -368,34 +482,26 @@ export class PeerEngine implements PeerApi {
 
   private async deliver(entry: OutboxEntry, cfg: EffectiveConfig): Promise<OutboxEntry> {
     const pair = cfg.pairs.get(entry.toDid);
+    const control = entry.records.every((r) => r.record.thread === PAIRS_THREAD);
+    // §9: after a pair ends nothing more is sent to it, but the notice that it ended.
+    if (pair && !pair.enabled && !control) return this.rejected(entry, `the pair with ${pair.name} has ended`);
     const errors: string[] = [];
     let retryAfterMs: number | undefined;
-    if (pair?.peerUrl) {
-      const res = await requestJson(
-        this.fetchFn,
-        `${normalizeRelayUrl(pair.peerUrl)}/v1/sync/records`,
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-syncropel-federation': '1' },
-          body: JSON.stringify({ records: entry.records }),
-        },
-        DIRECT_TIMEOUT_MS,
-        this.now,
-      );
-      if (res.status === 200) {
-        const rejected = isObject(res.body) && Array.isArray(res.body.rejected) ? res.body.rejected : [];
-        if (rejected.length === 0) return this.delivered(entry, 'direct', pair.peerUrl);
-        return this.rejected(entry, `peer rejected ${rejected.length} record(s): ${JSON.stringify(rejected).slice(0, 300)}`);
-      }
-      if (!isRetryable(res.status)) return this.rejected(entry, `direct delivery refused: ${res.error ?? res.status}`);
-      errors.push(`direct: ${res.error ?? `HTTP ${res.status}`}`);
+    // A pairing reply goes through the relay: a direct endpoint takes envelopes from paired peers only (§7).
+    const pairingReply = entry.records.some((r) => isPairAccept(r.record));
+    if (pair?.peerUrl && pair.enabled && !pairingReply) {
+      const direct = await this.deliverDirect(entry, pair.peerUrl);
+      if (direct === 'delivered') return this.delivered(entry, 'direct', pair.peerUrl);
+      errors.push(`direct: ${direct}`);
     }
-    const relay = relayForPeer(cfg, entry.toDid);
+    const relay = relayForPeer(cfg, entry.toDid) ?? [...cfg.refusals.values()].find((r) => r.peerDid === entry.toDid)?.relay;
     if (relay) {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (pair?.depositToken) headers['x-syncropel-deposit-token'] = pair.depositToken; // §5.1
       const res = await requestJson(
         this.fetchFn,
         `${relay}/v1/mailbox/${encodeURIComponent(entry.toDid)}`,
-        { method: 'POST', headers: { 'content-type': 'application/json' }, body: entry.envelope },
+        { method: 'POST', headers, body: entry.envelope },
         RELAY_TIMEOUT_MS,
         this.now,
       );
@@ -414,6 +520,31 @@ export class PeerEngine implements PeerApi {
       lastError: errors.join('; '),
       nextAttemptAt: this.now() + retryDelayMs(attempts, this.random, retryAfterMs),
     };
+  }
+
+  /**
+   * §7: the sealed envelope to the peer's direct endpoint. Delivered only when the answer carries a
+   * receipt that verifies under the DID we addressed, for this envelope, over the exact body; any
+   * other answer (another machine, our own daemon at a stale URL, an impostor) is a failure, and
+   * the envelope goes to the relay. Returns 'delivered' or why not.
+   */
+  private async deliverDirect(entry: OutboxEntry, peerUrl: string): Promise<'delivered' | string> {
+    const res = await requestJson(
+      this.fetchFn,
+      `${normalizeRelayUrl(peerUrl)}/v1/sync/records`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-syncropel-federation': '1' },
+        body: `{"envelope":${entry.envelope}}`,
+      },
+      DIRECT_TIMEOUT_MS,
+      this.now,
+    );
+    if (res.status !== 200) return res.error ?? `HTTP ${res.status}`;
+    const receipt = res.headers?.get(RECEIPT_HEADER) ?? null;
+    if (!receipt) return 'HTTP 200 without a receipt (not the peer we addressed)';
+    if (!(await verifyReceipt(receipt, entry.id, res.text ?? '', entry.toDid))) return 'the receipt does not verify under the peer’s DID';
+    return 'delivered';
   }
 
   private delivered(entry: OutboxEntry, path: 'direct' | 'relay', to: string): OutboxEntry {
@@ -558,8 +689,8 @@ export class PeerEngine implements PeerApi {
     const recipient = { did: me.did, secretKey: me.secretKey };
     const opened = await this.openEnvelopes(envelopes, recipient);
     const ackIds: string[] = [];
-    const candidates: SignedRecord[] = [];
-    const delta = { envelopes_received: envelopes.length, envelopes_rejected: 0, records_dropped_unpaired: 0, records_rejected_invalid: 0 };
+    const candidates: Candidate[] = [];
+    const delta = { envelopes_received: envelopes.length, envelopes_rejected: 0, records_rejected_invalid: 0 };
     const envelopeRecords: string[][] = [];
     opened.forEach((o, i) => {
       const raw = envelopes[i];
@@ -571,7 +702,7 @@ export class PeerEngine implements PeerApi {
       const ids: string[] = [];
       for (const r of o.value.records) {
         if (r.ok) {
-          candidates.push(r.value);
+          candidates.push({ from: o.value.from_did, signed: r.value });
           ids.push(r.value.id);
         } else delta.records_rejected_invalid++;
       }
@@ -582,8 +713,8 @@ export class PeerEngine implements PeerApi {
 
   private async commitChunk(chunk: OpenedChunk, via: string) {
     const { candidates, delta, envelopeRecords } = chunk;
-    const accepted = await this.admit(candidates, delta);
-    const result = await this.commit(accepted, 'relay', via, delta);
+    const { accepted, dropped } = await this.admit(candidates);
+    const result = await this.commit(accepted, dropped, 'relay', via, delta);
     // An envelope whose records were all here already came before: a crash before its ack, or an
     // ack that failed. Counted after the fact; losing this count in a crash loses nothing else.
     const dup = new Set(result.duplicates);
@@ -592,121 +723,244 @@ export class PeerEngine implements PeerApi {
     return {
       ingested: result.inserted.length,
       duplicates: result.duplicates.length,
-      dropped: delta.records_dropped_unpaired + delta.records_rejected_invalid + delta.envelopes_rejected,
+      dropped: result.dropped.length + delta.records_rejected_invalid + delta.envelopes_rejected,
     };
   }
 
-  /** Stores admitted records and the counters describing them in one transaction. */
-  private async commit(records: readonly SignedRecord[], path: 'direct' | 'relay', via: string | undefined, delta: CounterDelta) {
+  /**
+   * Stores admitted records and the counters describing them in one transaction. A record that
+   * takes a clock another record of its author already holds on its thread is refused as
+   * `clock_reused` (§3): the first one stays, within a batch the earlier one.
+   */
+  private async commit(
+    admitted: readonly Candidate[],
+    dropped: readonly Dropped[],
+    path: 'direct' | 'relay',
+    via: string | undefined,
+    delta: CounterDelta,
+  ) {
     const now = this.now();
-    const stored = records.map((s) => toStored(s, now, path, via));
-    const result = await this.store.ingest(stored, delta);
-    await this.afterIngest(stored, result.inserted);
-    return result;
+    const holders = await this.store.idsAtClock(admitted.map((c) => c.signed.record));
+    const taken = new Map<string, string>();
+    const kept: StoredRecord[] = [];
+    const refused: Dropped[] = [...dropped];
+    admitted.forEach((c, i) => {
+      const r = c.signed.record;
+      const slot = `${r.actor} ${r.thread} ${r.clock}`;
+      const holder = holders[i] ?? taken.get(slot);
+      if (holder !== undefined && holder !== c.signed.id) {
+        refused.push({ id: c.signed.id, from: c.from, reason: 'clock_reused' });
+        return;
+      }
+      taken.set(slot, c.signed.id);
+      kept.push(toStored(c.signed, now, path, via));
+    });
+    const counters: CounterDelta = { ...delta };
+    for (const d of refused) {
+      counters[DROP_COUNTER[d.reason]] = (counters[DROP_COUNTER[d.reason]] ?? 0) + 1;
+      const key = dropCounterKey(d.reason, d.from);
+      counters[key] = (counters[key] ?? 0) + 1;
+    }
+    const result = await this.store.ingest(kept, counters);
+    await this.afterIngest(kept, result.inserted, admitted);
+    return { ...result, dropped: refused };
   }
 
   /**
-   * §8: only records from paired actors, plus pairing replies to our own invites (§9), which
-   * pair us with their author. Everything else is dropped and counted.
+   * §8 admission: a record on thread T is taken when the peer vouching for it (the envelope's
+   * sender) is paired and granted T; its author may be anyone whose signature verified. Control
+   * records on th_federation_pairs come from paired peers about themselves, and pairing replies to
+   * our own invites from anyone. Configuration is never taken from outside.
    */
-  private async admit(records: readonly SignedRecord[], delta: { records_dropped_unpaired: number }): Promise<SignedRecord[]> {
-    const { me } = this.requireIdentity();
+  private async admit(candidates: readonly Candidate[]): Promise<{ accepted: Candidate[]; dropped: Dropped[] }> {
     let cfg = await this.config();
-    const out: SignedRecord[] = [];
-    for (const s of records) {
-      const actor = s.record.actor;
-      if (actor === me.did) {
-        out.push(s); // our own records coming back (e.g. restored from a peer)
-        continue;
+    const accepted: Candidate[] = [];
+    const dropped: Dropped[] = [];
+    for (const c of candidates) {
+      const r = c.signed.record;
+      const pair = cfg.pairs.get(c.from);
+      if (r.thread === PAIRS_THREAD) {
+        if (isPairAccept(r) && r.actor === c.from) {
+          const outcome = await this.completePairing(c.signed);
+          if (outcome === 'paired') {
+            cfg = await this.config();
+            accepted.push(c);
+            continue;
+          }
+        } else if (pair?.enabled && r.actor === c.from) {
+          // A share of a thread new here is granted before the history that follows it in this batch.
+          if (isControl(r, 'thread.share') && typeof r.body.thread === 'string' && (await this.offeredThread(pair, r.body.thread))) {
+            cfg = await this.config();
+          }
+          accepted.push(c);
+          continue;
+        } else if (pair && !pair.enabled && r.actor === c.from && isControl(r, 'pair.end')) {
+          continue; // already ended: nothing to do, nothing to count
+        }
+        dropped.push({ id: c.signed.id, from: c.from, reason: 'unpaired' });
+      } else if (!pair?.enabled) {
+        dropped.push({ id: c.signed.id, from: c.from, reason: 'unpaired' });
+      } else if (!pair.threads.includes(r.thread)) {
+        dropped.push({ id: c.signed.id, from: c.from, reason: 'ungranted' });
+      } else {
+        accepted.push(c);
       }
-      if (cfg.pairs.get(actor)?.enabled) {
-        out.push(s);
-        continue;
-      }
-      if (isPairAccept(s.record) && (await this.completePairing(s.record))) {
-        cfg = await this.config();
-        out.push(s);
-        continue;
-      }
-      delta.records_dropped_unpaired++;
     }
-    return out;
+    return { accepted, dropped };
   }
 
-  /** The inviter's side of §9: pair with whoever returns our unexpired nonce, once. */
-  private async completePairing(r: SyncRecord): Promise<boolean> {
+  /**
+   * The inviter's side of §9: pair with whoever returns our unexpired nonce, once, and confirm; a
+   * used or expired invite is refused (once per replier and nonce) and remembered for doctor.
+   */
+  private async completePairing(s: SignedRecord): Promise<'paired' | 'refused' | 'unknown'> {
+    const r = s.record;
     const b = r.body;
-    if (typeof b.nonce !== 'string') return false;
+    if (typeof b.nonce !== 'string') return 'unknown';
     const invite = await this.store.getInvite(b.nonce);
-    if (!invite) return false;
-    const redeemed = invite.usedBy === r.actor || (await this.store.redeemInvite(b.nonce, r.actor, this.now()));
-    if (!redeemed) return false;
-    const relays = Array.isArray(b.relays) ? b.relays.filter(isHttpUrl) : [];
+    if (!invite) return 'unknown';
+    const relays = Array.isArray(b.relays) ? b.relays.filter(isHttpUrl).map(normalizeRelayUrl) : [];
+    const name = typeof b.name === 'string' && b.name.trim() ? b.name.slice(0, 200) : r.actor.slice(0, 24);
+    const now = this.now();
+    const redeemed = invite.usedBy === r.actor || (await this.store.redeemInvite(b.nonce, r.actor, now));
+    if (!redeemed) {
+      const reason = invite.usedBy === undefined && invite.exp <= now ? 'invite_expired' : 'invite_used';
+      const cfg = await this.config();
+      if (!cfg.refusals.has(`${r.actor} ${b.nonce}`) && !cfg.pairs.get(r.actor)?.enabled) {
+        const refusal: PairRefusal = { peerDid: r.actor, name, nonce: b.nonce, reason, ...(relays[0] ? { relay: relays[0] } : {}) };
+        await this.writeConfig(refusalBody(refusal));
+        await this.emitRecord({ thread: PAIRS_THREAD, act: 'LEARN', body: { topic: 'pair.refuse', nonce: b.nonce, reason } }, { federate: false, to: r.actor });
+      }
+      return 'refused';
+    }
     const existing = (await this.config()).pairs.get(r.actor);
+    const [firstRelay] = relays;
+    if (firstRelay) await this.writeConfig(relayBody(firstRelay, r.actor, true));
     if (!existing?.enabled) {
       await this.setPair({
         peerDid: r.actor,
-        name: typeof b.name === 'string' && b.name.trim() ? b.name.slice(0, 200) : r.actor.slice(0, 24),
+        name,
         ...(isHttpUrl(b.peer_url) ? { peerUrl: b.peer_url } : {}),
+        ...(typeof b.deposit_token === 'string' ? { depositToken: b.deposit_token } : {}),
         threads: [...invite.threads],
         enabled: true,
       });
     }
-    const [firstRelay] = relays;
-    if (firstRelay) await this.writeConfig(relayBody(normalizeRelayUrl(firstRelay), r.actor, true));
-    return true;
+    // A repeated reply from the same peer is confirmed again: its first confirmation may be lost.
+    await this.emitRecord({ thread: PAIRS_THREAD, act: 'LEARN', body: { topic: 'pair.confirm', nonce: b.nonce } }, { federate: false, to: r.actor });
+    return 'paired';
   }
 
-  /** Threads a paired peer writes on become shared with it, so replies flow back. */
-  private async afterIngest(stored: readonly StoredRecord[], inserted: readonly string[]): Promise<void> {
+  /** Control records from paired peers (§8–9), acted on once, when first stored. */
+  private async afterIngest(stored: readonly StoredRecord[], inserted: readonly string[], admitted: readonly Candidate[]): Promise<void> {
     const { me } = this.requireIdentity();
     const insertedSet = new Set(inserted);
     const fresh = stored.filter((s) => insertedSet.has(s.id) && s.actor !== me.did);
     if (fresh.length === 0) return;
-    const cfg = await this.config();
-    const newThreads = new Map<string, Set<string>>();
+    const from = new Map(admitted.map((c) => [c.signed.id, c.from]));
     for (const s of fresh) {
-      const p = cfg.pairs.get(s.actor);
-      if (!p?.enabled || s.thread === PAIRS_THREAD || s.thread === CONFIG_THREAD || p.threads.includes(s.thread)) continue;
-      let set = newThreads.get(p.peerDid);
-      if (!set) newThreads.set(p.peerDid, (set = new Set()));
-      set.add(s.thread);
-    }
-    for (const [did, ts] of newThreads) {
-      const p = cfg.pairs.get(did)!;
-      await this.setPair({ ...p, threads: [...p.threads, ...ts] });
+      const r = s.signed.record;
+      if (r.thread !== PAIRS_THREAD || from.get(s.id) !== r.actor) continue;
+      const pair = (await this.config()).pairs.get(r.actor);
+      if (!pair?.enabled) continue;
+      const topic = r.body.topic;
+      if (topic === 'pair.confirm' && pair.waiting) {
+        await this.writeConfig(pairBody({ ...pair, waiting: false }));
+      } else if (topic === 'pair.refuse' && pair.waiting) {
+        const reason = typeof r.body.reason === 'string' ? r.body.reason.slice(0, 80) : 'refused';
+        await this.writeConfig(pairBody({ ...pair, enabled: false, waiting: false, endReason: `refused: ${reason}` }));
+      } else if (topic === 'pair.end') {
+        await this.writeConfig(pairBody({ ...pair, enabled: false, waiting: false, endReason: 'ended_by_peer' }));
+      } else if (topic === 'history.request' && Array.isArray(r.body.threads)) {
+        // §11: the threads granted to the requester; its list only narrows them.
+        const asked = new Set(r.body.threads.filter((t): t is string => typeof t === 'string'));
+        await this.sendHistory(pair.peerDid, pair.threads.filter((t) => asked.has(t)));
+      }
     }
     this.deps.onIngest?.(fresh);
   }
 
-  /** §7: `POST /v1/sync/records` on a reachable peer; the same admission and ingest as the relay path. */
+  /**
+   * §8: a thread a peer shares is granted back on its own only when it is new here (no record held
+   * on it, granted to no one); otherwise it waits for the owner (pendingShares / acceptShare).
+   */
+  private async offeredThread(pair: Pair, thread: string): Promise<boolean> {
+    if (!THREAD_RE.test(thread) || thread === CONFIG_THREAD || thread === PAIRS_THREAD || pair.threads.includes(thread)) return false;
+    const cfg = await this.config();
+    const grantedElsewhere = [...cfg.pairs.values()].some((p) => p.threads.includes(thread));
+    const held = (await this.store.threads()).some((t) => t.thread === thread);
+    if (grantedElsewhere || held) return false;
+    await this.writeConfig(pairBody({ ...pair, threads: [...pair.threads, thread] }));
+    return true;
+  }
+
+  /**
+   * §7: `POST /v1/sync/records` on a reachable peer. The sealed-envelope form is opened, checked
+   * for pairing before any signature is verified, admitted and stored exactly as from a relay, and
+   * answered with a receipt over the answer's bytes. The guide's plain `{"records": […]}` form is
+   * still taken, from authors who are themselves paired peers granted the thread; no receipt.
+   */
   async handleDirectDelivery(body: unknown): Promise<DirectResponse> {
     this.requireIdentity();
-    const err = (status: number, code: string, message: string): DirectResponse => ({ status, body: { error: { code, message } } });
-    if (!isObject(body) || !Array.isArray(body.records)) return err(400, 'invalid_request', 'body must be {"records": [signed records…]}');
-    const records: unknown[] = body.records;
-    if (records.length > 1000) return err(413, 'payload_too_large', 'at most 1000 records per request');
+    if (isObject(body) && body.envelope !== undefined) return this.directEnvelope(body.envelope);
+    if (isObject(body) && Array.isArray(body.records)) return this.directRecords(body.records);
+    return directError(400, 'invalid_request', 'body must be {"envelope": <sealed envelope>} or {"records": [signed records…]}');
+  }
+
+  private async directEnvelope(raw: unknown): Promise<DirectResponse> {
+    const { me, signer } = this.requireIdentity();
+    if (!isObject(raw) || typeof raw.id !== 'string' || typeof raw.to_did !== 'string') {
+      return directError(400, 'invalid_envelope', 'envelope must be an object with "id" and "to_did"');
+    }
+    if (raw.to_did !== me.did) return directError(421, 'wrong_recipient', `this endpoint receives for ${me.did}, not ${raw.to_did.slice(0, 80)}`);
+    const cfg = await this.config();
+    const opened = await openEnvelope(raw, { did: me.did, secretKey: me.secretKey }, { admitSender: (did) => cfg.pairs.get(did)?.enabled === true });
+    if (!opened.ok) {
+      if (opened.error.code === 'unpaired_sender') return directError(403, 'unpaired', opened.error.message);
+      if (opened.error.code === 'wrong_recipient') return directError(421, 'wrong_recipient', opened.error.message);
+      await this.store.bumpCounters({ direct_received: 1, envelopes_rejected: 1 });
+      return directError(400, opened.error.code, opened.error.message);
+    }
+    const rejected: { id: string | null; reason: string }[] = [];
+    const candidates: Candidate[] = [];
+    for (const r of opened.value.records) {
+      if (r.ok) candidates.push({ from: opened.value.from_did, signed: r.value });
+      else rejected.push({ id: r.id ?? null, reason: `${r.error.code}: ${r.error.message}` });
+    }
+    const { accepted, dropped } = await this.admit(candidates);
+    const result = await this.commit(accepted, dropped, 'direct', undefined, {
+      direct_received: 1,
+      envelopes_received: 1,
+      records_rejected_invalid: rejected.length,
+    });
+    for (const d of result.dropped) rejected.push({ id: d.id, reason: `${d.reason}: ${DROP_MESSAGE[d.reason]}` });
+    const answer = { accepted: result.inserted, duplicates: result.duplicates, rejected };
+    const text = JSON.stringify(answer);
+    return { status: 200, body: answer, text, headers: { [RECEIPT_HEADER]: await signReceipt(opened.value.id, text, signer, this.now()) } };
+  }
+
+  private async directRecords(records: readonly unknown[]): Promise<DirectResponse> {
+    if (records.length > 1000) return directError(413, 'payload_too_large', 'at most 1000 records per request');
     const unsigned = records.findIndex((r) => !isObject(r) || r.sig === undefined || r.sig === null || r.sig === '');
-    if (unsigned >= 0) return err(422, 'unsigned_record', `records[${unsigned}] carries no signature`);
+    if (unsigned >= 0) return directError(422, 'unsigned_record', `records[${unsigned}] carries no signature`);
     const verified = await Promise.all(records.map((r) => verifySignedRecord(r)));
     const rejected: { id: string | null; reason: string }[] = [];
-    const valid: SignedRecord[] = [];
+    const candidates: Candidate[] = [];
     verified.forEach((v, i) => {
       const raw = records[i];
       const id = isObject(raw) && typeof raw.id === 'string' ? raw.id : null;
-      if (v.ok) valid.push(v.value);
+      // Without an envelope nobody vouches for a record but its author (§8).
+      if (v.ok) candidates.push({ from: v.value.record.actor, signed: v.value });
       else rejected.push({ id, reason: `${v.error.code}: ${v.error.message}` });
     });
-    const delta = { records_dropped_unpaired: 0 };
-    const admitted = await this.admit(valid, delta);
-    const admittedIds = new Set(admitted.map((r) => r.id));
-    for (const v of valid) if (!admittedIds.has(v.id)) rejected.push({ id: v.id, reason: 'unpaired_actor: the sender is not paired with this peer' });
-    const result = await this.commit(admitted, 'direct', undefined, {
+    const { accepted, dropped } = await this.admit(candidates);
+    const result = await this.commit(accepted, dropped, 'direct', undefined, {
       direct_received: records.length,
-      records_dropped_unpaired: delta.records_dropped_unpaired,
-      records_rejected_invalid: records.length - valid.length,
+      records_rejected_invalid: rejected.length,
     });
-    return { status: 200, body: { accepted: result.inserted, duplicates: result.duplicates, rejected } };
+    for (const d of result.dropped) rejected.push({ id: d.id, reason: `${d.reason}: ${DROP_MESSAGE[d.reason]}` });
+    const answer = { accepted: result.inserted, duplicates: result.duplicates, rejected };
+    return { status: 200, body: answer, text: JSON.stringify(answer), headers: {} };
   }
 
   // ---- pairing (§9) ----
@@ -753,6 +1007,8 @@ export class PeerEngine implements PeerApi {
       ...(inv.peer_url ? { peerUrl: inv.peer_url } : {}),
       threads: [...new Set([...(cfg.pairs.get(inv.did)?.threads ?? []), ...inv.threads])],
       enabled: true,
+      // §9: until the inviter confirms, the pair shares nothing beyond the invite's threads.
+      ...(cfg.pairs.get(inv.did)?.enabled && !cfg.pairs.get(inv.did)?.waiting ? {} : { waiting: true }),
     };
     await this.setPair(pair);
     await this.emitRecord(
@@ -814,8 +1070,14 @@ export class PeerEngine implements PeerApi {
       health: this.me ? await Promise.all((await this.receiveRelays()).map((u) => this.relayHealth(u))) : [],
       facts,
       now: this.now(),
+      ...(this.me ? { drops: await this.store.dropCounts(), pairs: await this.pairs(), refusals: await this.pairRefusals() } : {}),
     });
   }
+}
+
+function directError(status: number, code: string, message: string): DirectResponse {
+  const body = { error: { code, message } };
+  return { status, body, text: JSON.stringify(body), headers: {} };
 }
 
 function receiveState(
@@ -859,7 +1121,7 @@ async function restoredConfig(settings: JsonValue | undefined, did: string): Pro
 /** Opened pieces of a receive batch, in order, as one. */
 function mergeOpened(pieces: readonly OpenedChunk[]): OpenedChunk {
   if (pieces.length === 1) return pieces[0]!;
-  const delta = { envelopes_received: 0, envelopes_rejected: 0, records_dropped_unpaired: 0, records_rejected_invalid: 0 };
+  const delta = { envelopes_received: 0, envelopes_rejected: 0, records_rejected_invalid: 0 };
   for (const p of pieces) for (const k of Object.keys(delta) as (keyof typeof delta)[]) delta[k] += p.delta[k];
   return {
     ackIds: pieces.flatMap((p) => p.ackIds),

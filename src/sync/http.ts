@@ -4,6 +4,9 @@ import { isObject } from '../core';
 export interface HttpOutcome {
   readonly status: number; // 0 for a network error or timeout
   readonly body: unknown;
+  /** The body exactly as received (a receipt signs these bytes, §7). */
+  readonly text?: string;
+  readonly headers?: Headers;
   readonly error?: string;
   readonly retryAfterMs?: number;
   readonly latencyMs: number;
@@ -31,7 +34,7 @@ export async function requestJson(
     const retryAfter = res.headers.get('retry-after');
     const retryAfterMs = retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined;
     const error = res.ok ? undefined : `HTTP ${res.status}${errorMessage(body) ? `: ${errorMessage(body)}` : ''}`;
-    return { status: res.status, body, latencyMs: now() - started, ...(error ? { error } : {}), ...(retryAfterMs ? { retryAfterMs } : {}) };
+    return { status: res.status, body, text, headers: res.headers, latencyMs: now() - started, ...(error ? { error } : {}), ...(retryAfterMs ? { retryAfterMs } : {}) };
   } catch (e) {
     const aborted = controller.signal.aborted;
     return {

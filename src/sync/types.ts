@@ -56,8 +56,33 @@ export interface Pair {
   readonly peerDid: string;
   readonly name: string;
   readonly peerUrl?: string;
+  /** The peer's deposit token for its mailbox (§5.1), sent with every deposit to it. */
+  readonly depositToken?: string;
+  /** The threads granted to this peer (§8): it receives them, and its envelopes are accepted for them. */
   readonly threads: readonly string[];
   readonly enabled: boolean;
+  /** The acceptor's side of §9 until the inviter's pair.confirm arrives. */
+  readonly waiting?: boolean;
+  /** Why a disabled pair ended: `ended` (here), `ended_by_peer`, or `refused: <reason>` (§9). */
+  readonly endReason?: string;
+}
+
+/** A pairing reply this peer refused (§9: a used or expired invite), for doctor. */
+export interface PairRefusal {
+  readonly peerDid: string;
+  readonly name: string;
+  readonly nonce: string;
+  readonly reason: string;
+  /** Where the refusal is sent: the first relay the reply named. */
+  readonly relay?: string;
+}
+
+/** A thread a paired peer offered (§8 `thread.share`) that waits for the owner's answer. */
+export interface PendingShare {
+  readonly thread: string;
+  readonly title?: string;
+  readonly fromDid: string;
+  readonly fromName: string;
 }
 
 export interface EmitInput {
@@ -98,10 +123,12 @@ export interface ReceiveReport {
   }[];
 }
 
-/** §7 answer to a direct delivery. */
+/** §7 answer to a direct delivery: `text` is sent as it is (a receipt in `headers` signs it). */
 export interface DirectResponse {
   readonly status: number;
   readonly body: unknown;
+  readonly text: string;
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 export interface PeerSyncStatus {
@@ -163,6 +190,18 @@ export interface PeerApi {
 
   pairs(): Promise<Pair[]>;
   setPair(pair: Pair): Promise<void>;
+  /** Ends a pair (§9): disabled here, and a `pair.end` sent to the peer; nothing more goes either way. */
+  endPair(peerDid: string): Promise<void>;
+  /** Grants `thread` to a pair (§8): it gets the thread's history and a `thread.share` offer. */
+  shareThread(thread: string, peerDid: string): Promise<void>;
+  /** Takes the grant back: the peer's records on it are dropped as `ungranted` from now on. */
+  unshareThread(thread: string, peerDid: string): Promise<void>;
+  /** Shares offered by paired peers that wait for the owner (threads not new here). */
+  pendingShares(): Promise<PendingShare[]>;
+  /** Grants back the thread to every peer that offered it. */
+  acceptShare(thread: string): Promise<void>;
+  /** Pairing replies refused here (a used or expired invite). */
+  pairRefusals(): Promise<PairRefusal[]>;
 
   emit(input: EmitInput): Promise<StoredRecord>;
   records(thread: string): Promise<StoredRecord[]>;

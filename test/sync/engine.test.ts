@@ -60,6 +60,10 @@ async function pairedThroughRelay(): Promise<{ a: PeerEngine; b: PeerEngine }> {
   const { link } = await a.createInvite({ threads: ['th_shared'] });
   await b.acceptInvite(link);
   await a.receive();
+  await a.flushOutbox(); // pair.confirm (§9)
+  await b.receive();
+  expect((await b.pairs())[0]).toMatchObject({ enabled: true });
+  expect((await b.pairs())[0]?.waiting).toBeUndefined();
   return { a, b };
 }
 
@@ -74,7 +78,7 @@ async function serveDirect(engine: PeerEngine, status?: number): Promise<string>
           return;
         }
         const out = await engine.handleDirectDelivery(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-        res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body));
+        res.writeHead(out.status, { 'content-type': 'application/json', ...out.headers }).end(out.text);
       })();
     });
   });
@@ -109,6 +113,7 @@ describe('peer engine over a real relay', () => {
 
   it('delivers records through the relay; the receiver verifies, stores and acks them once', async () => {
     const { a, b } = await pairedThroughRelay();
+    const confirmations = (await a.syncStatus()).peers[0]!.outbox.relay; // pair.confirm went this way
     for (const t of ['one', 'two', 'three']) await a.emit({ thread: 'th_shared', text: t });
     const flushed = await a.flushOutbox();
     expect(flushed).toMatchObject({ relay: 3, pending: 0, rejected: 0 });
@@ -120,7 +125,7 @@ describe('peer engine over a real relay', () => {
     expect(recs.every((r) => r.path === 'relay' && r.via === relay.url)).toBe(true);
     expect(await queueSize(b.identity()!.did)).toBe(0);
     const status = await a.syncStatus();
-    expect(status.peers[0]?.outbox).toMatchObject({ relay: 3, pending: 0 });
+    expect(status.peers[0]?.outbox).toMatchObject({ relay: confirmations + 3, pending: 0 });
     // Replies flow back: B shares the thread it received on.
     await b.emit({ thread: 'th_shared', text: 'reply' });
     expect((await b.flushOutbox()).relay).toBe(1);
@@ -261,7 +266,7 @@ describe('peer engine over a real relay', () => {
     expect(res.status).toBe(200);
     const body = res.body as { accepted: string[]; duplicates: string[]; rejected: { id: string; reason: string }[] };
     expect(body.accepted).toEqual([rec.id]);
-    expect(body.rejected.map((r) => r.reason.split(':')[0]).sort()).toEqual(['id_mismatch', 'invalid_record', 'unpaired_actor']);
+    expect(body.rejected.map((r) => r.reason.split(':')[0]).sort()).toEqual(['id_mismatch', 'invalid_record', 'unpaired']);
     const dup = await b.handleDirectDelivery({ records: [rec.signed] });
     expect((dup.body as { duplicates: string[] }).duplicates).toEqual([rec.id]);
     expect((await b.handleDirectDelivery({ nope: 1 })).status).toBe(400);
@@ -293,6 +298,7 @@ describe('peer engine over a real relay', () => {
   it('opens a large batch in pieces and commits whatever is opened by then in one transaction, in order', async () => {
     const { a, b } = await pairedThroughRelay();
     const bDid = b.identity()!.did;
+    const before = (await b.syncStatus()).counters;
     const deposit = async (env: string) => {
       const res = await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(bDid)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: env });
       expect(res.status).toBe(202);
@@ -342,7 +348,11 @@ describe('peer engine over a real relay', () => {
     expect(got.relays[0]).toMatchObject({ envelopes: 12, ingested: 10, dropped: 2, acked: 12, remaining: 0 });
     expect(await queueSize(bDid)).toBe(0);
     expect((await b.records('th_shared')).map((r) => r.signed.record.body.text)).toEqual(['n0', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6', 'n7', 'n8', 'n9']);
-    expect((await b.syncStatus()).counters).toMatchObject({ envelopes_received: 12, envelopes_rejected: 1, records_dropped_unpaired: 1 });
+    expect((await b.syncStatus()).counters).toMatchObject({
+      envelopes_received: before.envelopes_received + 12,
+      envelopes_rejected: before.envelopes_rejected + 1,
+      records_dropped_unpaired: before.records_dropped_unpaired + 1,
+    });
   });
 
   it.each([

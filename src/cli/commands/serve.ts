@@ -15,7 +15,7 @@ const STOP_TIMEOUT_MS = 20_000;
 export interface ServeOptions {
   readonly port: number;
   readonly host: string;
-  readonly publicUrl?: string;
+  readonly publicUrl?: readonly string[];
   readonly longPoll: number;
   readonly daemon?: boolean;
   readonly stop?: boolean;
@@ -62,7 +62,7 @@ export async function serveCommand(ctx: CliContext, opts: ServeOptions): Promise
     host: opts.host,
     port: opts.port,
     longPollSeconds: opts.longPoll,
-    ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+    ...(opts.publicUrl?.length ? { publicUrls: opts.publicUrl } : {}),
     ...(ctx.appUrl ? { appUrl: ctx.appUrl } : {}),
     log,
   });
@@ -80,7 +80,7 @@ async function startBackground(ctx: CliContext, opts: ServeOptions): Promise<voi
   if (other) throw new CliError(`spl serve is already running for ${paths.dir} (pid ${other.pid}, ${other.url})`);
   ensureHome(paths.dir);
   const args = [SPL_BIN, '--home', paths.dir, ...(ctx.appUrl ? ['--app-url', ctx.appUrl] : []), 'serve', '--port', String(opts.port), '--host', opts.host, '--long-poll', String(opts.longPoll)];
-  if (opts.publicUrl) args.push('--public-url', opts.publicUrl);
+  for (const u of opts.publicUrl ?? []) args.push('--public-url', u);
   const logFd = openSync(paths.logFile, 'a', 0o600);
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], env: ctx.io.env });
   closeSync(logFd);

@@ -277,7 +277,7 @@ export class IdbPeerStore implements PeerStore {
   async idsAtClock(keys: readonly ClockKey[]): Promise<(string | undefined)[]> {
     if (keys.length === 0) return [];
     const index = this.db.transaction('records').store.index('actor_thread_clock');
-    return Promise.all(keys.map(async (k) => (await index.getKey([k.actor, k.thread, k.clock])) as string | undefined));
+    return Promise.all(keys.map(async (k) => await index.getKey([k.actor, k.thread, k.clock])));
   }
 
   async putOutbox(entries: readonly OutboxEntry[]): Promise<void> {

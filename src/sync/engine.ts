@@ -528,7 +528,7 @@ export class PeerEngine implements PeerApi {
    * other answer (another machine, our own daemon at a stale URL, an impostor) is a failure, and
    * the envelope goes to the relay. Returns 'delivered' or why not.
    */
-  private async deliverDirect(entry: OutboxEntry, peerUrl: string): Promise<'delivered' | string> {
+  private async deliverDirect(entry: OutboxEntry, peerUrl: string): Promise<string> {
     const res = await requestJson(
       this.fetchFn,
       `${normalizeRelayUrl(peerUrl)}/v1/sync/records`,

@@ -9,7 +9,8 @@ import { resolveHome } from './home';
 import type { CliIo } from './io';
 import { identityCommand, initCommand } from './commands/identity';
 import { relayClearCommand, relaySetCommand, relayShowCommand, relayStatusCommand } from './commands/relay';
-import { pairAcceptCommand, pairInviteCommand, pairListCommand, parseThread, parseTtlDays } from './commands/pair';
+import { pairAcceptCommand, pairEndCommand, pairInviteCommand, pairListCommand, parseThread, parseTtlDays } from './commands/pair';
+import { threadAcceptCommand, threadShareCommand, threadSharesCommand, threadUnshareCommand } from './commands/share';
 import { emitCommand, recordsCommand } from './commands/records';
 import { parseLongPoll, parsePort, parsePublicUrl, serveCommand } from './commands/serve';
 import { doctorCommand, syncFlushCommand, syncStatusCommand } from './commands/status';
@@ -117,6 +118,31 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .description('list pairs')
     .option('--json', 'machine-readable output')
     .action((o: { json?: boolean }, cmd: Command) => pairListCommand(ctx(cmd), o));
+  pair
+    .command('end <did-or-name>')
+    .description('end a pair: nothing more is sent to it or accepted from it (it is told)')
+    .action((who: string, _o: unknown, cmd: Command) => pairEndCommand(ctx(cmd), who));
+
+  const thread = program.command('thread').description('threads and who they are shared with (§8 grants)');
+  thread
+    .command('share <thread>')
+    .description('share a thread with a pair: it gets the history and your notes there, and its notes there are accepted')
+    .requiredOption('--with <did-or-name>', 'the pair (DID or name)')
+    .action((t: string, o: { with: string }, cmd: Command) => threadShareCommand(ctx(cmd), parseThread(t), o));
+  thread
+    .command('unshare <thread>')
+    .description('stop sharing a thread with a pair')
+    .requiredOption('--with <did-or-name>', 'the pair (DID or name)')
+    .action((t: string, o: { with: string }, cmd: Command) => threadUnshareCommand(ctx(cmd), parseThread(t), o));
+  thread
+    .command('shares')
+    .description('threads your pairs offered that wait for your answer')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }, cmd: Command) => threadSharesCommand(ctx(cmd), o));
+  thread
+    .command('accept <thread>')
+    .description('accept a thread a pair offered: share it back and fetch its history')
+    .action((t: string, _o: unknown, cmd: Command) => threadAcceptCommand(ctx(cmd), parseThread(t)));
 
   program
     .command('emit')

@@ -509,8 +509,8 @@ export class PeerEngine implements PeerApi {
       if (!isRetryable(res.status)) return this.rejected(entry, `relay ${relay} refused the envelope: ${res.error ?? res.status}`);
       errors.push(`relay: ${res.error ?? `HTTP ${res.status}`}`);
       retryAfterMs = res.retryAfterMs;
-    } else if (!pair?.peerUrl) {
-      errors.push(`no route: no relay configured for ${entry.toDid} and no direct URL`);
+    } else {
+      errors.push(`no route: no relay configured for ${entry.toDid}${pair?.peerUrl && !pairingReply ? '' : pairingReply ? ' (a pairing reply travels through a relay)' : ' and no direct URL'}`);
     }
     const attempts = entry.attempts + 1;
     return {

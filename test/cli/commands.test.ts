@@ -210,13 +210,14 @@ describe('records, pairing and status', () => {
     expect(acc.code, acc.stderr).toBe(0);
     expect(acc.stdout).toContain(`Paired with Remote (${remote.did})`);
     expect(acc.stdout).toContain('threads: th_plans');
-    expect(acc.stdout).toMatch(/reply: {3}queued \(direct: network error/);
+    // §7: a pairing reply goes through the inviter's relay (direct endpoints take paired peers only).
+    expect(acc.stdout).toMatch(/reply: {3}queued \(no route: no relay configured for did:key:\S+ \(a pairing reply travels through a relay\)\)/);
 
     const status = await spl(home, 'fleet', 'sync', 'status');
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`Remote (${remote.did})`);
     expect(status.stdout).toMatch(/delivery: pending, next retry in \d+ s \(outbox: 1 pending, 0 direct, 0 via relay, 0 rejected\)/);
-    expect(status.stdout).toMatch(/last error: direct: network error/);
+    expect(status.stdout).toMatch(/last error: no route: no relay configured/);
     expect(status.stdout).toContain('relays:\n  none');
 
     const bad = await spl(home, 'pair', 'accept', 'https://app.example/#pair=AAAA');

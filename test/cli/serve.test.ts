@@ -5,7 +5,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPlainEnvelope, recordId, sealEnvelope } from '../../src/core';
+import { request as httpRequest } from 'node:http';
+import { buildPlainEnvelope, recordId, sealEnvelope, verifyReceipt } from '../../src/core';
 import { homePaths } from '../../src/cli/home';
 import { deposit, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
 import { DEAD_URL, postRecords, remotePeer, removeHomes, spl, splProcess, startServe, tempHome, type ServeProcess } from './helpers';
@@ -88,12 +89,54 @@ describe('the direct endpoint (POST /v1/sync/records)', () => {
     expect(body.rejected).toEqual([
       { id: original.id, reason: expect.stringMatching(/^id_mismatch: /) as string },
       { id: forged.id, reason: expect.stringMatching(/^bad_signature: /) as string },
-      { id: unpaired.id, reason: expect.stringMatching(/^unpaired_actor/) as string },
+      { id: unpaired.id, reason: expect.stringMatching(/^unpaired: /) as string },
     ]);
     const texts = (JSON.parse((await spl(home, 'records', '--thread', 'th_plans', '--json')).stdout) as { record: { body: { text: string } } }[]).map((r) => r.record.body.text);
     expect(texts).not.toContain('tampered');
     expect(texts).not.toContain('forged');
     expect(texts).not.toContain('who am I');
+  });
+
+  it('takes a sealed envelope from its pair and answers with a receipt by its own DID (§7); 421 for another DID', async () => {
+    const rec = await remote.sign('sealed and receipted', 10);
+    const me = await didOf(home);
+    const envelope = sealEnvelope(await buildPlainEnvelope({ fromDid: remote.did, toDid: me, records: [rec] }, remote.signer));
+    const res = await postRecords(server.url, { envelope });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ accepted: [rec.id], duplicates: [], rejected: [] });
+    expect(res.headers.get('access-control-expose-headers')).toContain('Syncropel-Receipt');
+    expect(await verifyReceipt(res.headers.get('syncropel-receipt'), envelope.id, text, me)).toBe(true);
+    expect(await verifyReceipt(res.headers.get('syncropel-receipt'), envelope.id, text, remote.did)).toBe(false);
+    const stranger = await remotePeer({ threads: [] });
+    const elsewhere = sealEnvelope(await buildPlainEnvelope({ fromDid: remote.did, toDid: stranger.did, records: [rec] }, remote.signer));
+    const wrong = await postRecords(server.url, { envelope: elsewhere });
+    expect(wrong.status).toBe(421);
+    expect(wrong.headers.get('syncropel-receipt')).toBeNull();
+    expect(await wrong.json()).toMatchObject({ error: { code: 'wrong_recipient' } });
+    const unpaired = sealEnvelope(await buildPlainEnvelope({ fromDid: stranger.did, toDid: me, records: [await stranger.sign('hi', 0)] }, stranger.signer));
+    const refused = await postRecords(server.url, { envelope: unpaired });
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ error: { code: 'unpaired' } });
+  });
+
+  it('answers only to its own names: another Host is 403 unknown_host (no DNS rebinding)', async () => {
+    const port = Number(new URL(server.url).port);
+    const ask = (host: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/health', headers: { host } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect((await ask(`127.0.0.1:${port}`)).status).toBe(200);
+    expect((await ask(`localhost:${port}`)).status).toBe(200);
+    const evil = await ask(`attacker.example:${port}`);
+    expect(evil.status).toBe(403);
+    expect(JSON.parse(evil.body)).toMatchObject({ error: { code: 'unknown_host' } });
   });
 
   it('422 unsigned, 400 malformed, 413 over 1 MiB, 415 not JSON', async () => {
@@ -114,10 +157,12 @@ describe('the direct endpoint (POST /v1/sync/records)', () => {
     expect(await text.json()).toMatchObject({ error: { code: 'unsupported_media_type' } });
   });
 
-  it('identity reports the direct URL while serving; a second serve on the home is refused', async () => {
-    const id = JSON.parse((await spl(home, 'identity', '--json')).stdout) as { direct_url: string };
-    expect(id.direct_url).toBe(server.url);
-    expect((await spl(home, 'identity')).stdout).toContain(`direct: ${server.url} (spl serve, pid ${server.proc.pid})`);
+  it('identity advertises no direct URL without --public-url; a second serve on the home is refused', async () => {
+    // §7: the address it merely listens on (loopback here) is never advertised.
+    const id = JSON.parse((await spl(home, 'identity', '--json')).stdout) as { direct_url: string | null; serving: { url: string } };
+    expect(id.direct_url).toBeNull();
+    expect(id.serving.url).toBe(server.url);
+    expect((await spl(home, 'identity')).stdout).toContain(`direct: not advertised: spl serve (pid ${server.proc.pid}) listens on ${server.url}`);
     const second = await splProcess(['--home', home, 'serve', '--port', '0']);
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(/^error: spl serve is already running for .* \(pid \d+/);
@@ -143,6 +188,38 @@ describe('--public-url', () => {
     const invite = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { peer_url?: string; relays: string[] };
     expect(invite).toMatchObject({ peer_url: 'https://peer.example.com', relays: [] });
   });
+
+  it('is repeatable: the first is advertised, every one is a name the endpoint answers to', async () => {
+    const home = await tempHome();
+    await spl(home, 'init', '--name', 'Two names');
+    await spl(home, 'config', 'relay', 'set', relay.url, '--for-pair', 'all');
+    const s = await serve(home, ['--public-url', 'https://peer.example.com', '--public-url', 'http://alias.test:8080']);
+    const { payload } = JSON.parse((await spl(home, 'pair', 'invite', '--json')).stdout) as { payload: string };
+    expect(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))).toMatchObject({ peer_url: 'https://peer.example.com' });
+    const port = Number(new URL(s.url).port);
+    for (const [host, status] of [['peer.example.com', 200], ['alias.test:8080', 200], ['alias.test', 403], ['peer.example.com:8080', 403]] as const) {
+      const got = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/health', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(got, host).toBe(status);
+    }
+  });
+
+  it('without it, invites carry no direct URL (only the relays)', async () => {
+    const home = await tempHome();
+    await spl(home, 'init', '--name', 'Private');
+    await spl(home, 'config', 'relay', 'set', relay.url, '--for-pair', 'all');
+    await serve(home);
+    const { payload } = JSON.parse((await spl(home, 'pair', 'invite', '--json')).stdout) as { payload: string };
+    const invite = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+    expect(invite).not.toHaveProperty('peer_url');
+    expect(invite.relays).toEqual([relay.url]);
+  });
 });
 
 describe('spl serve --daemon / --stop', () => {
@@ -157,7 +234,7 @@ describe('spl serve --daemon / --stop', () => {
     expect((await fetch(`${url}/health`)).status).toBe(200);
     expect(readFileSync(homePaths(home).pidFile, 'utf8').trim()).toBe(pid);
     expect(readFileSync(log!, 'utf8')).toContain(`listening on ${url}`);
-    expect((JSON.parse((await spl(home, 'identity', '--json')).stdout) as { direct_url: string }).direct_url).toBe(url);
+    expect((JSON.parse((await spl(home, 'identity', '--json')).stdout) as { serving: { url: string } }).serving.url).toBe(url);
 
     const stopped = await splProcess(['--home', home, 'serve', '--stop']);
     expect(stopped.code, stopped.stderr).toBe(0);

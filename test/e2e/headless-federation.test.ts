@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
 import { relayQueueSize } from './harness';
-import { postRecords, removeHomes, spl, startServe, tempHome, type ServeProcess } from '../cli/helpers';
+import { postRecords, removeHomes, spl, startAdvertisedServe, tempHome, type ServeProcess } from '../cli/helpers';
 
 const THREAD = 'th_shared';
 let relayDir: string;
@@ -47,17 +47,20 @@ beforeAll(async () => {
   await spl(server, 'init', '--name', 'Server');
   serverDid = await did(server);
   for (const h of [laptop, server]) expect((await spl(h, 'config', 'relay', 'set', relay.url, '--for-pair', 'all')).code).toBe(0);
-  laptopServe = await startServe(laptop);
-  serverServe = await startServe(server);
+  laptopServe = await startAdvertisedServe(laptop);
+  serverServe = await startAdvertisedServe(server);
   serverPort = new URL(serverServe.url).port;
 
-  // Pair: the laptop invites (advertising its direct URL), the server accepts; the reply goes direct.
+  // Pair: the laptop invites (advertising its direct URL), the server accepts. The reply goes
+  // through the relay (a direct endpoint takes envelopes from paired peers only, §7); the
+  // confirmation comes back direct, to the URL the server advertised in its reply.
   const invite = JSON.parse((await spl(laptop, 'pair', 'invite', '--thread', THREAD, '--json')).stdout) as { link: string };
   const deposits = await metric('relay_deposits_total');
   const accepted = await spl(server, 'pair', 'accept', invite.link);
-  expect(accepted.stdout).toMatch(/reply: {3}(delivered direct|queued; spl serve)/); // the CLI or the server's daemon sends it
+  expect(accepted.stdout).toMatch(/reply: {3}(deposited at|queued; spl serve)/); // the CLI or the server's daemon sends it
   await waitFor(async () => (await spl(laptop, 'pair', 'list')).stdout.includes(serverDid), 10_000, 'laptop paired with server');
-  expect(await metric('relay_deposits_total')).toBe(deposits); // direct, not through the relay
+  await waitFor(async () => /: paired\n/.test((await spl(server, 'pair', 'list')).stdout), 10_000, 'server got the confirmation');
+  expect(await metric('relay_deposits_total')).toBe(deposits + 1); // the reply only
 }, 60_000);
 
 afterAll(async () => {
@@ -93,7 +96,7 @@ describe.sequential('headless ↔ headless: the four cases', () => {
     // The daemon records the outcome right after the relay's 202.
     await waitFor(async () => /delivery: relay/.test((await spl(laptop, 'fleet', 'sync', 'status')).stdout), 5_000, 'status shows the relay path');
 
-    serverServe = await startServe(server, ['--port', serverPort]);
+    serverServe = await startAdvertisedServe(server, Number(serverPort));
     await waitFor(async () => (await texts(server)).some((r) => r.text === 'while you were away'), 15_000, 'server drained its mailbox');
     expect((await texts(server)).find((r) => r.text === 'while you were away')?.path).toBe('relay');
     await waitFor(async () => (await relayQueueSize(relay.url, serverDid)) === 0, 10_000, 'acked');
@@ -137,10 +140,10 @@ describe.sequential('headless ↔ headless: the four cases', () => {
 
     // The laptop comes back (relay reachable again, daemon started): the relay path activates.
     relay = await startRelay();
-    laptopServe = await startServe(laptop);
+    laptopServe = await startAdvertisedServe(laptop);
     await waitFor(async () => (await relayQueueSize(relay.url, serverDid)) === 1, 15_000, 'deposited on return');
     // Later the server comes back and drains it.
-    serverServe = await startServe(server, ['--port', serverPort]);
+    serverServe = await startAdvertisedServe(server, Number(serverPort));
     await waitFor(async () => (await texts(server)).some((r) => r.text === 'written offline'), 15_000, 'server got it');
     await waitFor(async () => (await relayQueueSize(relay.url, serverDid)) === 0, 10_000, 'acked');
     const all = await texts(server);

@@ -60,7 +60,11 @@ export async function identityCommand(ctx: CliContext, opts: { json?: boolean; e
       `did:    ${me.did}`,
       `name:   ${me.name}`,
       relays.length ? `relays: ${relays.map((r) => `${r.url} (${scopeLabel(r.forPair)})`).join('\n        ')}` : 'relays: none (spl config relay set <url> --for-pair all)',
-      `direct: ${serving ? `${serving.publicUrl} (spl serve, pid ${serving.pid})` : 'not serving (spl serve --daemon)'}`,
+      `direct: ${
+        !serving ? 'not serving (spl serve --daemon)'
+        : serving.publicUrl ? `${serving.publicUrl} (spl serve, pid ${serving.pid})`
+        : `not advertised: spl serve (pid ${serving.pid}) listens on ${serving.url}; peers reach it only at a URL you give with --public-url`
+      }`,
       `home:   ${ctx.paths.dir}`,
     ];
     ctx.io.out(`${lines.join('\n')}\n`);

@@ -59,7 +59,7 @@ export async function pairAcceptCommand(ctx: CliContext, link: string): Promise<
       : st?.lastError ? `queued (${st.lastError}); spl serve retries it`
       : `queued; spl serve (pid ${daemon?.pid ?? '?'}) sends it`;
     ctx.io.out(
-      `Paired with ${pair.name} (${pair.peerDid})\n` +
+      `Paired with ${pair.name} (${pair.peerDid}), waiting for its confirmation\n` +
         `  threads: ${pair.threads.length ? pair.threads.join(', ') : 'none yet'}\n` +
         `  direct:  ${pair.peerUrl ?? 'none (relay only)'}\n` +
         `  reply:   ${reply}\n`,
@@ -71,12 +71,44 @@ export async function pairListCommand(ctx: CliContext, opts: { json?: boolean })
   await withPeer(ctx, async ({ peer }) => {
     const pairs = await peer.pairs();
     if (opts.json) {
-      ctx.io.out(json(pairs.map((p) => ({ did: p.peerDid, name: p.name, peer_url: p.peerUrl ?? null, threads: p.threads, enabled: p.enabled }))));
+      ctx.io.out(json(pairs.map((p) => ({ did: p.peerDid, name: p.name, state: pairState(p), peer_url: p.peerUrl ?? null, threads: p.threads, enabled: p.enabled }))));
       return;
     }
     if (pairs.length === 0) ctx.io.out('no pairs yet (spl pair invite)\n');
     for (const p of pairs) {
-      ctx.io.out(`${p.name} (${p.peerDid})${p.enabled ? '' : ' [disabled]'}\n  threads: ${p.threads.join(', ') || 'none'}\n  direct:  ${p.peerUrl ?? 'none'}\n`);
+      ctx.io.out(`${p.name} (${p.peerDid}): ${pairState(p)}\n  threads: ${p.threads.join(', ') || 'none'}\n  direct:  ${p.peerUrl ?? 'none'}\n`);
     }
   });
+}
+
+/** A pair named by its DID or its name (exact, case-insensitive); ambiguity is an error. */
+export function findPair<P extends { peerDid: string; name: string }>(pairs: readonly P[], who: string): P {
+  const byDid = pairs.find((p) => p.peerDid === who);
+  if (byDid) return byDid;
+  const byName = pairs.filter((p) => p.name.toLowerCase() === who.trim().toLowerCase());
+  if (byName.length === 1) return byName[0]!;
+  if (byName.length > 1) throw new UsageError(`${byName.length} pairs are named "${who}": name one by its DID (spl pair list)`);
+  throw new UsageError(`no pair "${who}" (spl pair list shows names and DIDs)`);
+}
+
+/** `spl pair end <did|name>` (§9): nothing more is sent to or accepted from it. */
+export async function pairEndCommand(ctx: CliContext, who: string): Promise<void> {
+  await withPeer(ctx, async ({ peer }) => {
+    const pair = findPair(await peer.pairs(), who);
+    if (!pair.enabled) {
+      ctx.io.out(`the pair with ${pair.name} has already ended (${pair.endReason ?? 'disabled'})\n`);
+      return;
+    }
+    await peer.endPair(pair.peerDid);
+    await peer.flushOutbox().catch(() => undefined); // the notice, best effort; spl serve retries it
+    ctx.io.out(`Ended the pair with ${pair.name} (${pair.peerDid}): nothing more is sent to it or accepted from it.\n`);
+  });
+}
+
+/** What a pair's state means to its owner. */
+export function pairState(p: { enabled: boolean; waiting?: boolean; endReason?: string }): string {
+  if (p.enabled) return p.waiting ? 'waiting for confirmation' : 'paired';
+  if (p.endReason === 'ended_by_peer') return 'ended by the peer';
+  if (p.endReason?.startsWith('refused: ')) return `refused by the inviter (${p.endReason.slice(9).replace('_', ' ')})`;
+  return 'ended';
 }

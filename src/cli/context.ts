@@ -31,6 +31,7 @@ export interface OpenedPeer {
  */
 export async function withPeer<T>(ctx: CliContext, fn: (p: OpenedPeer) => Promise<T>): Promise<T> {
   if (!existsSync(ctx.paths.db)) throw noIdentity(ctx);
+  ensureHome(ctx.paths.dir, ctx.io.err);
   const serving = runningServer(ctx.paths);
   const node = await openNodePeer({
     dbPath: ctx.paths.db,
@@ -48,7 +49,7 @@ export async function withPeer<T>(ctx: CliContext, fn: (p: OpenedPeer) => Promis
 
 /** Opens (creating) the home's store whether or not it has an identity: for `spl init`. */
 export async function withNewPeer<T>(ctx: CliContext, fn: (node: NodePeer) => Promise<T>): Promise<T> {
-  ensureHome(ctx.paths.dir);
+  ensureHome(ctx.paths.dir, ctx.io.err);
   const node = await openNodePeer({ dbPath: ctx.paths.db, ...(ctx.appUrl ? { appUrl: ctx.appUrl } : {}) });
   try {
     return await fn(node);

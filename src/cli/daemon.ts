@@ -52,7 +52,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { paths, log } = opts;
   const other = runningServer(paths);
   if (other && other.pid !== process.pid) throw new CliError(`spl serve is already running for ${paths.dir} (pid ${other.pid}, ${other.url}); stop it with spl serve --stop`);
-  ensureHome(paths.dir);
+  ensureHome(paths.dir, (m) => log(m.trim()));
 
   const loops = new Map<string, ReceiveLoop>();
   let did = '';

@@ -2,7 +2,7 @@
  * The per-user data directory: `--home`, else `SPL_HOME`, else `$XDG_DATA_HOME/syncropel`, else
  * `~/.syncropel`. Everything a peer keeps lives in it, so two homes are two independent peers.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -35,7 +35,16 @@ export function homePaths(dir: string): HomePaths {
   };
 }
 
-/** Creates the home directory (owner-only: it holds the secret key). */
-export function ensureHome(dir: string): void {
+/**
+ * Creates the home directory owner-only (it holds the secret key), and tightens one that already
+ * exists with looser permissions, saying so through `warn`: mkdir's mode does nothing to an
+ * existing directory, and a home made by hand or by another tool is often 0755.
+ */
+export function ensureHome(dir: string, warn?: (message: string) => void): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const mode = statSync(dir).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    chmodSync(dir, 0o700);
+    warn?.(`warning: ${dir} was readable by others (mode ${mode.toString(8).padStart(4, '0')}); it holds your secret key, so it is now 0700\n`);
+  }
 }

@@ -7,7 +7,7 @@
  * can interleave; that is what makes `redeemInvite` and concurrent ingests atomic.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SignedRecord } from '../core';
 import {
@@ -478,7 +478,13 @@ export class SqlitePeerStore implements PeerStore {
 /** Opens (creating parent directories, schema and migrations) the peer database at `path`, or ':memory:'. */
 export function openSqlitePeerStore(path: string): Promise<SqlitePeerStore> {
   return settle(() => {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // The file holds the identity's secret key: owner-only before SQLite ever writes to it.
+      // SQLite gives the -wal and -shm files the database file's mode; older files are tightened.
+      closeSync(openSync(path, 'a', 0o600));
+      for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    }
     const db = new Database(path);
     try {
       db.pragma('journal_mode = WAL');

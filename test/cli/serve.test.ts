@@ -3,7 +3,8 @@
  * daemon's pid/log files and --stop, and relay config applied without a restart.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
 import { buildPlainEnvelope, recordId, sealEnvelope, verifyReceipt } from '../../src/core';
@@ -219,6 +220,29 @@ describe('--public-url', () => {
     const invite = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
     expect(invite).not.toHaveProperty('peer_url');
     expect(invite.relays).toEqual([relay.url]);
+  });
+});
+
+describe('keys at rest', () => {
+  it('the home is 0700 even when it existed looser (with a warning); the store and its WAL are 0600', async () => {
+    const home = join(await tempHome(), 'made-by-hand');
+    mkdirSync(home, { mode: 0o755 });
+    chmodSync(home, 0o755); // whatever the umask did
+    const init = await spl(home, 'init', '--name', 'Careful');
+    expect(init.code, init.stderr).toBe(0);
+    expect(init.stderr).toMatch(/warning: .*made-by-hand was readable by others \(mode 0755\).* now 0700/);
+    expect(statSync(home).mode & 0o777).toBe(0o700);
+    const s = await serve(home); // holds the store open: -wal and -shm exist
+    await spl(home, 'emit', '--thread', 'th_keys', '--text', 'written while serving');
+    const files = readdirSync(home).filter((f) => f.startsWith('peer.sqlite'));
+    expect(files).toEqual(expect.arrayContaining(['peer.sqlite', 'peer.sqlite-wal', 'peer.sqlite-shm']));
+    for (const f of files) expect(statSync(join(home, f)).mode & 0o777, f).toBe(0o600);
+    // A later loosening (a copy, a restore) is tightened again on the next command, with a warning.
+    chmodSync(home, 0o750);
+    const again = await spl(home, 'identity');
+    expect(again.stderr).toMatch(/was readable by others \(mode 0750\)/);
+    expect(statSync(home).mode & 0o777).toBe(0o700);
+    await s.stop();
   });
 });
 

@@ -48,15 +48,10 @@ function platform(): Promise<Platform | undefined> {
     const subtle = globalThis.crypto?.subtle;
     if (!subtle) return undefined;
     try {
-      const probes = ruleProbes();
-      const key = await subtle.importKey('raw', bufferSource(probes.publicKey), ALG, false, ['verify']);
-      const honest = probes.cases[0]!;
-      if (!(await subtle.verify(ALG, key, bufferSource(honest.signature), bufferSource(honest.message)))) return undefined;
-      let verifiesByRule = true;
-      for (const probe of probes.cases) {
-        const got = await subtle.verify(ALG, key, bufferSource(probe.signature), bufferSource(probe.message));
-        if (got !== probe.valid) verifiesByRule = false;
-      }
+      const key = await subtle.importKey('raw', bufferSource(PROBE_KEY), ALG, false, ['verify']);
+      const verdicts = await Promise.all(PROBES.map((p) => subtle.verify(ALG, key, bufferSource(p.signature), bufferSource(PROBE_MESSAGE))));
+      if (!verdicts[0]) return undefined; // no working Ed25519 at all
+      const verifiesByRule = verdicts.every((got, i) => got === PROBES[i]!.valid);
       return { subtle, verifiesByRule };
     } catch {
       return undefined;
@@ -66,45 +61,44 @@ function platform(): Promise<Platform | undefined> {
 }
 
 interface RuleProbe {
-  readonly message: Uint8Array;
   readonly signature: Uint8Array;
   /** The §2 answer. */
   readonly valid: boolean;
 }
 
 /**
- * Signatures under one valid key that separate the §2 rule from its look-alikes, once key, R
- * and S have passed our pre-checks: an honest one; R plus an 8-torsion point with S fitted to
- * it (a cofactored verifier accepts, §2 rejects); R = identity with S = k·a (§2 accepts, a
- * verifier that refuses small-order R, as libsodium does, rejects). Built with the secret
- * scalar of a fixed seed, as RFC 8032 §5.1.5–6 derive it.
+ * Signatures over [1, 2, 3] by the seed 07…07 that separate the §2 rule from its look-alikes
+ * once key, R and S have passed our pre-checks (test/core/ed25519.test.ts rebuilds them):
+ * the RFC 8032 one; R plus an 8-torsion point with S fitted to it (a cofactored verifier
+ * accepts, §2 rejects); R = identity with S = k·a (§2 accepts; a verifier that refuses
+ * small-order R, as libsodium does, rejects). Constants, since building them costs the
+ * base-point tables (~40 ms) that the WebCrypto path otherwise never needs.
  */
-function ruleProbes(): { publicKey: Uint8Array; cases: RuleProbe[] } {
-  const seed = new Uint8Array(32).fill(7);
-  const h = sha512(seed);
-  const head = h.slice(0, 32);
-  head[0]! &= 248;
-  head[31]! &= 127;
-  head[31]! |= 64;
-  const a = Point.Fn.create(bytesToNumberLE(head));
-  const publicKey = Point.BASE.multiply(a).toBytes();
-  const message = new Uint8Array([1, 2, 3]);
-  const sign = (R: Uint8Array, r: bigint): Uint8Array => {
-    const k = Point.Fn.create(bytesToNumberLE(sha512(concatBytes(R, publicKey, message))));
-    return concatBytes(R, Point.Fn.toBytes(Point.Fn.add(r, Point.Fn.mul(k, a))));
-  };
-  const r = Point.Fn.create(bytesToNumberLE(sha512(concatBytes(h.slice(32), message))));
-  const R = Point.BASE.multiply(r);
-  const order8 = Point.fromBytes(fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a')!);
-  return {
-    publicKey,
-    cases: [
-      { message, signature: sign(R.toBytes(), r), valid: true },
-      { message, signature: sign(R.add(order8).toBytes(), r), valid: false },
-      { message, signature: sign(Point.ZERO.toBytes(), 0n), valid: true },
-    ],
-  };
-}
+const PROBE_KEY = fromHex('ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c')!;
+const PROBE_MESSAGE = new Uint8Array([1, 2, 3]);
+const PROBES: readonly RuleProbe[] = [
+  {
+    signature: fromHex(
+      '83998e719947612d0e82d427472c685a64b14d9aea67968cbcc39733f27376f3b8ea9858c24e061feb8bcdefce93aa921a6bc8ee1cab17f68d5d1ffc0dc2d800',
+    )!,
+    valid: true,
+  },
+  {
+    signature: fromHex(
+      '1aee9a8b7a80c26234d54458e96143cc5e5f189f5ac2a83ed350324a1aec9224bb9f5dd68d1c68afdae67c1f20e383b0f1354ad762bac3ffbd363b695eb2ec0f',
+    )!,
+    valid: false,
+  },
+  {
+    signature: fromHex(
+      '01000000000000000000000000000000000000000000000000000000000000009cec47435813c70a6c8f9e2fe0119474a3c30d8581c31a4afca25cd333c6020e',
+    )!,
+    valid: true,
+  },
+];
+
+/** @internal for tests: the probe key, message and cases. */
+export const ed25519RuleProbes = { publicKey: PROBE_KEY, message: PROBE_MESSAGE, cases: PROBES } as const;
 
 /** Which implementation verifies here; for diagnostics and benchmarks. */
 export async function ed25519Backend(): Promise<Ed25519Backend> {

@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { bytesToNumberLE } from '@noble/curves/utils.js';
 import * as noble from '@noble/ed25519';
+import { sha512 } from '@noble/hashes/sha2.js';
 import * as core from '../../src/core';
 
 // RFC 8032 §7.1, TEST 2 (one-byte message).
@@ -98,6 +101,39 @@ describe('Ed25519 verification rule (PROTOCOL.md §2)', () => {
     vi.resetModules();
     const fresh = await import('../../src/core');
     expect(await fresh.ed25519Backend()).toBe('noble');
+  });
+
+  it('probes platforms with the signatures it claims: honest, torsion-added R, R = identity', async () => {
+    // Rebuilt here from the seed 07…07 with the secret scalar (RFC 8032 §5.1.5).
+    const Point = ed25519.Point;
+    const Fn = Point.Fn;
+    const seed = new Uint8Array(32).fill(7);
+    const h = sha512(seed);
+    const head = h.slice(0, 32);
+    head[0]! &= 248;
+    head[31]! &= 127;
+    head[31]! |= 64;
+    const a = Fn.create(bytesToNumberLE(head));
+    const { publicKey, message, cases } = core.ed25519RuleProbes;
+    expect(core.toHex(publicKey)).toBe(core.toHex(Point.BASE.multiply(a).toBytes()));
+    const fit = (R: Uint8Array, r: bigint) => {
+      const k = Fn.create(bytesToNumberLE(sha512(core.concatBytes(R, publicKey, message))));
+      return core.toHex(core.concatBytes(R, Fn.toBytes(Fn.add(r, Fn.mul(k, a)))));
+    };
+    const r = Fn.create(bytesToNumberLE(sha512(core.concatBytes(h.slice(32), message))));
+    const R = Point.BASE.multiply(r);
+    expect(cases.map((c) => core.toHex(c.signature))).toEqual([
+      core.toHex(ed25519.sign(message, seed)),
+      fit(R.add(Point.fromBytes(ORDER_8)).toBytes(), r),
+      fit(IDENTITY, 0n),
+    ]);
+    expect(cases.map((c) => c.valid)).toEqual([true, false, true]);
+    for (const c of cases) {
+      expect(await core.verifyWith('noble', c.signature, message, publicKey)).toBe(c.valid);
+      expect(await core.verifyWith('webcrypto', c.signature, message, publicKey)).toBe(c.valid);
+    }
+    // The torsion probe does discriminate: a cofactored verifier accepts it.
+    expect(noble.verify(cases[1]!.signature, message, publicKey, { zip215: false })).toBe(true);
   });
 
   it('returns false, never throws, on malformed input', async () => {

@@ -7,7 +7,8 @@
  *   as BoringSSL and OpenSSL check it).
  *
  * Two backends, which must agree on every input (published vectors: Wycheproof, speccheck):
- * - WebCrypto where the platform offers Ed25519 (~16x faster than pure JS). Unwrapped it
+ * - WebCrypto where the platform offers Ed25519 (~7x the pure-JS check: 7.1k against 1.0k
+ *   verifications/s on Node 20, same few authors). Unwrapped it
  *   disagrees: OpenSSL (Node) and BoringSSL (Chromium) accept non-canonical and small-order
  *   keys (identity key + (R = identity, S = 0) verifies for every message). So the key, R and
  *   S are checked here first; what is left is exactly the cofactorless equation, which both

@@ -60,7 +60,7 @@ export async function verifyMailboxAuth(
   maxSkewMs: number = MAX_CLOCK_SKEW_MS,
 ): Promise<Result<MailboxAuth, MailboxAuthErrorCode>> {
   const key = publicKeyFromDid(did);
-  if (!key.ok) return fail('unverifiable_did', `mailbox ${did.slice(0, 80)} is not a did:key; its owner cannot be verified`);
+  if (!key.ok) return fail('unverifiable_did', `mailbox owner cannot be verified: ${key.error.message}`);
   const auth = parseMailboxAuthHeader(header);
   if (!auth.ok) return auth;
   if (Math.abs(now - auth.value.ts) > maxSkewMs) {

@@ -35,7 +35,6 @@ const RELAY = `http://${ADDR.r}:8787`;
 const THREAD = 'th_across';
 
 const ip = (...args: string[]) => run('ip', args);
-const inNs = (ns: string, ...args: string[]) => run('ip', ['netns', 'exec', ns, ...args]);
 const procs = new Set<ChildProcess>();
 let workDir: string;
 let laptop: string; // A
@@ -55,8 +54,8 @@ function startIn(ns: string, argv: string[], ready: RegExp): Promise<{ proc: Chi
   };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${argv.join(' ')} in ${ns} did not start: ${out}`)), 20_000);
-    proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    proc.stdout!.on('data', (c: Buffer) => {
+    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stdout.on('data', (c: Buffer) => {
       out += c.toString();
       if (ready.test(out)) {
         clearTimeout(timer);

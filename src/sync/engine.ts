@@ -59,6 +59,7 @@ import type {
   PairRefusal,
   PeerApi,
   PendingShare,
+  RecordDelivery,
   PeerEngineDeps,
   PeerSyncStatus,
   ReceiveReport,
@@ -78,6 +79,8 @@ const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 const MAX_DRAIN_ROUNDS = 200;
 /** Emit retries when other writers of the same store keep taking the next clock (see appendOwn). */
 const MAX_EMIT_ATTEMPTS = 20;
+/** Record IDs per receipt record (64 hex each: ~66 KB at most, well inside an envelope). */
+const RECEIPT_IDS = 1000;
 /** Envelopes per open step of a receive batch (see ingestEnvelopes): small, so writing starts early. */
 const OPEN_PIECE = 4;
 
@@ -209,6 +212,11 @@ export class PeerEngine implements PeerApi {
     await this.store.createIdentity(identity);
     this.me = identity;
     this.signer = createSigner(identity.secretKey);
+    // §11: the restored device holds no records yet; each pair sends back the threads it granted us.
+    for (const pair of (await this.config()).pairs.values()) {
+      if (!pair.enabled || pair.threads.length === 0) continue;
+      await this.emitRecord({ thread: PAIRS_THREAD, act: 'LEARN', body: { topic: 'history.request', threads: [...pair.threads] } }, { federate: false, to: pair.peerDid });
+    }
     return identity;
   }
 
@@ -384,7 +392,10 @@ export class PeerEngine implements PeerApi {
     return this.withLock(`spl-emit ${input.thread}`, async () => {
       for (let attempt = 1; ; attempt++) {
         const existing = await this.store.recordsByThread(input.thread);
-        const clock = (await this.store.maxClock(me.did, input.thread)) + 1;
+        // Control records take the time as a floor: a device restored from a backup has lost its
+        // clocks on th_federation_pairs, and a reused one would be refused as equivocation (§3).
+        const next = (await this.store.maxClock(me.did, input.thread)) + 1;
+        const clock = input.thread === PAIRS_THREAD ? Math.max(next, this.now()) : next;
         const record: SyncRecord = {
           parents: heads(existing),
           thread: input.thread,
@@ -411,6 +422,41 @@ export class PeerEngine implements PeerApi {
 
   async records(thread: string): Promise<StoredRecord[]> {
     return this.store.recordsByThread(thread);
+  }
+
+  /**
+   * Per own record on `thread`, its state at each peer granted the thread (§11): queued (with the
+   * next try), at the relay, delivered (a receipt, or a direct delivery's signed answer), or refused.
+   */
+  async deliveryStates(thread: string): Promise<Map<string, RecordDelivery[]>> {
+    const { me } = this.requireIdentity();
+    const cfg = await this.config();
+    const peers = [...cfg.pairs.values()].filter((p) => p.threads.includes(thread));
+    const own = (await this.store.recordsByThread(thread)).filter((r) => r.actor === me.did);
+    const out = new Map<string, RecordDelivery[]>();
+    if (own.length === 0 || peers.length === 0) return out;
+    const entries = new Map<string, OutboxEntry>();
+    for (const e of await this.store.listOutbox()) for (const id of e.recordIds) entries.set(`${id} ${e.toDid}`, e);
+    const receipted = new Set<string>();
+    for (const r of await this.store.recordsByThread(PAIRS_THREAD)) {
+      const b = r.signed.record.body;
+      if (b.topic !== 'receipt' || !Array.isArray(b.ids)) continue;
+      for (const id of b.ids) if (typeof id === 'string') receipted.add(`${id} ${r.actor}`);
+    }
+    for (const r of own) {
+      const states: RecordDelivery[] = [];
+      for (const p of peers) {
+        const key = `${r.id} ${p.peerDid}`;
+        const e = entries.get(key);
+        const base = { peerDid: p.peerDid, name: p.name };
+        if (receipted.has(key) || e?.path === 'direct') states.push({ ...base, state: 'delivered', ...(e?.deliveredAt ? { at: e.deliveredAt } : {}) });
+        else if (e?.path === 'relay') states.push({ ...base, state: 'relay', ...(e.deliveredAt ? { at: e.deliveredAt } : {}) });
+        else if (e?.path === 'pending') states.push({ ...base, state: 'queued', nextAttemptAt: e.nextAttemptAt, ...(e.lastError ? { error: e.lastError } : {}) });
+        else if (e?.path === 'rejected') states.push({ ...base, state: 'rejected', ...(e.rejectedReason ? { error: e.rejectedReason } : {}) });
+      }
+      out.set(r.id, states);
+    }
+    return out;
   }
 
   async threads(): Promise<{ thread: string; count: number; lastReceivedAt: number }[]> {
@@ -586,6 +632,7 @@ export class PeerEngine implements PeerApi {
     const prior = await this.store.getReceiveState(relayUrl);
     let error: string | undefined;
     let latency: number | undefined;
+    const receipts = new Map<string, string[]>();
     for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
       const path = `${mailbox}/receive?limit=${limit}&wait=${wait}`;
       const res = await requestJson(
@@ -605,6 +652,7 @@ export class PeerEngine implements PeerApi {
       report.remaining = remaining;
       if (envelopes.length === 0) break;
       const batch = await this.ingestEnvelopes(envelopes, relayUrl);
+      for (const [from, ids] of batch.stored) receipts.set(from, [...(receipts.get(from) ?? []), ...ids]);
       report.envelopes += envelopes.length;
       report.ingested += batch.ingested;
       report.duplicates += batch.duplicates;
@@ -621,6 +669,7 @@ export class PeerEngine implements PeerApi {
       wait = 0; // draining a backlog: no long-poll between pages
     }
     await this.store.putReceiveState(receiveState(relayUrl, this.now(), report.remaining, error, latency, prior));
+    await this.sendReceipts(receipts);
     return error ? { ...report, error } : report;
   }
 
@@ -663,7 +712,7 @@ export class PeerEngine implements PeerApi {
       };
       p.then(done, done); // a rejection itself surfaces where the writer awaits that piece
     });
-    const total = { ackIds: [] as string[], ingested: 0, duplicates: 0, dropped: 0 };
+    const total = { ackIds: [] as string[], ingested: 0, duplicates: 0, dropped: 0, stored: new Map<string, string[]>() };
     for (let i = 0; i < opening.length; ) {
       const group = [await opening[i++]!];
       while (i < opening.length && settled[i]) group.push(await opening[i++]!);
@@ -673,6 +722,7 @@ export class PeerEngine implements PeerApi {
       total.ingested += r.ingested;
       total.duplicates += r.duplicates;
       total.dropped += r.dropped;
+      for (const [from, ids] of r.stored) total.stored.set(from, [...(total.stored.get(from) ?? []), ...ids]);
     }
     return total;
   }
@@ -724,6 +774,7 @@ export class PeerEngine implements PeerApi {
       ingested: result.inserted.length,
       duplicates: result.duplicates.length,
       dropped: result.dropped.length + delta.records_rejected_invalid + delta.envelopes_rejected,
+      stored: storedBySender(accepted, result),
     };
   }
 
@@ -851,6 +902,38 @@ export class PeerEngine implements PeerApi {
     return 'paired';
   }
 
+  /**
+   * §11 receipts: one `receipt` record per sender for what a receive stored from it (a direct
+   * delivery's signed answer is its own receipt). Batched by the receive: one per drain, not per envelope.
+   */
+  private async sendReceipts(stored: ReadonlyMap<string, readonly string[]>): Promise<void> {
+    const cfg = await this.config();
+    for (const [from, ids] of stored) {
+      if (!cfg.pairs.get(from)?.enabled || ids.length === 0) continue;
+      const unique = [...new Set(ids)];
+      for (let i = 0; i < unique.length; i += RECEIPT_IDS) {
+        await this.emitRecord({ thread: PAIRS_THREAD, act: 'LEARN', body: { topic: 'receipt', ids: unique.slice(i, i + RECEIPT_IDS) } }, { federate: false, to: from });
+      }
+    }
+  }
+
+  /**
+   * §11 groups: a record first stored here on thread T goes on to every other peer granted T, not
+   * back to the peer whose envelope brought it nor to its author. Content-addressed IDs stop loops.
+   */
+  private async forward(fresh: readonly StoredRecord[], from: ReadonlyMap<string, string>): Promise<void> {
+    const cfg = await this.config();
+    const byPeer = new Map<string, SignedRecord[]>();
+    for (const s of fresh) {
+      if (s.thread === PAIRS_THREAD || s.thread === CONFIG_THREAD) continue;
+      for (const p of cfg.pairs.values()) {
+        if (!p.enabled || !p.threads.includes(s.thread) || p.peerDid === from.get(s.id) || p.peerDid === s.actor) continue;
+        byPeer.set(p.peerDid, [...(byPeer.get(p.peerDid) ?? []), s.signed]);
+      }
+    }
+    for (const [did, records] of byPeer) await this.enqueue(did, records);
+  }
+
   /** Control records from paired peers (§8–9), acted on once, when first stored. */
   private async afterIngest(stored: readonly StoredRecord[], inserted: readonly string[], admitted: readonly Candidate[]): Promise<void> {
     const { me } = this.requireIdentity();
@@ -858,6 +941,7 @@ export class PeerEngine implements PeerApi {
     const fresh = stored.filter((s) => insertedSet.has(s.id) && s.actor !== me.did);
     if (fresh.length === 0) return;
     const from = new Map(admitted.map((c) => [c.signed.id, c.from]));
+    await this.forward(fresh, from);
     for (const s of fresh) {
       const r = s.signed.record;
       if (r.thread !== PAIRS_THREAD || from.get(s.id) !== r.actor) continue;
@@ -1114,6 +1198,17 @@ async function restoredConfig(settings: JsonValue | undefined, did: string): Pro
     if (!v.ok) throw new Error(`the backup's configuration record ${i} does not verify: ${v.error.message}`);
     if (v.value.record.actor !== did || v.value.record.thread !== CONFIG_THREAD) throw new Error(`the backup's configuration record ${i} is not this identity's configuration`);
     out.push(v.value);
+  }
+  return out;
+}
+
+/** Per envelope sender, the IDs of the granted records stored or already held from it (what a receipt names). */
+function storedBySender(accepted: readonly Candidate[], result: { inserted: readonly string[]; duplicates: readonly string[] }): Map<string, string[]> {
+  const held = new Set([...result.inserted, ...result.duplicates]);
+  const out = new Map<string, string[]>();
+  for (const c of accepted) {
+    if (c.signed.record.thread === PAIRS_THREAD || !held.has(c.signed.id)) continue;
+    out.set(c.from, [...(out.get(c.from) ?? []), c.signed.id]);
   }
   return out;
 }

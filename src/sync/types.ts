@@ -77,6 +77,17 @@ export interface PairRefusal {
   readonly relay?: string;
 }
 
+/** Where one own record stands at one peer (§11). */
+export interface RecordDelivery {
+  readonly peerDid: string;
+  readonly name: string;
+  readonly state: 'queued' | 'relay' | 'delivered' | 'rejected';
+  /** When it reached the relay or the peer. */
+  readonly at?: number;
+  readonly nextAttemptAt?: number;
+  readonly error?: string;
+}
+
 /** A thread a paired peer offered (§8 `thread.share`) that waits for the owner's answer. */
 export interface PendingShare {
   readonly thread: string;
@@ -205,6 +216,8 @@ export interface PeerApi {
 
   emit(input: EmitInput): Promise<StoredRecord>;
   records(thread: string): Promise<StoredRecord[]>;
+  /** Per own record on `thread`: queued, at the relay, delivered or refused, per peer granted it (§11). */
+  deliveryStates(thread: string): Promise<Map<string, RecordDelivery[]>>;
   threads(): Promise<{ thread: string; count: number; lastReceivedAt: number }[]>;
 
   /** A signed invite link (§9) valid for `ttlMs` (default 7 days). */

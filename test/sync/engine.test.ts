@@ -128,7 +128,7 @@ describe('peer engine over a real relay', () => {
     expect(status.peers[0]?.outbox).toMatchObject({ relay: confirmations + 3, pending: 0 });
     // Replies flow back: B shares the thread it received on.
     await b.emit({ thread: 'th_shared', text: 'reply' });
-    expect((await b.flushOutbox()).relay).toBe(1);
+    expect((await b.flushOutbox()).relay).toBe(2); // the reply, and the receipt for the three notes (§11)
     await a.receive();
     expect((await a.records('th_shared')).map((r) => r.signed.record.body.text)).toContain('reply');
   });

@@ -16,6 +16,8 @@ export interface Invite {
   readonly name: string;
   readonly relays: readonly string[];
   readonly peer_url?: string;
+  /** The inviter's deposit token (§5.1): the reply is deposited with it rather than as unsolicited mail. */
+  readonly deposit_token?: string;
   readonly threads: readonly string[];
   readonly nonce: string;
   readonly exp: number;
@@ -44,6 +46,7 @@ export async function createInvite(
     name: fields.name,
     relays: [...fields.relays],
     ...(fields.peer_url ? { peer_url: fields.peer_url } : {}),
+    ...(fields.deposit_token ? { deposit_token: fields.deposit_token } : {}),
     threads: [...fields.threads],
     nonce: fields.nonce ?? toB64u(randomBytes(16)),
     exp: fields.exp,
@@ -55,6 +58,13 @@ export async function createInvite(
 export const encodeInvite = (invite: Invite): string => toB64u(utf8(canonicalize(invite)));
 
 export const inviteLink = (appUrl: string, invite: Invite): string => `${appUrl.replace(/#.*$/, '')}#pair=${encodeInvite(invite)}`;
+
+/** §5.1: a deposit token is b64u of 16–32 random bytes. */
+export const isDepositToken = (t: unknown): t is string => {
+  if (typeof t !== 'string' || !/^[A-Za-z0-9_-]{22,43}$/.test(t)) return false;
+  const n = fromB64u(t)?.length ?? 0;
+  return n >= 16 && n <= 32;
+};
 
 const bad = (why: string) => fail('invalid_invite' as const, `invite ${why}`);
 
@@ -81,6 +91,7 @@ export async function parseInvite(linkOrPayload: string, now: number): Promise<R
   if (typeof v.name !== 'string' || v.name.length > 200) return bad('name must be a string of at most 200 characters');
   if (!Array.isArray(v.relays) || v.relays.length > 16 || !v.relays.every(isHttpUrl)) return bad('relays must be a list of http(s) URLs');
   if (v.peer_url !== undefined && !isHttpUrl(v.peer_url)) return bad('peer_url must be an http(s) URL');
+  if (v.deposit_token !== undefined && !isDepositToken(v.deposit_token)) return bad('deposit_token must be 16–32 random bytes, base64url');
   if (!Array.isArray(v.threads) || v.threads.length > 256 || !v.threads.every((t) => typeof t === 'string' && THREAD_RE.test(t))) {
     return bad('threads must be a list of thread IDs');
   }

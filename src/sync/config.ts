@@ -2,7 +2,7 @@
  * Configuration and pairs are records (PROTOCOL.md §8): LEARN records on `th_engine_config`,
  * told apart by `body.topic`; per key the record with the highest clock wins.
  */
-import { isHttpUrl, isObject, THREAD_RE } from '../core';
+import { isDepositToken, isHttpUrl, isObject, THREAD_RE } from '../core';
 import type { StoredRecord } from '../store/types';
 import type { Pair, PairRefusal, RelayEntry } from './types';
 
@@ -14,6 +14,8 @@ export interface EffectiveConfig {
   readonly pairs: ReadonlyMap<string, Pair>;
   /** Refused pairing replies, by `<did> <nonce>`. */
   readonly refusals: ReadonlyMap<string, PairRefusal>;
+  /** This peer's deposit token for its own mailbox (§5.1), once made. */
+  readonly depositToken?: string;
 }
 
 /** Folds this peer's own config records into the current config. Malformed entries are skipped. */
@@ -23,6 +25,8 @@ export function foldConfig(records: readonly StoredRecord[], ownDid: string): Ef
   const relays = new Map<string, RelayEntry>();
   const pairs = new Map<string, Pair>();
   const refusals = new Map<string, PairRefusal>();
+  let depositToken: string | undefined;
+  let tokenClock = -1;
   for (const r of records) {
     const rec = r.signed.record;
     if (rec.actor !== ownDid || rec.act !== 'LEARN' || rec.thread !== CONFIG_THREAD) continue;
@@ -44,19 +48,23 @@ export function foldConfig(records: readonly StoredRecord[], ownDid: string): Ef
         peerDid,
         name: b.name,
         ...(typeof b.peer_url === 'string' ? { peerUrl: b.peer_url } : {}),
-        ...(typeof b.deposit_token === 'string' ? { depositToken: b.deposit_token } : {}),
+        ...(isDepositToken(b.deposit_token) ? { depositToken: b.deposit_token } : {}),
         threads: b.threads as string[],
         enabled: b.enabled,
         ...(b.waiting === true ? { waiting: true } : {}),
         ...(typeof b.end_reason === 'string' ? { endReason: b.end_reason } : {}),
       });
+    } else if (b.topic === 'deposit_token') {
+      if (!isDepositToken(b.token) || rec.clock <= tokenClock) continue;
+      tokenClock = rec.clock;
+      depositToken = b.token;
     } else if (b.topic === 'pair.refused') {
       const { peer_did: peerDid, nonce, reason, name } = b;
       if (typeof peerDid !== 'string' || typeof nonce !== 'string' || typeof reason !== 'string' || typeof name !== 'string') continue;
       refusals.set(`${peerDid} ${nonce}`, { peerDid, nonce, reason, name, ...(isHttpUrl(b.relay) ? { relay: b.relay } : {}) });
     }
   }
-  return { relays, pairs, refusals };
+  return { relays, pairs, refusals, ...(depositToken ? { depositToken } : {}) };
 }
 
 export function relayBody(url: string, forPair: string, enabled: boolean): Record<string, unknown> {

@@ -12,11 +12,13 @@ import {
   importIdentity,
   generateSecretKey,
   inviteLink,
+  isDepositToken,
   isHttpUrl,
   isObject,
   openEnvelope,
   parseInvite,
   publicKeyFromDid,
+  randomBytes,
   RECEIPT_HEADER,
   sealEnvelope,
   serializeEnvelope,
@@ -24,6 +26,7 @@ import {
   signReceipt,
   signRecord,
   THREAD_RE,
+  toB64u,
   verifyReceipt,
   verifySignedRecord,
   type Invite,
@@ -81,6 +84,8 @@ const MAX_DRAIN_ROUNDS = 200;
 const MAX_EMIT_ATTEMPTS = 20;
 /** Record IDs per receipt record (64 hex each: ~66 KB at most, well inside an envelope). */
 const RECEIPT_IDS = 1000;
+/** §5.1: 16–32 random bytes; 16 is 128 bits, unguessable. */
+const TOKEN_BYTES = 16;
 /** Envelopes per open step of a receive batch (see ingestEnvelopes): small, so writing starts early. */
 const OPEN_PIECE = 4;
 
@@ -152,6 +157,8 @@ export class PeerEngine implements PeerApi {
   private readonly withLock: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
   private me: Identity | undefined;
   private signer: Signer | undefined;
+  /** `<relay> <token>` pairs registered at a relay by this engine (§5.1). */
+  private readonly tokensRegistered = new Set<string>();
 
   constructor(private readonly deps: PeerEngineDeps) {
     this.store = deps.store;
@@ -301,6 +308,41 @@ export class PeerEngine implements PeerApi {
     }
   }
 
+  /** This peer's deposit token (§5.1), made on first use: one per mailbox, the same at every relay. */
+  private async depositToken(): Promise<string> {
+    const existing = (await this.config()).depositToken;
+    if (existing) return existing;
+    const token = toB64u(randomBytes(TOKEN_BYTES));
+    await this.writeConfig({ topic: 'deposit_token', token });
+    return token;
+  }
+
+  /**
+   * §5.1: a new token when a pair ends, so the ended peer's deposits count as unsolicited again.
+   * The relays get it on the next receive; the remaining pairs in a `pair.token` record (the
+   * protocol names no message for this; until theirs arrives they deposit as unsolicited mail).
+   */
+  private async rotateDepositToken(): Promise<void> {
+    const token = toB64u(randomBytes(TOKEN_BYTES));
+    await this.writeConfig({ topic: 'deposit_token', token });
+    for (const p of (await this.config()).pairs.values()) {
+      if (!p.enabled) continue;
+      await this.emitRecord({ thread: PAIRS_THREAD, act: 'LEARN', body: { topic: 'pair.token', deposit_token: token } }, { federate: false, to: p.peerDid });
+    }
+  }
+
+  /** Registers our token at a relay we receive from, once per token and relay in this engine's life. */
+  private async registerDepositToken(relayUrl: string, mailbox: string, origin: string): Promise<void> {
+    const token = await this.depositToken();
+    const key = `${relayUrl} ${token}`;
+    if (this.tokensRegistered.has(key)) return;
+    const body = JSON.stringify({ tokens: [token] });
+    const path = `${mailbox}/tokens`;
+    const res = await requestJson(this.fetchFn, `${origin}${path}`, await this.signedRelayRequest(relayUrl, 'PUT', path, body), RELAY_TIMEOUT_MS, this.now);
+    // 404/405: a relay without §5.1 takes every deposit against the cap; nothing to register there.
+    if (res.status === 200 || res.status === 404 || res.status === 405) this.tokensRegistered.add(key);
+  }
+
   private async requirePair(peerDid: string): Promise<Pair> {
     const pair = (await this.config()).pairs.get(peerDid);
     if (!pair) throw new Error(`not paired with ${peerDid}`);
@@ -313,6 +355,7 @@ export class PeerEngine implements PeerApi {
     await this.writeConfig(pairBody({ ...pair, enabled: false, endReason: 'ended' }));
     // Whatever still waits for this peer stays unsent (deliver refuses it); only the notice goes.
     await this.emitRecord({ thread: PAIRS_THREAD, act: 'LEARN', body: { topic: 'pair.end' } }, { federate: false, to: peerDid });
+    await this.rotateDepositToken();
   }
 
   async shareThread(thread: string, peerDid: string): Promise<void> {
@@ -612,13 +655,13 @@ export class PeerEngine implements PeerApi {
     return { relays };
   }
 
-  private async signedRelayRequest(relay: string, method: 'GET' | 'POST', path: string, body: string): Promise<RequestInit> {
+  private async signedRelayRequest(relay: string, method: 'GET' | 'POST' | 'PUT', path: string, body: string): Promise<RequestInit> {
     const { signer } = this.requireIdentity();
     const host = new URL(relay).host;
     const auth = await signMailboxRequest({ method, host, pathAndQuery: path, body }, signer, this.now());
     const headers: Record<string, string> = { authorization: auth };
-    if (method === 'POST') headers['content-type'] = 'application/json';
-    return { method, headers, ...(method === 'POST' ? { body } : {}) };
+    if (method !== 'GET') headers['content-type'] = 'application/json';
+    return { method, headers, ...(method !== 'GET' ? { body } : {}) };
   }
 
   private async receiveFrom(relayUrl: string, opts: { waitSeconds?: number; limit?: number }): Promise<ReceiveRelayReport> {
@@ -630,6 +673,7 @@ export class PeerEngine implements PeerApi {
     const limit = Math.min(500, Math.max(1, opts.limit ?? 100));
     let wait = Math.min(30, Math.max(0, opts.waitSeconds ?? 0));
     const prior = await this.store.getReceiveState(relayUrl);
+    await this.registerDepositToken(relayUrl, mailbox, base.origin);
     let error: string | undefined;
     let latency: number | undefined;
     const receipts = new Map<string, string[]>();
@@ -892,7 +936,7 @@ export class PeerEngine implements PeerApi {
         peerDid: r.actor,
         name,
         ...(isHttpUrl(b.peer_url) ? { peerUrl: b.peer_url } : {}),
-        ...(typeof b.deposit_token === 'string' ? { depositToken: b.deposit_token } : {}),
+        ...(isDepositToken(b.deposit_token) ? { depositToken: b.deposit_token } : {}),
         threads: [...invite.threads],
         enabled: true,
       });
@@ -955,6 +999,9 @@ export class PeerEngine implements PeerApi {
         await this.writeConfig(pairBody({ ...pair, enabled: false, waiting: false, endReason: `refused: ${reason}` }));
       } else if (topic === 'pair.end') {
         await this.writeConfig(pairBody({ ...pair, enabled: false, waiting: false, endReason: 'ended_by_peer' }));
+        await this.rotateDepositToken();
+      } else if (topic === 'pair.token' && isDepositToken(r.body.deposit_token)) {
+        await this.writeConfig(pairBody({ ...pair, depositToken: r.body.deposit_token }));
       } else if (topic === 'history.request' && Array.isArray(r.body.threads)) {
         // §11: the threads granted to the requester; its list only narrows them.
         const asked = new Set(r.body.threads.filter((t): t is string => typeof t === 'string'));
@@ -1062,6 +1109,7 @@ export class PeerEngine implements PeerApi {
         name: me.name,
         relays,
         ...(this.deps.peerUrl ? { peer_url: this.deps.peerUrl } : {}),
+        deposit_token: await this.depositToken(),
         threads: opts.threads,
         exp: this.now() + (opts.ttlMs ?? DEFAULT_INVITE_TTL_MS),
       },
@@ -1089,6 +1137,7 @@ export class PeerEngine implements PeerApi {
       peerDid: inv.did,
       name: inv.name.trim() || inv.did.slice(0, 24),
       ...(inv.peer_url ? { peerUrl: inv.peer_url } : {}),
+      ...(inv.deposit_token ? { depositToken: inv.deposit_token } : {}),
       threads: [...new Set([...(cfg.pairs.get(inv.did)?.threads ?? []), ...inv.threads])],
       enabled: true,
       // §9: until the inviter confirms, the pair shares nothing beyond the invite's threads.
@@ -1105,6 +1154,7 @@ export class PeerEngine implements PeerApi {
           name: me.name,
           relays: await this.receiveRelays(),
           ...(this.deps.peerUrl ? { peer_url: this.deps.peerUrl } : {}),
+          deposit_token: await this.depositToken(),
         },
       },
       { federate: false, to: inv.did },

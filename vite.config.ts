@@ -27,7 +27,7 @@ export default defineConfig(({ command }) => ({
       strategies: 'injectManifest',
       srcDir: 'src/sw',
       filename: 'sw.ts',
-      // The page registers the worker itself with workbox-window (src/ui/sw-client.ts).
+      // The page registers the worker itself with workbox-window (src/ui/state/sw-client.ts).
       injectRegister: false,
       registerType: 'prompt',
       injectManifest: {

@@ -7,12 +7,12 @@ import './app.css';
 import App from './App.svelte';
 import { openBrowserPeer, pageAppUrl } from '../platform/browser';
 import { workerEnvelopeOpener } from '../platform/envelope-opener';
-import { AppModel } from './app.svelte';
-import { readTestFlags } from './flags';
-import { ForegroundSync } from './foreground-sync';
-import { connectServiceWorker } from './sw-client';
-import { installTestProbe } from './test-probe';
-import { errorText } from './format';
+import { AppModel } from './state/app.svelte';
+import { readTestFlags } from './state/flags';
+import { ForegroundSync } from './state/foreground-sync';
+import { connectServiceWorker } from './state/sw-client';
+import { installTestProbe } from './state/test-probe';
+import { errorText } from './state/format';
 
 const withOpener = (openEnvelopes: ReturnType<typeof workerEnvelopeOpener>) => (openEnvelopes ? { openEnvelopes } : {});
 

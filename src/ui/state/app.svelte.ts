@@ -2,8 +2,8 @@
  * The app's shared state: the peer engine, the route, the names of paired peers, a revision
  * counter screens re-read on, and the polite status line (aria-live) everyone writes to.
  */
-import type { Identity } from '../store/types';
-import type { Pair, PeerApi } from '../sync/types';
+import type { Identity } from '../../store/types';
+import type { Pair, PeerApi } from '../../sync/types';
 import type { ForegroundState, ForegroundSync } from './foreground-sync';
 import type { WorkerConnection } from './sw-client';
 import { requestBackgroundFlush } from './sw-client';

@@ -42,11 +42,11 @@ async function boot(target: HTMLElement): Promise<void> {
     app.worker = await connectServiceWorker((msg) => {
       if (msg.type === 'ingested') {
         app.changed();
-        app.announce(`${msg.count} new record${msg.count === 1 ? '' : 's'} arrived in the background.`);
+        app.announce('New updates arrived in the background.');
       }
     });
   } catch (e) {
-    app.announce(`Offline support is unavailable: ${errorText(e)}`);
+    app.announce(`Offline support is unavailable: ${errorText(e)}`, 'error');
   }
 }
 

@@ -10,13 +10,28 @@ export const SYSTEM_THREADS: ReadonlySet<string> = new Set(['th_engine_config', 
 
 export const newThreadId = (): string => `th_${toHex(randomBytes(16))}`;
 
-export function threadTitle(records: readonly StoredRecord[]): string | undefined {
-  for (const r of records) {
-    const b = r.signed.record.body;
-    if (b.kind === 'thread' && typeof b.text === 'string') return b.text;
-  }
-  return undefined;
+const isThreadBody = (r: StoredRecord): boolean => r.signed.record.body.kind === 'thread' && typeof r.signed.record.body.text === 'string';
+
+/** The thread's root: its first title record (no parents; else the lowest clock). */
+export function threadRoot(records: readonly StoredRecord[]): StoredRecord | undefined {
+  const titles = records.filter(isThreadBody);
+  return titles.find((r) => r.signed.record.parents.length === 0) ?? [...titles].sort((a, b) => a.clock - b.clock)[0];
 }
+
+/**
+ * PROTOCOL.md §11 "Titles": a rename is a later title record by the root's author, and its
+ * highest clock wins; title records by anyone else are ignored.
+ */
+export function threadTitle(records: readonly StoredRecord[]): string | undefined {
+  const root = threadRoot(records);
+  if (!root) return undefined;
+  let best = root;
+  for (const r of records) if (isThreadBody(r) && r.actor === root.actor && r.clock > best.clock) best = r;
+  return best.signed.record.body.text as string;
+}
+
+/** Whether `did` may rename the thread (§11: only the root's author). */
+export const canRename = (records: readonly StoredRecord[], did: string | undefined): boolean => threadRoot(records)?.actor === did;
 
 /** The human text of a record, or a short description of what it carries. */
 export function recordText(r: StoredRecord): string {

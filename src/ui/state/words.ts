@@ -58,6 +58,8 @@ export interface CheckWords {
 }
 
 const count = (message: string): number => Number(/^(\d+)/.exec(message)?.[1] ?? 0);
+/** Every number in the message, added up ("2 envelope(s) and 1 record(s) failed …" → 3). */
+const total = (message: string): number => (message.match(/\d+/g) ?? []).reduce((n, d) => n + Number(d), 0);
 const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
 const sentence = (s: string): string => (s ? s[0]!.toUpperCase() + s.slice(1) : s);
 const at = (route: Route['screen'], label: string) => ({ label, href: `#/${route}` });
@@ -110,7 +112,7 @@ export function checkWords(check: DoctorCheck): CheckWords {
     case 'rejected_content':
       return {
         title: 'Damaged messages',
-        summary: `${plural(count(message), 'message', 'messages')} failed the signature or encryption check and ${count(message) === 1 ? 'was' : 'were'} thrown away.`,
+        summary: `${plural(total(message), 'message', 'messages')} failed the signature or encryption check and ${total(message) === 1 ? 'was' : 'were'} thrown away.`,
         fix: 'Nothing to do; if it keeps happening, someone may be tampering with messages on the way.',
       };
     case 'storage_quota':

@@ -166,3 +166,12 @@ describe('thread titles (PROTOCOL.md §11 "Titles")', () => {
     expect(canRename([root, intruder], 'did:b')).toBe(false);
   });
 });
+
+describe('doctor wording of relay checks', () => {
+  it('names the relay without capitalising its URL', () => {
+    expect(checkWords({ id: 'relay_reachable', status: 'pass', message: 'http://127.0.0.1:1 → /health 200 ok (8 ms)' }).summary).toBe('The relay at http://127.0.0.1:1 answers (8 ms).');
+    expect(
+      checkWords({ id: 'relay_reachable', status: 'fail', message: 'http://127.0.0.1:1 is not reachable: fetch failed; you will not receive anything through it' }).summary,
+    ).toBe('The relay at http://127.0.0.1:1 cannot be reached (fetch failed), so nothing arrives through it.');
+  });
+});

@@ -74,10 +74,19 @@ export function checkWords(check: DoctorCheck): CheckWords {
         : { title: 'Your identity', summary: 'This device has no identity yet.', fix: 'Create one on the start screen.' };
     case 'relay_configured':
       return { title: 'Relay', summary: 'No relay is set, so nothing reaches this device while it is offline.', fix: 'Set a relay.', fixAt: at('relays', 'Relays') };
-    case 'relay_reachable':
+    case 'relay_reachable': {
+      const url = message.split(' ')[0] ?? '';
+      const ms = /\((\d+) ms\)$/.exec(message)?.[1];
+      const why = /is not reachable: (.*?)(; you will not receive anything through it)?$/.exec(message)?.[1];
       return ok
-        ? { title: 'Relay reachable', summary: sentence(message.replace(' → /health 200 ok', ' answers')) }
-        : { title: 'Relay reachable', summary: sentence(message), fix: 'Check the address, or try again once you are online.', fixAt: at('relays', 'Relays') };
+        ? { title: 'Relay reachable', summary: `The relay at ${url} answers${ms ? ` (${ms} ms)` : ''}.` }
+        : {
+            title: 'Relay reachable',
+            summary: `The relay at ${url} cannot be reached${why ? ` (${why})` : ''}, so nothing arrives through it.`,
+            fix: 'Check the address, or try again once you are online.',
+            fixAt: at('relays', 'Relays'),
+          };
+    }
     case 'receive_task':
       return {
         title: 'Checking for new notes',

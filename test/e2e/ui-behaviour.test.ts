@@ -155,8 +155,8 @@ describe('the app as people use it', () => {
     const row = page.getByTestId('pairs').locator(`li[data-peer-did="${stranger.did}"]`);
     await row.waitFor();
     // Stored cleaned, not only shown cleaned.
-    const stored = await page.evaluate(() => window.__splProbe!.pairNames());
-    expect(stored[stranger.did]).toBe(shown);
+    const stored = await page.evaluate(() => window.__splProbe!.pairs());
+    expect(stored.find((p) => p.peerDid === stranger.did)?.name).toBe(shown);
     expect(await row.locator('strong').textContent()).toBe(shown);
     for (const screen of ['pair', 'threads', 'sync', 'relays']) {
       await page.goto(`${server.url}?e2e=1#/${screen}`);
@@ -219,5 +219,115 @@ describe('the app as people use it', () => {
     const card = await offer.boundingBox();
     expect(heading!.y).toBeLessThan(card!.y);
     expect(card!.y).toBeLessThan(PHONE.height); // on screen without scrolling
+  });
+
+  it('manages what is on the device: long notes, rename, delete a note, archive, search, delete a thread', async () => {
+    const { page } = await freshDevice('manage');
+    await createIdentity(page, 'Keeper', relay.url);
+    const newThread = async (title: string): Promise<string> => {
+      await page.goto(`${server.url}?e2e=1#/threads`);
+      await page.getByLabel('Title', { exact: true }).fill(title);
+      await page.getByRole('button', { name: 'Create thread' }).click();
+      await page.waitForURL(/#\/thread\/th_/);
+      return decodeURIComponent(new URL(page.url()).hash.replace('#/thread/', ''));
+    };
+    const note = async (text: string): Promise<void> => {
+      const before = await page.locator('[data-testid=records] > li').count();
+      await page.getByLabel('Write a note').fill(text);
+      await page.getByRole('button', { name: 'Add note' }).click();
+      await page.locator('[data-testid=records] > li').nth(before).waitFor();
+    };
+    const trip = await newThread('Trip');
+    await note('pack the tent');
+    await note('buy stove fuel');
+    await note(`A long list:\n${Array.from({ length: 30 }, (_, i) => `item ${i + 1}`).join('\n')}`);
+
+    // Long notes start collapsed behind "Show more".
+    const long = page.locator('[data-testid=records] > li').last();
+    expect(await long.locator('.record-text').getAttribute('class')).toContain('collapsed');
+    await long.getByRole('button', { name: 'Show more' }).click();
+    expect(await long.locator('.record-text').getAttribute('class')).not.toContain('collapsed');
+    await long.getByRole('button', { name: 'Show less' }).waitFor();
+
+    // Rename: a title record (PROTOCOL.md §11), shown as the heading.
+    await page.getByRole('button', { name: 'Rename' }).click();
+    await page.getByLabel('New title').fill('Summer trip');
+    await page.getByRole('button', { name: 'Save title' }).click();
+    await page.getByRole('heading', { name: 'Summer trip', level: 1 }).waitFor();
+    await page.getByText('Renamed the thread to “Summer trip”').waitFor();
+
+    // Delete one's own note: hidden here, still stored (the protocol has no delete).
+    const stored = await page.evaluate((t) => window.__splProbe!.recordCount(t), trip);
+    const fuel = page.locator('[data-testid=records] > li', { hasText: 'buy stove fuel' });
+    await fuel.getByRole('button', { name: 'Delete' }).click();
+    await fuel.getByRole('button', { name: 'Delete here' }).click();
+    await page.getByText('1 note deleted on this device.').waitFor();
+    expect(await page.locator('[data-testid=records] > li', { hasText: 'buy stove fuel' }).count()).toBe(0);
+    expect(await page.evaluate((t) => window.__splProbe!.recordCount(t), trip)).toBe(stored);
+
+    await page.getByRole('button', { name: 'Archive' }).click();
+    await newThread('Groceries');
+    await note('milk and tent pegs');
+
+    // Search over the notes on this device; hidden notes are not found.
+    await page.goto(`${server.url}?e2e=1#/threads`);
+    expect(await page.getByTestId('thread-list').getByText('Summer trip').count()).toBe(0);
+    await page.getByTestId('archived-threads').getByText('Summer trip', { exact: false }).first().waitFor({ state: 'attached' });
+    const search = page.getByRole('searchbox', { name: 'Search notes' });
+    await search.fill('TENT');
+    await page.getByRole('heading', { name: '2 threads match' }).waitFor();
+    expect(await page.getByTestId('search-results').locator('li').count()).toBe(2);
+    await search.fill('stove');
+    await page.getByRole('heading', { name: 'No matches' }).waitFor();
+    await search.fill('');
+
+    // Delete a thread here: gone from the list.
+    await page.getByTestId('thread-list').getByText('Groceries').click();
+    await page.getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('button', { name: 'Delete here' }).click();
+    await page.waitForURL(/#\/threads$/);
+    await page.getByRole('heading', { name: 'Threads' }).waitFor();
+    expect(await page.getByText('Groceries').count()).toBe(0);
+  });
+
+  it('renames a paired device and unpairs it (the pair record disabled)', async () => {
+    const { page } = await freshDevice('devices');
+    await createIdentity(page, 'Owner', relay.url);
+    const peer = await strangerInvite('Old laptop');
+    await page.goto(peer.link.replace('#pair=', '?e2e=1#pair='));
+    await page.getByTestId('invite-offer').getByRole('button', { name: 'Accept and pair' }).click();
+    const row = page.getByTestId('pairs').locator(`li[data-peer-did="${peer.did}"]`);
+    await row.getByRole('button', { name: 'Rename' }).click();
+    await row.getByLabel('Name on this device').fill('Ben\u202E laptop');
+    await row.getByRole('button', { name: 'Save name' }).click();
+    await row.locator('strong').getByText('Ben laptop', { exact: true }).waitFor();
+    expect((await page.evaluate(() => window.__splProbe!.pairs())).find((p) => p.peerDid === peer.did)).toMatchObject({ name: 'Ben laptop', enabled: true });
+
+    await row.getByRole('button', { name: 'Unpair…' }).click();
+    await row.getByRole('button', { name: 'Unpair', exact: true }).click();
+    await page.getByTestId('unpaired').waitFor();
+    expect(await page.getByTestId('pairs').count()).toBe(0);
+    expect((await page.evaluate(() => window.__splProbe!.pairs())).find((p) => p.peerDid === peer.did)).toMatchObject({ enabled: false });
+  });
+
+  it('offers Install when the browser does, and Doctor links its install warning to it', async () => {
+    const { page } = await freshDevice('install');
+    await createIdentity(page, 'Installer', relay.url);
+    await page.goto(`${server.url}?e2e=1#/doctor`);
+    const fix = page.locator('[data-check=periodic_sync]').getByRole('link', { name: /Install/ });
+    await fix.click();
+    await page.waitForURL(/#\/me$/);
+    const card = page.getByTestId('install');
+    expect(await card.getByRole('button', { name: 'Install' }).count()).toBe(0); // not offered yet
+    // What Chromium fires when the app is installable (headless never does by itself).
+    await page.evaluate(() => {
+      const offer = new Event('beforeinstallprompt', { cancelable: true }) as Event & { prompt(): Promise<void>; userChoice: Promise<{ outcome: string }> };
+      offer.prompt = async () => void (document.documentElement.dataset.prompted = 'yes');
+      offer.userChoice = Promise.resolve({ outcome: 'accepted' });
+      window.dispatchEvent(offer);
+    });
+    await card.getByRole('button', { name: 'Install' }).click();
+    await card.getByText('Installed: Syncropel runs from your home screen').waitFor();
+    expect(await page.evaluate(() => document.documentElement.dataset.prompted)).toBe('yes');
   });
 });

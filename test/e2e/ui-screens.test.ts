@@ -1,6 +1,6 @@
 /**
  * Every screen, at phone (390×844) and laptop (1280×800) size, light and dark: axe-core finds no
- * accessibility violation, no screen is wider than the window, and a screenshot of each is written
+ * accessibility violation, no screen is wider than the window or shows protocol terms, and a screenshot of each is written
  * under test-results/screens/ (the manifest's screenshots come from this run: manifest-*.png).
  * One browser, one device: the sweep changes viewport and colour scheme in place.
  */
@@ -75,10 +75,16 @@ async function sweep(name: string, where: string): Promise<Violation[]> {
       await settled();
       const label = `${name}-${size}-${scheme}`;
       const result = await page.evaluate(async () => {
-        const axe = (window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: { id: string; help: string; nodes: { target: string[] }[] }[] }> } }).axe;
-        return (await axe.run(document, { resultTypes: ['violations'] })).violations.map((v) => ({ id: v.id, help: v.help, targets: v.nodes.map((n) => n.target.join(' ')) }));
+        type AxeResult = { id: string; help: string; nodes: { target: string[] }[] };
+        const axe = (window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: AxeResult[]; passes: AxeResult[] }> } }).axe;
+        const run = await axe.run(document, { resultTypes: ['violations'] });
+        return { passed: run.passes.length, violations: run.violations.map((v) => ({ id: v.id, help: v.help, targets: v.nodes.map((n) => n.target.join(' ')) })) };
       });
-      found.push(...result.map((v) => ({ where: label, ...v })));
+      if (result.passed < 10) found.push({ where: label, id: 'axe-did-not-run', help: `only ${result.passed} rules passed`, targets: [] });
+      found.push(...result.violations.map((v) => ({ where: label, ...v })));
+      // Words a person knows: no protocol terms on screen (issue 15).
+      const jargon = /\brecords?\b|\bLEARN\b|\bunpaired actors\b|dropped.unpaired|\benvelopes?\b|base64|payload/i.exec(await page.locator('body').innerText());
+      if (jargon) found.push({ where: label, id: 'jargon', help: `shows “${jargon[0]}”`, targets: [] });
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
       if (width > viewport.width) found.push({ where: label, id: 'page-too-wide', help: `${width}px wide in a ${viewport.width}px window`, targets: [] });
       // The whole page in a window as tall as it, so the phone's fixed tab bar sits at the bottom.

@@ -11,8 +11,8 @@ export interface TestProbe {
   recordCount(thread: string): Promise<number>;
   recordIds(thread: string): Promise<string[]>;
   counters(): Promise<Counters>;
-  /** Pair names as stored (not as shown). */
-  pairNames(): Promise<Record<string, string>>;
+  /** Pairs as stored (names not as shown). */
+  pairs(): Promise<{ peerDid: string; name: string; enabled: boolean }[]>;
 }
 
 declare global {
@@ -27,6 +27,6 @@ export function installTestProbe(model: AppModel, store: PeerStore): void {
     recordCount: async (thread) => (await store.recordsByThread(thread)).length,
     recordIds: async (thread) => (await store.recordsByThread(thread)).map((r) => r.id),
     counters: () => store.getCounters(),
-    pairNames: async () => Object.fromEntries((await model.peer.pairs()).map((p) => [p.peerDid, p.name])),
+    pairs: async () => (await model.peer.pairs()).map((p) => ({ peerDid: p.peerDid, name: p.name, enabled: p.enabled })),
   };
 }

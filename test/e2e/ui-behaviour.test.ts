@@ -322,7 +322,10 @@ describe('the app as people use it', () => {
     // What Chromium fires when the app is installable (headless never does by itself).
     await page.evaluate(() => {
       const offer = new Event('beforeinstallprompt', { cancelable: true }) as Event & { prompt(): Promise<void>; userChoice: Promise<{ outcome: string }> };
-      offer.prompt = async () => void (document.documentElement.dataset.prompted = 'yes');
+      offer.prompt = () => {
+        document.documentElement.dataset.prompted = 'yes';
+        return Promise.resolve();
+      };
       offer.userChoice = Promise.resolve({ outcome: 'accepted' });
       window.dispatchEvent(offer);
     });

@@ -27,7 +27,7 @@ export default defineConfig(({ command }) => ({
       strategies: 'injectManifest',
       srcDir: 'src/sw',
       filename: 'sw.ts',
-      // The page registers the worker itself with workbox-window (src/ui/sw-client.ts).
+      // The page registers the worker itself with workbox-window (src/ui/state/sw-client.ts).
       injectRegister: false,
       registerType: 'prompt',
       injectManifest: {
@@ -37,6 +37,8 @@ export default defineConfig(({ command }) => ({
       devOptions: { enabled: true, type: 'module', navigateFallback: 'index.html' },
       includeAssets: ['apple-touch-icon.png'],
       manifest: {
+        // A stable identity for the installed app, independent of start_url (which may change).
+        id: './',
         name: 'Syncropel',
         short_name: 'Syncropel',
         description: 'Notes that reach your other devices, even when they are rarely online together.',
@@ -50,6 +52,16 @@ export default defineConfig(({ command }) => ({
           { src: 'icons/icon-512.png', sizes: '512x512', type: 'image/png', purpose: 'any' },
           { src: 'icons/maskable-192.png', sizes: '192x192', type: 'image/png', purpose: 'maskable' },
           { src: 'icons/maskable-512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
+        ],
+        shortcuts: [
+          { name: 'Threads', short_name: 'Threads', url: './#/threads', icons: [{ src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' }] },
+          { name: 'Pair a device', short_name: 'Pair', url: './#/pair', icons: [{ src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' }] },
+          { name: 'Sync status', short_name: 'Sync', url: './#/sync', icons: [{ src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' }] },
+        ],
+        // From the screen sweep (test/e2e/ui-screens.test.ts writes test-results/screens/manifest-*.png).
+        screenshots: [
+          { src: 'screenshots/thread-narrow.png', sizes: '390x844', type: 'image/png', form_factor: 'narrow', label: 'A thread on a phone' },
+          { src: 'screenshots/thread-wide.png', sizes: '1280x800', type: 'image/png', form_factor: 'wide', label: 'A thread on a laptop' },
         ],
       },
     }),

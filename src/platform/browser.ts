@@ -160,3 +160,18 @@ export async function browserPlatformFacts(): Promise<PlatformFacts> {
     ...(lastRun > 0 ? { receiveTaskLastRunAt: lastRun } : {}),
   };
 }
+
+// ---- notification preference (set on the page, read by the service worker) -------------------
+
+const NOTIFY_KEY = 'notifications';
+
+/** Whether the person wants notifications (default on; the browser permission is asked separately). */
+export async function notificationsWanted(): Promise<boolean> {
+  const db = await meta();
+  return (await db.get(META_STORE, NOTIFY_KEY)) !== false;
+}
+
+export async function setNotificationsWanted(on: boolean): Promise<void> {
+  const db = await meta();
+  await db.put(META_STORE, on, NOTIFY_KEY);
+}

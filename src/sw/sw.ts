@@ -6,7 +6,7 @@
  */
 import { cleanupOutdatedCaches, createHandlerBoundToURL, precacheAndRoute } from 'workbox-precaching';
 import { NavigationRoute, registerRoute } from 'workbox-routing';
-import { openBrowserPeer, recordReceiveTaskRun, lastReceiveTaskRun, type ReceiveTaskRun } from '../platform/browser';
+import { notificationsWanted, openBrowserPeer, recordReceiveTaskRun, lastReceiveTaskRun, type ReceiveTaskRun } from '../platform/browser';
 import type { StoredRecord } from '../store/types';
 import { FLUSH_SYNC_TAG, isPageToWorker, PERIODIC_RECEIVE_TAG, type WorkerToPage } from './messages';
 import type { ServiceWorkerScope } from './worker-scope';
@@ -111,7 +111,7 @@ async function flushForSync(lastChance: boolean): Promise<void> {
   }
 }
 
-/** Tells open windows to refresh; notifies only when nobody is looking and permission exists. */
+/** Tells open windows to refresh; notifies only when nobody is looking, permission exists and the setting is on. */
 async function announce(records: readonly StoredRecord[]): Promise<void> {
   const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
   const threads = [...new Set(records.map((r) => r.thread))];
@@ -120,7 +120,8 @@ async function announce(records: readonly StoredRecord[]): Promise<void> {
   // Never prompt from the worker: only show when the page obtained permission earlier.
   if (someoneLooking || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
   const notes = records.filter((r) => r.signed.record.act !== 'LEARN');
-  if (notes.length === 0) return;
+  // The person's setting on the Me screen: permission granted but notifications turned off.
+  if (notes.length === 0 || !(await notificationsWanted().catch(() => true))) return;
   await self.registration.showNotification('Syncropel', {
     body: notes.length === 1 ? 'A new note arrived.' : `${notes.length} new notes arrived.`,
     tag: 'spl-new-records',

@@ -7,12 +7,12 @@ import './app.css';
 import App from './App.svelte';
 import { openBrowserPeer, pageAppUrl } from '../platform/browser';
 import { workerEnvelopeOpener } from '../platform/envelope-opener';
-import { AppModel } from './app.svelte';
-import { readTestFlags } from './flags';
-import { ForegroundSync } from './foreground-sync';
-import { connectServiceWorker } from './sw-client';
-import { installTestProbe } from './test-probe';
-import { errorText } from './format';
+import { AppModel } from './state/app.svelte';
+import { readTestFlags } from './state/flags';
+import { ForegroundSync } from './state/foreground-sync';
+import { connectServiceWorker } from './state/sw-client';
+import { installTestProbe } from './state/test-probe';
+import { errorText } from './state/format';
 
 const withOpener = (openEnvelopes: ReturnType<typeof workerEnvelopeOpener>) => (openEnvelopes ? { openEnvelopes } : {});
 
@@ -42,11 +42,11 @@ async function boot(target: HTMLElement): Promise<void> {
     app.worker = await connectServiceWorker((msg) => {
       if (msg.type === 'ingested') {
         app.changed();
-        app.announce(`${msg.count} new record${msg.count === 1 ? '' : 's'} arrived in the background.`);
+        app.announce('New updates arrived in the background.');
       }
     });
   } catch (e) {
-    app.announce(`Offline support is unavailable: ${errorText(e)}`);
+    app.announce(`Offline support is unavailable: ${errorText(e)}`, 'error');
   }
 }
 

@@ -218,8 +218,8 @@ describe.sequential('two devices that are rarely online together', () => {
     expect(await probeCount(phone, 'th_hostile')).toBe(0);
 
     await b.goto(`${phone.appUrl}?e2e=1#/doctor`);
-    await b.locator('[data-check=dropped_unpaired].check-warn').getByText('1 record(s) from unpaired actors were dropped').waitFor();
-    await b.locator('[data-check=rejected_content].check-warn').getByText(/1 envelope\(s\)/).waitFor();
+    await b.locator('[data-check=dropped_unpaired].check-warn').getByText('1 note from devices you have not paired with was ignored.').waitFor();
+    await b.locator('[data-check=rejected_content].check-warn').getByText(/^1 message failed/).waitFor();
     await phone.screenshot('7-doctor');
   });
 
@@ -304,6 +304,23 @@ describe.sequential('two devices that are rarely online together', () => {
     await waitFor(async () => (await recordsShown(phone)).some((r) => r.text === 'Written while the phone looks'), 20_000, 'B shows the note');
     // The sweep's run record is written after its announcement: once it is there, so would be a notification.
     await waitFor(async () => ((await phone.lastRun('service-worker'))?.at ?? 0) >= dispatched, 10_000, 'the sweep finished');
+    expect(await phone.notifications()).toEqual([]);
+
+    // Turned off on the Me screen: with permission still granted, the worker stays silent.
+    const me = phone.requirePage();
+    await me.goto(`${phone.appUrl}?e2e-no-foreground=1#/me`);
+    await me.getByTestId('notify-toggle').uncheck();
+    await me.getByTestId('status-line').getByText('Notifications are off').waitFor();
+    const a3 = await laptop.open(`#/thread/${sharedThread}`);
+    await a3.locator('[data-testid=records]').waitFor();
+    await writeNote(laptop, 'Written while notifications are off');
+    await waitFor(async () => (await queueOf(phoneDid)) === 1, 15_000, 'a third envelope queued for B');
+    await laptop.close();
+    const silent = Date.now();
+    await phone.dispatchPeriodicSyncWithNoWindow();
+    await waitFor(async () => (await queueOf(phoneDid)) === 0, 20_000, 'the silent sweep acked the envelope');
+    await phone.open('?e2e-no-foreground=1');
+    await waitFor(async () => ((await phone.lastRun('service-worker'))?.at ?? 0) >= silent, 10_000, 'the silent sweep finished');
     expect(await phone.notifications()).toEqual([]);
   });
 });

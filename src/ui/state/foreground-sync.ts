@@ -3,8 +3,8 @@
  * that backs off on errors, a flush after every receive, on `online` and on a slow timer (for
  * retries coming due). Hidden pages stop polling; the service worker's periodic sync covers them.
  */
-import type { PeerApi, ReceiveReport } from '../sync/types';
-import { recordReceiveTaskRun } from '../platform/browser';
+import type { PeerApi, ReceiveReport } from '../../sync/types';
+import { recordReceiveTaskRun } from '../../platform/browser';
 import { errorText } from './format';
 
 const LONG_POLL_SECONDS = 25;

@@ -2,7 +2,7 @@
  * A read-only window into the store for the browser end-to-end tests, installed only when the page
  * was opened with an `e2e-*` query flag. It reads IndexedDB through the same store the app uses.
  */
-import type { Counters, PeerStore } from '../store/types';
+import type { Counters, PeerStore } from '../../store/types';
 import type { AppModel } from './app.svelte';
 
 export interface TestProbe {
@@ -11,6 +11,8 @@ export interface TestProbe {
   recordCount(thread: string): Promise<number>;
   recordIds(thread: string): Promise<string[]>;
   counters(): Promise<Counters>;
+  /** Pairs as stored (names not as shown). */
+  pairs(): Promise<{ peerDid: string; name: string; enabled: boolean }[]>;
 }
 
 declare global {
@@ -25,5 +27,6 @@ export function installTestProbe(model: AppModel, store: PeerStore): void {
     recordCount: async (thread) => (await store.recordsByThread(thread)).length,
     recordIds: async (thread) => (await store.recordsByThread(thread)).map((r) => r.id),
     counters: () => store.getCounters(),
+    pairs: async () => (await model.peer.pairs()).map((p) => ({ peerDid: p.peerDid, name: p.name, enabled: p.enabled })),
   };
 }

@@ -57,6 +57,11 @@ export interface CheckWords {
   readonly fixAt?: { readonly label: string; readonly href: string };
 }
 
+/** The senders a drop check names after its colon ("…: laptop (2), phone (1)"). */
+const senders = (message: string): string => {
+  const list = /: ([^:]+)$/.exec(message)?.[1];
+  return list ? ` (from ${list})` : '';
+};
 const count = (message: string): number => Number(/^(\d+)/.exec(message)?.[1] ?? 0);
 /** Every number in the message, added up ("2 envelope(s) and 1 record(s) failed …" → 3). */
 const total = (message: string): number => (message.match(/\d+/g) ?? []).reduce((n, d) => n + Number(d), 0);
@@ -124,6 +129,28 @@ export function checkWords(check: DoctorCheck): CheckWords {
         summary: `${plural(total(message), 'message', 'messages')} failed the signature or encryption check and ${total(message) === 1 ? 'was' : 'were'} thrown away.`,
         fix: 'Nothing to do; if it keeps happening, someone may be tampering with messages on the way.',
       };
+    case 'dropped_ungranted':
+      return {
+        title: 'Notes on threads you did not share',
+        summary: `${plural(count(message), 'note', 'notes')} came on threads you have not shared with the device that sent ${count(message) === 1 ? 'it' : 'them'}, and ${count(message) === 1 ? 'was' : 'were'} ignored${senders(message)}.`,
+        fix: 'If you want them, share that thread with the device.',
+        fixAt: at('pair', 'Pair'),
+      };
+    case 'clock_reused':
+      return {
+        title: 'Contradicting notes',
+        summary: `${plural(count(message), 'note', 'notes')} claimed a place another note of the same author already holds, and ${count(message) === 1 ? 'was' : 'were'} refused${senders(message)}.`,
+        fix: 'The first version was kept. If it keeps happening, that device may be misbehaving.',
+      };
+    case 'dropped_unpaired_senders':
+      return { title: 'Who the strangers were', summary: `Sent by ${message.replace(/^unpaired senders: /, '')}.` };
+    case 'pair_refusals':
+      return {
+        title: 'Refused pairings',
+        summary: `An invite was used a second time or after it expired: ${message.replace(/^pairing refused for /, '').replace(/: make a new invite for them$/, '')}.`,
+        fix: 'Make a new invite for them.',
+        fixAt: at('pair', 'Pair'),
+      };
     case 'storage_quota':
       return { title: 'Storage', summary: sentence(message) + '.', ...(ok ? {} : { fix: 'Free some space on this device.' }) };
     default:
@@ -142,6 +169,8 @@ export const counterWords: Record<CounterName, string> = {
   records_ingested: 'Notes and changes stored',
   records_duplicate: 'Copies of something already here',
   records_dropped_unpaired: 'Notes from unpaired devices (ignored)',
+  records_dropped_ungranted: 'Notes on threads not shared with their sender (ignored)',
+  records_refused_clock_reused: 'Notes that contradicted an earlier note (refused)',
   records_rejected_invalid: 'Notes with a bad signature (ignored)',
   direct_received: 'Deliveries straight from a device',
 };

@@ -20,7 +20,8 @@ export default defineConfig(({ command }) => ({
   },
   server: { host: '127.0.0.1' },
   preview: { host: '127.0.0.1' },
-  build: { target: 'es2022', sourcemap: true },
+  // dist/app: dist/node holds the compiled CLI and relay (scripts/build-node.js), which a build must not wipe.
+  build: { target: 'es2022', sourcemap: true, outDir: 'dist/app' },
   plugins: [
     svelte(),
     VitePWA({

@@ -1,7 +1,10 @@
 /** How the CLI reads a thread: its title (PROTOCOL.md §11 "Titles"), record times and order. */
 import type { StoredRecord } from '../store/types';
 
-const isTitle = (r: StoredRecord): boolean => r.signed.record.body.kind === 'thread' && typeof r.signed.record.body.text === 'string';
+const titleText = (r: StoredRecord): string | undefined => {
+  const b = r.signed.record.body;
+  return b.kind === 'thread' && typeof b.text === 'string' ? b.text : undefined;
+};
 
 /**
  * §11: title records have body `{"kind": "thread", "text"}`; the first is the thread's root (a
@@ -9,7 +12,7 @@ const isTitle = (r: StoredRecord): boolean => r.signed.record.body.kind === 'thr
  * same); a rename is a later title record by the root's author, and its highest clock wins.
  */
 export function threadTitle(records: readonly StoredRecord[]): { text: string; root: StoredRecord; by: StoredRecord } | undefined {
-  const titles = records.filter(isTitle);
+  const titles = records.filter((r) => titleText(r) !== undefined);
   const rank = (r: StoredRecord): [number, number, string] => [r.signed.record.parents.length === 0 ? 0 : 1, r.clock, r.id];
   const root = titles.reduce<StoredRecord | undefined>((best, r) => {
     if (!best) return r;
@@ -18,7 +21,7 @@ export function threadTitle(records: readonly StoredRecord[]): { text: string; r
   }, undefined);
   if (!root) return undefined;
   const by = titles.filter((r) => r.actor === root.actor).reduce((best, r) => (r.clock > best.clock ? r : best), root);
-  return { text: String(by.signed.record.body.text), root, by };
+  return { text: titleText(by) ?? '', root, by };
 }
 
 /** The record's own time (`body.at`, unix ms, set by the app and `spl emit`); the protocol record has none. */

@@ -3,7 +3,7 @@
  * app build is reused only while its inputs (scripts/app-build-stamp.js) are unchanged.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +68,21 @@ describe('npm start', () => {
     expect(await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)))).toBe(2);
     expect(stderr).toMatch(/^npm start: --app-port must be a port number \(0-65535\), not "http"\nusage: npm start -- \[--relay-port <port>\] \[--app-port <port>\]/);
   });
+});
+
+describe('the app build npm start runs', () => {
+  it('prints nothing at log level warn: no worker-build chatter, no Rolldown timing notes', async () => {
+    const outDir = tempDir();
+    // The build as scripts/start.js runs it, in its own process: everything it prints is captured.
+    const script = `import { build } from 'vite'; await build({ root: ${JSON.stringify(ROOT)}, mode: 'production', logLevel: 'warn', build: { outDir: ${JSON.stringify(outDir)}, emptyOutDir: true, sourcemap: false } });`;
+    const proc = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: cleanEnv({ SPL_DEFAULT_RELAY: 'http://127.0.0.1:8787', NODE_ENV: 'production' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    expect(await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)))).toBe(0);
+    expect(out).toBe('');
+    expect(existsSync(join(outDir, 'sw.js')) && existsSync(join(outDir, 'index.html'))).toBe(true);
+  }, 120_000);
 });
 
 describe('app build stamp', () => {

@@ -2,8 +2,8 @@
  * `spl` as people use it: output piped into a slow reader, notes from stdin or a file, invite
  * links that open an app the peer knows (never a made-up host), and threads with their titles.
  */
-import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signRecord, type SyncRecord } from '../../src/core';
@@ -77,6 +77,20 @@ describe('output', () => {
     proc.stdout.destroy(); // what head does after its lines
     expect(await exited).toBe(0);
     expect(stderr).toBe('');
+  });
+});
+
+describe('compiled bins', () => {
+  it('say how to build when dist/node is missing', async () => {
+    const copy = await tempHome(); // a package without dist/: only the bins
+    mkdirSync(join(copy, 'bin'));
+    for (const bin of ['spl.js', 'spl-relay.js']) copyFileSync(join(ROOT, 'bin', bin), join(copy, 'bin', bin));
+    writeFileSync(join(copy, 'package.json'), '{"type":"module"}');
+    for (const [bin, name] of [['spl.js', 'spl'], ['spl-relay.js', 'spl-relay']] as const) {
+      const r = spawnSync(process.execPath, [join(copy, 'bin', bin), '--help'], { encoding: 'utf8' });
+      expect(r.status, bin).toBe(1);
+      expect(r.stderr).toBe(`${name}: the compiled ${name === 'spl' ? 'CLI' : 'relay'} is missing (dist/node/${bin}): run npm run build:node\n`);
+    }
   });
 });
 

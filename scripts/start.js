@@ -124,15 +124,15 @@ async function main() {
     relay = startRelay(relayPort, relayDb);
     const relayUrl = await relay.url;
     console.log(`  Relay           ${relayUrl}  (${relayDb}, metrics at ${relayUrl}/metrics)`);
+    void relay.exited.then((code) => {
+      if (stopping) return;
+      console.error(`npm start: the relay stopped unexpectedly (code ${code}).`);
+      void shutdown(1);
+    });
     await checkPortFree(appPort);
     const how = await buildApp(relayUrl);
     const { preview } = await import('vite');
     server = await preview({ root: ROOT, logLevel: 'warn', preview: { host: HOST, port: appPort, strictPort: true, open: false } });
-    void relay.exited.then((code) => {
-      if (stopping) return;
-      console.error(`The relay stopped unexpectedly (code ${code}).`);
-      void shutdown(1);
-    });
     console.log(`  Syncropel app   http://${HOST}:${appPort}/  (dist/app, ${how})`);
     console.log('');
     console.log('  Each browser profile is one device: open the app in a normal and a private window, then pair them under "Pair".');

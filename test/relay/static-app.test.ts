@@ -3,12 +3,14 @@
  * the relay routes, in a real relay process. Content types, caching, and no way out of the
  * directory (raw `..`, encoded, double-encoded, backslashes, symlinks).
  */
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { normalizeAppPath } from '../../src/relay/static-app';
+import { loadStaticApp, normalizeAppPath } from '../../src/relay/static-app';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
 
 const SECRET = 'do-not-serve-this-secret';
@@ -121,5 +123,31 @@ describe('spl-relay --app', () => {
     expect(normalizeAppPath('/')).toBe('/');
     expect(normalizeAppPath('syncropel')).toBe('/syncropel/');
     expect(normalizeAppPath('/a/b')).toBe('/a/b/');
+  });
+
+  it('fuzz: any request target gets a file of the app verbatim, a redirect or an error; never anything else', async () => {
+    const dir = join(base, 'app');
+    const app = loadStaticApp(dir, '/syncropel/');
+    const served = new Set(['index.html', 'sw.js', 'manifest.webmanifest', 'assets/index-DkX1abcd.js', 'assets/index-Bq2zabcd.css', 'icons/icon-192.png'].map((f) => readFileSync(join(dir, f), 'utf8'))); // as rawGet decodes bodies
+    const server = createServer((req, res) => {
+      if (!app.handle(req, res)) res.writeHead(418).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const piece = fc.constantFrom('..', '.', '/', '//', '\\', '%2e', '%2E', '%2f', '%5c', '%25', '%00', '%c0%ae', '%zz', 'assets', 'icons', 'icon-192.png', 'index.html', 'sw.js', 'secret.txt', '.env', 'linked.txt', '?', '#', 'a');
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(piece, { maxLength: 10 }), fc.boolean(), async (pieces, underApp) => {
+          const target = `${underApp ? '/syncropel/' : '/'}${pieces.join('')}`;
+          const r = await rawGet(url, target);
+          expect([200, 301, 304, 404, 418]).toContain(r.status);
+          if (r.status === 200) expect(served.has(r.body), target).toBe(true);
+          expect(r.body).not.toContain(SECRET);
+        }),
+        { numRuns: 300 },
+      );
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });

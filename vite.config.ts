@@ -20,7 +20,14 @@ export default defineConfig(({ command }) => ({
   },
   server: { host: '127.0.0.1' },
   preview: { host: '127.0.0.1' },
-  build: { target: 'es2022', sourcemap: true },
+  // dist/app: dist/node holds the compiled CLI and relay (scripts/build-node.js), which a build must not wipe.
+  build: {
+    target: 'es2022',
+    sourcemap: true,
+    outDir: 'dist/app',
+    // Rolldown's [PLUGIN_TIMINGS] notes fire whenever the machine is busy; they are not actionable here.
+    rolldownOptions: { checks: { bundlerTimings: false } },
+  },
   plugins: [
     svelte(),
     VitePWA({
@@ -30,6 +37,14 @@ export default defineConfig(({ command }) => ({
       // The page registers the worker itself with workbox-window (src/ui/state/sw-client.ts).
       injectRegister: false,
       registerType: 'prompt',
+      integration: {
+        // The worker's own (inner) build: warnings only, so a build prints what the app build prints.
+        configureCustomSWViteBuild(inline) {
+          inline.logLevel = 'warn';
+          // (rollupOptions, which the plugin fills with the worker's entry and output name, not rolldownOptions: that would replace them)
+          inline.build = { ...inline.build, rollupOptions: { ...inline.build?.rollupOptions, checks: { bundlerTimings: false } } };
+        },
+      },
       injectManifest: {
         globPatterns: ['**/*.{js,css,html,png,svg,webmanifest}'],
         rollupFormat: 'iife',

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript relay directly (tsx), so the installed command is always the source.
-import { register } from 'tsx/esm/api';
+// Runs the compiled relay (dist/node, built by `npm install` / `npm run build:node` from src/relay).
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/relay/cli.ts');
+const entry = new URL('../dist/node/spl-relay.js', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write('spl-relay: the compiled relay is missing (dist/node/spl-relay.js): run npm run build:node\n');
+  process.exit(1);
+}
+await import(entry.href);

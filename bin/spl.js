@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI directly (tsx), so the installed command is always the source.
-import { register } from 'tsx/esm/api';
+// Runs the compiled CLI (dist/node, built by `npm install` / `npm run build:node` from src/cli).
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const entry = new URL('../dist/node/spl.js', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write('spl: the compiled CLI is missing (dist/node/spl.js): run npm run build:node\n');
+  process.exit(1);
+}
+await import(entry.href);

@@ -1,23 +1,31 @@
 /** What every command gets: where to write, which home, and a way to open the peer in it. */
 import { existsSync } from 'node:fs';
-import { openNodePeer, type NodePeer } from '../platform/node';
+import type { NodePeer } from '../platform/node';
 import type { PeerEngine } from '../sync/engine';
 import type { Identity } from '../store/types';
-import { CliError } from './errors';
+import { NoIdentityError } from './errors';
 import { ensureHome, homePaths, type HomePaths } from './home';
+import { resolveAppUrl } from './home-config';
 import type { CliIo } from './io';
 import { runningServer } from './serve-state';
 
 export interface CliContext {
   readonly io: CliIo;
   readonly paths: HomePaths;
-  /** The base of invite links. */
+  /** The base of invite links given for this run (`--app-url`, else $SPL_APP_URL), validated. */
   readonly appUrl: string | undefined;
+  /** Which of the two gave `appUrl`. */
+  readonly appUrlFrom: 'flag' | 'env' | undefined;
 }
 
-export function makeContext(io: CliIo, homeDir: string, appUrl: string | undefined): CliContext {
-  return { io, paths: homePaths(homeDir), appUrl };
+export function makeContext(io: CliIo, homeDir: string, appUrl: { flag?: string; env?: string }): CliContext {
+  const appUrlFrom = appUrl.flag ? 'flag' : appUrl.env ? 'env' : undefined;
+  return { io, paths: homePaths(homeDir), appUrl: appUrl.flag ?? appUrl.env, appUrlFrom };
 }
+
+/** The app URL invite links use: given for this run, else configured in the home, else learnt from pairing. */
+export const inviteAppUrl = (ctx: CliContext): ReturnType<typeof resolveAppUrl> =>
+  resolveAppUrl(ctx.paths, ctx.appUrlFrom === 'flag' ? { flag: ctx.appUrl } : ctx.appUrlFrom === 'env' ? { env: ctx.appUrl } : {});
 
 export interface OpenedPeer {
   readonly peer: PeerEngine;
@@ -33,9 +41,11 @@ export async function withPeer<T>(ctx: CliContext, fn: (p: OpenedPeer) => Promis
   if (!existsSync(ctx.paths.db)) throw noIdentity(ctx);
   ensureHome(ctx.paths.dir, ctx.io.err);
   const serving = runningServer(ctx.paths);
+  const appUrl = inviteAppUrl(ctx)?.url;
+  const { openNodePeer } = await import('../platform/node'); // SQLite and crypto: only for commands that open the peer
   const node = await openNodePeer({
     dbPath: ctx.paths.db,
-    ...(ctx.appUrl ? { appUrl: ctx.appUrl } : {}),
+    ...(appUrl ? { appUrl } : {}),
     ...(serving?.publicUrl ? { peerUrl: serving.publicUrl } : {}),
   });
   try {
@@ -50,7 +60,8 @@ export async function withPeer<T>(ctx: CliContext, fn: (p: OpenedPeer) => Promis
 /** Opens (creating) the home's store whether or not it has an identity: for `spl init`. */
 export async function withNewPeer<T>(ctx: CliContext, fn: (node: NodePeer) => Promise<T>): Promise<T> {
   ensureHome(ctx.paths.dir, ctx.io.err);
-  const node = await openNodePeer({ dbPath: ctx.paths.db, ...(ctx.appUrl ? { appUrl: ctx.appUrl } : {}) });
+  const { openNodePeer } = await import('../platform/node');
+  const node = await openNodePeer({ dbPath: ctx.paths.db });
   try {
     return await fn(node);
   } finally {
@@ -58,4 +69,4 @@ export async function withNewPeer<T>(ctx: CliContext, fn: (node: NodePeer) => Pr
   }
 }
 
-const noIdentity = (ctx: CliContext): CliError => new CliError(`no identity in ${ctx.paths.dir}: run "spl init" first`);
+const noIdentity = (ctx: CliContext): NoIdentityError => new NoIdentityError(`no identity in ${ctx.paths.dir}: run "spl init" first`);

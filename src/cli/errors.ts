@@ -1,6 +1,6 @@
 /** CLI failures carry their exit code: 2 for usage errors, 1 for everything else (issue: one line on stderr). */
 export class CliError extends Error {
-  override readonly name = 'CliError';
+  override readonly name: string = 'CliError';
   constructor(
     message: string,
     readonly exitCode: number = 1,
@@ -14,6 +14,11 @@ export class UsageError extends CliError {
   constructor(message: string) {
     super(message, 2);
   }
+}
+
+/** The home has no identity yet: most commands refuse (exit 1); `spl doctor` reports it as a failure. */
+export class NoIdentityError extends CliError {
+  override readonly name = 'NoIdentityError';
 }
 
 /** The first line of an error's message, for the one-line stderr report. */

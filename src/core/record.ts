@@ -5,6 +5,7 @@ import { publicKeyFromDid } from './did';
 import { verify, type Signer } from './ed25519';
 import { HEX_ID, sha256Hex, sha256HexAsync } from './hash';
 import { isObject } from './json';
+import { THREAD_RE } from './thread-id';
 import { fail, ok, type Failure, type Result } from './result';
 
 export const ACTS = ['INTEND', 'DO', 'KNOW', 'LEARN', 'GET', 'PUT', 'CALL', 'MAP'] as const;
@@ -37,7 +38,7 @@ export type RecordErrorCode =
   | 'unverifiable_actor'
   | 'bad_signature';
 
-export const THREAD_RE = /^th_[A-Za-z0-9_]{1,128}$/;
+export { THREAD_RE };
 const DID_RE = /^did:[a-z0-9]+:[^\s]{1,2048}$/;
 const FIELDS = ['act', 'actor', 'body', 'clock', 'data_type', 'judged_by', 'parents', 'thread'];
 

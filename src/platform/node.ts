@@ -9,9 +9,6 @@ import { openPeerEngine, type PeerEngine } from '../sync/engine';
 import type { PeerEngineDeps } from '../sync/types';
 import type { PeerStore } from '../store/types';
 
-/** Invite links open the browser app, which reads only the `#pair=` payload: any base works. */
-export const DEFAULT_APP_URL = 'https://app.syncropel.local/';
-
 export interface NodePeer {
   readonly peer: PeerEngine;
   readonly store: PeerStore;
@@ -21,6 +18,7 @@ export interface NodePeer {
 export interface NodePeerOptions {
   /** The SQLite file. */
   readonly dbPath: string;
+  /** The app invite links open; without one they are bare `syncropel:#pair=…` links (never a made-up host). */
   readonly appUrl?: string;
   /** Advertised in invites when this peer serves /v1/sync/records. */
   readonly peerUrl?: string;
@@ -34,7 +32,7 @@ export async function openNodePeer(options: NodePeerOptions): Promise<NodePeer> 
     const peer = await openPeerEngine({
       store,
       fetch: options.fetch ?? globalThis.fetch,
-      appUrl: options.appUrl ?? DEFAULT_APP_URL,
+      ...(options.appUrl ? { appUrl: options.appUrl } : {}),
       ...(options.peerUrl ? { peerUrl: options.peerUrl } : {}),
       ...(options.onIngest ? { onIngest: options.onIngest } : {}),
     });

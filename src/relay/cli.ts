@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_OPTIONS, DID_LABEL_MODES, LOG_LEVELS, parseRateLimit, RelayOptionError, type DidLabelMode, type LogLevel, type RateLimit, type RelayOptions } from './options';
-import { startRelay } from './server';
+// ./server (SQLite, pino, prom-client) and ./static-app are imported in main(): `--help` needs neither.
 
 const d = DEFAULT_OPTIONS;
 
@@ -44,6 +44,8 @@ interface CliFlags {
   metricsDidLabels: DidLabelMode;
   logLevel: LogLevel;
   trustProxy: boolean;
+  app?: string;
+  appPath: string;
 }
 
 const program = new Command('spl-relay')
@@ -72,6 +74,8 @@ const program = new Command('spl-relay')
   .addOption(new Option('--metrics-did-labels <mode>', 'per-DID metric labels and log DIDs').choices(DID_LABEL_MODES).default(d.metricsDidLabels))
   .addOption(new Option('--log-level <level>', 'request log level').choices(LOG_LEVELS).default(d.logLevel))
   .option('--trust-proxy', 'take the client address from X-Forwarded-For (rightmost entry) for rate limiting', false)
+  .option('--app <dir>', 'also serve the built app (npm run build → dist/app) from this origin')
+  .option('--app-path <path>', 'URL path the app is served under (with --app)', '/')
   .showHelpAfterError('(spl-relay --help lists every option)')
   .configureOutput({ outputError: (str, write) => write(str) })
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
@@ -100,9 +104,12 @@ const options: RelayOptions = {
 async function main(): Promise<void> {
   let relay;
   try {
-    relay = await startRelay(options);
+    const { startRelay } = await import('./server');
+    const { loadStaticApp } = await import('./static-app');
+    const app = flags.app !== undefined ? loadStaticApp(flags.app, flags.appPath) : undefined;
+    relay = await startRelay({ ...options, ...(app ? { app } : {}) });
   } catch (e) {
-    if (e instanceof RelayOptionError) {
+    if (e instanceof RelayOptionError || (e instanceof Error && e.name === 'StaticAppError')) {
       process.stderr.write(`spl-relay: ${e.message}\n`);
       process.exit(2);
     }

@@ -14,6 +14,7 @@ import { DEFAULT_OPTIONS, validateOptions, type DidLabelMode, type RelayOptions 
 import { RateLimiter } from './rate-limit';
 import { matchRoute, type Route } from './routes';
 import { SqliteMailboxStore } from './sqlite-store';
+import type { StaticApp } from './static-app';
 import type { MailboxStore } from './store';
 
 export interface StartRelayOptions extends Partial<RelayOptions> {
@@ -21,6 +22,8 @@ export interface StartRelayOptions extends Partial<RelayOptions> {
   readonly store?: MailboxStore;
   /** Where request logs go; by default pino JSON on stdout at `logLevel`. */
   readonly logger?: Logger;
+  /** The built app, served on paths no relay route takes (`spl-relay --app`, static-app.ts). */
+  readonly app?: StaticApp;
 }
 
 export interface RelayHandle {
@@ -50,7 +53,7 @@ function didForLog(did: string, mode: DidLabelMode): string | undefined {
 }
 
 export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHandle> {
-  const { store: givenStore, logger: givenLogger, ...rest } = input;
+  const { store: givenStore, logger: givenLogger, app, ...rest } = input;
   const options = validateOptions({ ...DEFAULT_OPTIONS, ...dropUndefined(rest) });
   const logger = givenLogger ?? createRelayLogger(options.logLevel);
   const store = givenStore ?? new SqliteMailboxStore(options.db);
@@ -86,7 +89,8 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     const started = performance.now();
     const method = req.method ?? 'GET';
     const match = matchRoute(req.url ?? '/');
-    const logRoute = match.ok ? match.template : 'unmatched';
+    const isApp = !match.ok && match.code === 'not_found' && app !== undefined && req.method !== 'OPTIONS';
+    const logRoute = match.ok ? match.template : isApp ? 'app' : 'unmatched';
     const logDid = match.ok && 'did' in match.route ? didForLog(match.route.did, options.metricsDidLabels) : undefined;
     inFlight.add(res);
     res.once('close', () => {
@@ -97,6 +101,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     setCorsHeaders(res);
     if (shuttingDown) res.setHeader('Connection', 'close');
 
+    if (isApp && app.handle(req, res)) return;
     if (method === 'OPTIONS') {
       req.resume();
       return sendPreflight(res);

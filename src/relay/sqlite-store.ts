@@ -213,10 +213,16 @@ function inlineBackend(db: Database.Database): WriteBackend {
 }
 
 /**
- * The writer thread. Worker threads do not inherit the tsx loader the relay runs under, so the
- * thread registers tsx itself before importing the (TypeScript) worker module.
+ * The writer thread. Compiled (dist/node, scripts/build-node.js) the worker is a JavaScript file
+ * beside this chunk. From source, worker threads do not inherit the tsx loader the relay runs
+ * under, so the thread registers tsx itself before importing the (TypeScript) worker module.
  */
 function startWorker(path: string, role: WorkerRole): Worker {
+  if (import.meta.url.endsWith('.js')) {
+    const compiled = new Worker(new URL('./sqlite-writer-worker.js', import.meta.url), { workerData: { path, role } });
+    compiled.unref();
+    return compiled;
+  }
   const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
   const entry = new URL('./sqlite-writer-worker.ts', import.meta.url).href;
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;

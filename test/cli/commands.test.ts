@@ -70,11 +70,18 @@ describe('init and identity', () => {
 
   it('refuses commands on a home without identity, and creates nothing', async () => {
     const home = await tempHome();
-    for (const args of [['identity'], ['config', 'relay', 'show'], ['records', '--thread', 'th_x'], ['doctor']]) {
+    for (const args of [['identity'], ['config', 'relay', 'show'], ['records', '--thread', 'th_x'], ['thread', 'list']]) {
       const r = await spl(home, ...args);
       expect(r.code, args.join(' ')).toBe(1);
       expect(r.stderr).toBe(`error: no identity in ${home}: run "spl init" first\n`);
     }
+    // Nothing can sync without an identity: doctor fails (2), not warns (1).
+    const doctor = await spl(home, 'doctor');
+    expect(doctor.code).toBe(2);
+    expect(doctor.stdout).toBe(`✗ identity: no identity in ${home}: run "spl init" first\ndoctor: fail (1 fail, 0 warn, 0 pass)\n`);
+    const doctorJson = await splProcess(['--home', home, 'doctor', '--json']);
+    expect(doctorJson.code).toBe(2);
+    expect(JSON.parse(doctorJson.stdout)).toEqual({ status: 'fail', checks: [{ id: 'identity', status: 'fail', message: `no identity in ${home}: run "spl init" first` }] });
   });
 
   it('keeps homes isolated (--home, SPL_HOME, XDG_DATA_HOME)', async () => {
@@ -101,7 +108,13 @@ describe('usage errors and help', () => {
     const home = await initHome();
     const cases: [string[], RegExp][] = [
       [['bogus'], /unknown command 'bogus'/],
-      [['emit', '--thread', 'th_a'], /required option '--text <note>' not specified/],
+      [['emit', '--thread', 'th_a'], /give the note with either --text <note> \("-" reads stdin\) or --file <path>/],
+      [['emit', '--thread', 'th_a', '--text', 'x', '--file', '/etc/hostname'], /give the note with either/],
+      [['emit', '--thread', 'th_a', '--file', '/nonexistent/note.txt'], /cannot read --file \/nonexistent\/note.txt: ENOENT/],
+      [['emit', '--thread', 'th_a', '--text', '   '], /the note is empty/],
+      [['--app-url', 'ftp://x.example/', 'pair', 'invite'], /--app-url must be an http\(s\) URL/],
+      [['config', 'app-url', 'set', 'nope'], /the app URL must be the http\(s\) URL of a Syncropel app, not "nope"/],
+      [['thread', 'show', 'nope'], /"nope" is not a thread ID/],
       [['emit', '--thread', 'nope', '--text', 'hi'], /"nope" is not a thread ID/],
       [['records'], /required option '--thread <id>' not specified/],
       [['config', 'relay', 'set', 'not a url'], /"not a url" is not a URL/],
@@ -123,7 +136,7 @@ describe('usage errors and help', () => {
   });
 
   it('has --help on every command', async () => {
-    const commands = [[], ['init'], ['identity'], ['serve'], ['config'], ['config', 'relay'], ['config', 'relay', 'set'], ['config', 'relay', 'show'], ['config', 'relay', 'status'], ['config', 'relay', 'clear'], ['pair'], ['pair', 'invite'], ['pair', 'accept'], ['emit'], ['records'], ['fleet', 'sync', 'status'], ['doctor']];
+    const commands = [[], ['init'], ['identity'], ['serve'], ['config'], ['config', 'relay'], ['config', 'relay', 'set'], ['config', 'relay', 'show'], ['config', 'relay', 'status'], ['config', 'relay', 'clear'], ['pair'], ['pair', 'invite'], ['pair', 'accept'], ['emit'], ['records'], ['fleet', 'sync', 'status'], ['doctor'], ['thread'], ['thread', 'list'], ['thread', 'show'], ['config', 'app-url', 'set']];
     for (const c of commands) {
       const r = await spl(undefined, ...c, '--help');
       expect(r.code, c.join(' ')).toBe(0);
@@ -136,7 +149,7 @@ describe('usage errors and help', () => {
     expect((await splProcess(['--home', home, 'records', '--thread', 'th_none'])).code).toBe(0);
     const bad = await splProcess(['--home', home, 'emit', '--thread', 'th_x']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/^error: required option/);
+    expect(bad.stderr).toMatch(/^error: give the note with either --text/);
   });
 });
 
@@ -182,10 +195,12 @@ describe('records, pairing and status', () => {
     expect(id).toMatch(/^[0-9a-f]{64}$/);
     expect(hint).toBe('stored locally: no pair shares th_notes yet');
     const text = await spl(home, 'records', '--thread', 'th_notes');
-    expect(text.stdout).toMatch(/^\S+Z {2}Laptop \(me\) {2}\[local\] {2}hello world\n$/);
-    const json = JSON.parse((await spl(home, 'records', '--thread', 'th_notes', '--json')).stdout) as { id: string; record: { body: { text: string }; clock: number }; path: string }[];
+    expect(text.stdout).toMatch(/^\S+Z {2}arrived \S+Z {2}Laptop \(me\) {2}\[local\] {2}hello world\n$/);
+    const json = JSON.parse((await spl(home, 'records', '--thread', 'th_notes', '--json')).stdout) as { id: string; record: { body: { text: string; at: number }; clock: number }; path: string; written_at: number; received_at: number }[];
     expect(json).toHaveLength(1);
     expect(json[0]).toMatchObject({ id, path: 'local', record: { clock: 0, body: { kind: 'note', text: 'hello world' } } });
+    expect(json[0]!.written_at).toBe(json[0]!.record.body.at);
+    expect(json[0]!.received_at).toBeGreaterThanOrEqual(json[0]!.written_at);
     expect((await spl(home, 'records', '--thread', 'th_empty')).stdout).toBe('no records on th_empty\n');
   });
 

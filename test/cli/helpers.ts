@@ -51,14 +51,15 @@ export async function spl(home: string | undefined, ...args: string[]): Promise<
   return { code, stdout, stderr };
 }
 
-/** `node bin/spl.js ...args` as a real process. */
-export function splProcess(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv(), timeoutMs = 30_000): Promise<CliResult> {
+/** `node bin/spl.js ...args` as a real process; `input` is written to its stdin (else stdin is empty). */
+export function splProcess(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv(), timeoutMs = 30_000, input?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [SPL_BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [SPL_BIN, ...args], { cwd: ROOT, env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (input !== undefined) proc.stdin?.end(input);
     let stdout = '';
     let stderr = '';
-    proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    proc.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`spl ${args.join(' ')} timed out: ${stderr}`));

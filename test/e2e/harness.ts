@@ -238,3 +238,33 @@ export async function relayQueueSize(relayUrl: string, did: string): Promise<num
   }
   return 0;
 }
+
+// ---- app steps shared by the browser stories ----
+
+/** Onboarding: waits for the suggested relay to be `expectedRelay`, then creates the identity; resolves its DID. */
+export async function onboard(device: Device, name: string, expectedRelay: string): Promise<string> {
+  const page = device.requirePage();
+  await page.getByLabel('Your name, as your other devices will see it').fill(name);
+  await waitFor(async () => (await page.locator('#onboarding-relay').inputValue()) === expectedRelay, 10_000, `${device.name}: relay ${expectedRelay} suggested`);
+  await page.getByRole('button', { name: 'Create my identity' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  await page.goto(`${device.appUrl}#/me`);
+  return (await page.getByTestId('my-did').textContent())!.trim();
+}
+
+/** Adds a note on the open thread screen and waits for it to be listed. */
+export async function writeNote(device: Device, text: string): Promise<void> {
+  const page = device.requirePage();
+  const before = await page.locator('[data-testid=records] > li').count();
+  await page.getByLabel('Write a note').fill(text);
+  await page.getByRole('button', { name: 'Add note' }).click();
+  await page.locator('[data-testid=records] > li').nth(before).waitFor();
+}
+
+/** The records the open thread screen lists: text and arrival path. */
+export async function recordsShown(device: Device): Promise<{ text: string; path: string }[]> {
+  return device
+    .requirePage()
+    .locator('[data-testid=records] > li')
+    .evaluateAll((items) => items.map((li) => ({ text: li.querySelector('.record-text')?.textContent ?? '', path: li.getAttribute('data-path') ?? '' })));
+}

@@ -1,24 +1,19 @@
 /** `spl pair invite | accept | list` (PROTOCOL.md §9). */
 import QRCode from 'qrcode';
-import { THREAD_RE } from '../../core';
 import type { CliContext } from '../context';
-import { withPeer } from '../context';
+import { inviteAppUrl, withPeer } from '../context';
 import { UsageError } from '../errors';
 import { json } from '../format';
+import { appUrlOfLink, updateHomeConfig } from '../home-config';
 import { runningServer } from '../serve-state';
 
 const DAY_MS = 86_400_000;
 
-export function parseThread(value: string): string {
-  if (!THREAD_RE.test(value)) throw new UsageError(`"${value}" is not a thread ID (th_ followed by 1-128 of A-Z a-z 0-9 _)`);
-  return value;
-}
-
-export function parseTtlDays(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || n > 30) throw new UsageError(`--ttl-days must be a number of days in (0, 30], not "${value}"`);
-  return n;
-}
+/** Printed when no app URL is known: the link is then a bare `syncropel:#pair=…` that opens nothing by itself. */
+const NO_APP_URL_NOTE =
+  'No app URL is set, so this link opens no app by itself: paste it (or the payload) into the app’s Pair screen,\n' +
+  'or run spl pair accept on the other device. To get links that open your app, set its URL once:\n' +
+  '  spl config app-url set https://<where your Syncropel app is served>/   (or --app-url, or $SPL_APP_URL)\n';
 
 export interface InviteOptions {
   readonly thread: readonly string[];
@@ -32,13 +27,16 @@ export async function pairInviteCommand(ctx: CliContext, opts: InviteOptions): P
     const ttlMs = Math.round(opts.ttlDays * DAY_MS);
     const { link, payload } = await peer.createInvite({ threads: opts.thread, ttlMs });
     const expiresAt = Date.now() + ttlMs;
+    const app = inviteAppUrl(ctx);
     if (opts.json) {
-      ctx.io.out(json({ link, payload, threads: opts.thread, expires_at: expiresAt }));
+      ctx.io.out(json({ link, payload, app_url: app?.url ?? null, threads: opts.thread, expires_at: expiresAt }));
+      if (!app) ctx.io.err(NO_APP_URL_NOTE);
       return;
     }
     ctx.io.out(`Invite link (valid until ${new Date(expiresAt).toISOString()}):\n${link}\n`);
     if (opts.qr) ctx.io.out(`\n${await QRCode.toString(link, { type: 'terminal', small: true })}\n`);
-    ctx.io.out(`Open it on the other device (scan the code), or there run: spl pair accept '<link>'\n`);
+    if (app) ctx.io.out(`Open it on the other device (scan the code), or there run: spl pair accept '<link>'\n`);
+    else ctx.io.out(`\n${NO_APP_URL_NOTE}`);
   });
 }
 
@@ -46,6 +44,9 @@ export async function pairAcceptCommand(ctx: CliContext, link: string): Promise<
   if (!link.includes('#pair=') && !/^[A-Za-z0-9_-]+$/.test(link)) throw new UsageError('expected an invite link (…#pair=…) or its payload');
   await withPeer(ctx, async ({ peer }) => {
     const pair = await peer.acceptInvite(link); // sends the reply once, best effort
+    // The app the inviter uses is one this person can reach: our own invites open it too (unless set otherwise).
+    const app = appUrlOfLink(link);
+    if (app) updateHomeConfig(ctx.paths, { pairedAppUrl: app });
     const daemon = runningServer(ctx.paths);
     let st = (await peer.syncStatus()).peers.find((p) => p.did === pair.peerDid);
     // Not attempted yet (e.g. a running daemon was flushing at that moment): try once more, or leave it to the daemon.

@@ -1,26 +1,9 @@
 /** `spl config relay set | show | status | clear` (the guide's commands and output). */
 import type { CliContext } from '../context';
 import { withPeer } from '../context';
-import { CliError, UsageError } from '../errors';
+import { CliError } from '../errors';
 import { ago, json, relayLabel, scopeLabel } from '../format';
-
-/** `--for-pair` is "all" or a DID (the guide also shows labels such as did:sync:user:alice). */
-export function parseForPair(value: string): string {
-  const v = value.trim();
-  if (v === 'all' || /^did:[a-z0-9]+:\S+$/.test(v)) return v;
-  throw new UsageError(`--for-pair must be "all" or a DID, not "${value}"`);
-}
-
-export function parseRelayUrl(value: string): string {
-  let u: URL;
-  try {
-    u = new URL(value);
-  } catch {
-    throw new UsageError(`"${value}" is not a URL (expected e.g. https://relay.syncropel.com)`);
-  }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new UsageError(`"${value}" is not an http(s) URL`);
-  return value;
-}
+import { parseForPair, parseRelayUrl } from '../parse';
 
 export async function relaySetCommand(ctx: CliContext, url: string, opts: { forPair: string }): Promise<void> {
   const forPair = parseForPair(opts.forPair);

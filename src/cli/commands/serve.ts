@@ -1,14 +1,13 @@
 /** `spl serve` in the foreground, `--daemon` (detached, pid + log file in the home), `--stop`. */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { CliContext } from '../context';
 import { startDaemon } from '../daemon';
 import { CliError, UsageError } from '../errors';
+import { splBin } from '../bin-path';
 import { ensureHome } from '../home';
 import { clearServeState, isServeProcess, readPid, runningServer } from '../serve-state';
 
-const SPL_BIN = fileURLToPath(new URL('../../../bin/spl.js', import.meta.url));
 const START_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 20_000;
 
@@ -19,28 +18,6 @@ export interface ServeOptions {
   readonly longPoll: number;
   readonly daemon?: boolean;
   readonly stop?: boolean;
-}
-
-export function parsePort(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw new UsageError(`--port must be an integer in 0..65535, not "${value}"`);
-  return n;
-}
-
-export function parseLongPoll(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 30) throw new UsageError(`--long-poll must be an integer number of seconds in 1..30, not "${value}"`);
-  return n;
-}
-
-export function parsePublicUrl(value: string): string {
-  try {
-    const u = new URL(value);
-    if (u.protocol === 'http:' || u.protocol === 'https:') return value.replace(/\/+$/, '');
-  } catch {
-    // fall through
-  }
-  throw new UsageError(`--public-url must be an http(s) URL, not "${value}"`);
 }
 
 const until = async (cond: () => boolean, timeoutMs: number): Promise<boolean> => {
@@ -79,7 +56,7 @@ async function startBackground(ctx: CliContext, opts: ServeOptions): Promise<voi
   const other = runningServer(paths);
   if (other) throw new CliError(`spl serve is already running for ${paths.dir} (pid ${other.pid}, ${other.url})`);
   ensureHome(paths.dir, ctx.io.err);
-  const args = [SPL_BIN, '--home', paths.dir, ...(ctx.appUrl ? ['--app-url', ctx.appUrl] : []), 'serve', '--port', String(opts.port), '--host', opts.host, '--long-poll', String(opts.longPoll)];
+  const args = [splBin(), '--home', paths.dir, ...(ctx.appUrl ? ['--app-url', ctx.appUrl] : []), 'serve', '--port', String(opts.port), '--host', opts.host, '--long-poll', String(opts.longPoll)];
   for (const u of opts.publicUrl ?? []) args.push('--public-url', u);
   const logFd = openSync(paths.logFile, 'a', 0o600);
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], env: ctx.io.env });

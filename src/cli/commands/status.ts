@@ -1,6 +1,7 @@
 /** `spl fleet sync status | flush` and `spl doctor`. */
 import type { CliContext } from '../context';
 import { withPeer } from '../context';
+import { NoIdentityError } from '../errors';
 import { ago, json, relayLabel, scopeLabel } from '../format';
 import { runningServer } from '../serve-state';
 import type { CheckStatus, DoctorCheck, DoctorReport, PeerSyncStatus } from '../../sync/types';
@@ -52,8 +53,28 @@ export async function syncFlushCommand(ctx: CliContext, opts: { json?: boolean }
 const rank: Record<CheckStatus, number> = { pass: 0, warn: 1, fail: 2 };
 const mark: Record<CheckStatus, string> = { pass: '✓', warn: '!', fail: '✗' };
 
-/** Exit code: 0 pass, 1 warn, 2 fail. */
+function printReport(ctx: CliContext, report: DoctorReport, asJson: boolean | undefined): void {
+  const { checks, status } = report;
+  if (asJson) ctx.io.out(json(report));
+  else {
+    for (const c of checks) ctx.io.out(`${mark[c.status]} ${c.id}: ${c.message}\n`);
+    const n = (s: CheckStatus) => checks.filter((c) => c.status === s).length;
+    ctx.io.out(`doctor: ${status} (${n('fail')} fail, ${n('warn')} warn, ${n('pass')} pass)\n`);
+  }
+}
+
+/** Exit code: 0 pass, 1 warn, 2 fail. A home without identity is a failure: nothing can sync. */
 export async function doctorCommand(ctx: CliContext, opts: { json?: boolean }): Promise<number> {
+  try {
+    return await checkPeer(ctx, opts);
+  } catch (e) {
+    if (!(e instanceof NoIdentityError)) throw e;
+    printReport(ctx, { status: 'fail', checks: [{ id: 'identity', status: 'fail', message: e.message }] }, opts.json);
+    return rank.fail;
+  }
+}
+
+function checkPeer(ctx: CliContext, opts: { json?: boolean }): Promise<number> {
   return withPeer(ctx, async ({ peer }) => {
     const serving = runningServer(ctx.paths);
     const base = await peer.doctor({});
@@ -62,13 +83,7 @@ export async function doctorCommand(ctx: CliContext, opts: { json?: boolean }): 
       : { id: 'daemon', status: 'warn', message: 'spl serve is not running: nothing is received or retried (spl serve --daemon)' };
     const checks = [...base.checks, daemon];
     const status = checks.reduce<CheckStatus>((w, c) => (rank[c.status] > rank[w] ? c.status : w), 'pass');
-    const report: DoctorReport = { status, checks };
-    if (opts.json) ctx.io.out(json(report));
-    else {
-      for (const c of checks) ctx.io.out(`${mark[c.status]} ${c.id}: ${c.message}\n`);
-      const n = (s: CheckStatus) => checks.filter((c) => c.status === s).length;
-      ctx.io.out(`doctor: ${status} (${n('fail')} fail, ${n('warn')} warn, ${n('pass')} pass)\n`);
-    }
+    printReport(ctx, { status, checks }, opts.json);
     return rank[status];
   });
 }

@@ -54,6 +54,7 @@ import {
 import { runDoctor } from './doctor';
 import { isRetryable, requestJson } from './http';
 import { RETENTION_MS, retryDelayMs } from './retry';
+import { MAX_NOTE_BYTES } from './types';
 import type {
   DirectResponse,
   EmitInput,
@@ -77,6 +78,7 @@ import type {
 export const DIRECT_TIMEOUT_MS = 5_000; // §7
 const RELAY_TIMEOUT_MS = 15_000;
 const MAX_ENVELOPE_RECORDS = 50;
+const MAX_ENVELOPE_RECORD_BYTES = 600_000;
 const ACK_CHUNK = 1000; // §5
 const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 const MAX_DRAIN_ROUNDS = 200;
@@ -421,6 +423,8 @@ export class PeerEngine implements PeerApi {
     if (input.thread === CONFIG_THREAD || input.thread === PAIRS_THREAD) throw new Error(`${input.thread} is reserved`);
     const body = input.body ?? { kind: 'note', text: input.text ?? '' };
     if (input.body === undefined && !input.text?.trim()) throw new Error('a note needs text');
+    const size = typeof body.text === 'string' ? new TextEncoder().encode(body.text).length : 0;
+    if (size > MAX_NOTE_BYTES) throw new Error(`the note is ${size} bytes; a note is at most ${MAX_NOTE_BYTES} bytes`);
     return this.emitRecord({ thread: input.thread, act: input.act ?? 'KNOW', body }, { federate: true });
   }
 
@@ -514,13 +518,15 @@ export class PeerEngine implements PeerApi {
     if (entries.length) await this.store.putOutbox(entries);
   }
 
-  /** Outbox entries carrying records to one peer as sealed envelopes of at most 50 records. */
+  /**
+   * Outbox entries carrying records to one peer as sealed envelopes of at most 50 records and
+   * ~600 KB of records: sealed (base64url, +⅓) that stays under a relay's 1 MiB body limit (§5).
+   */
   private async outboxEntries(toDid: string, records: readonly SignedRecord[]): Promise<OutboxEntry[]> {
     const { me, signer } = this.requireIdentity();
     const now = this.now();
     const entries: OutboxEntry[] = [];
-    for (let i = 0; i < records.length; i += MAX_ENVELOPE_RECORDS) {
-      const chunk = records.slice(i, i + MAX_ENVELOPE_RECORDS);
+    for (const chunk of envelopeChunks(records)) {
       const plain = await buildPlainEnvelope({ fromDid: me.did, toDid, records: chunk }, signer);
       if ((await this.store.getOutbox(plain.id))?.path === 'pending') continue;
       entries.push({
@@ -1261,6 +1267,25 @@ function storedBySender(accepted: readonly Candidate[], result: { inserted: read
     out.set(c.from, [...(out.get(c.from) ?? []), c.signed.id]);
   }
   return out;
+}
+
+/** Records in envelope-sized groups: at most MAX_ENVELOPE_RECORDS and MAX_ENVELOPE_RECORD_BYTES each. */
+function envelopeChunks(records: readonly SignedRecord[]): SignedRecord[][] {
+  const chunks: SignedRecord[][] = [];
+  let current: SignedRecord[] = [];
+  let bytes = 0;
+  for (const r of records) {
+    const size = JSON.stringify(r).length;
+    if (current.length > 0 && (current.length >= MAX_ENVELOPE_RECORDS || bytes + size > MAX_ENVELOPE_RECORD_BYTES)) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(r);
+    bytes += size;
+  }
+  if (current.length) chunks.push(current);
+  return chunks;
 }
 
 /** Opened pieces of a receive batch, in order, as one. */

@@ -96,6 +96,13 @@ export interface PendingShare {
   readonly fromName: string;
 }
 
+/**
+ * One size limit for a note, in the app, the CLI and the engine: `spl emit --text` receives the
+ * note as one command-line argument, and Linux refuses a single argument of 128 KiB or more
+ * (MAX_ARG_STRLEN = 131,072 bytes with the NUL; measured: 131,071 bytes pass, 131,072 fail).
+ */
+export const MAX_NOTE_BYTES = 131_071;
+
 export interface EmitInput {
   readonly thread: string;
   /** A note: becomes body `{kind: "note", text}` unless `body` is given. */

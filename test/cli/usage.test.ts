@@ -111,7 +111,7 @@ describe('spl emit: the note from --text, stdin or a file', () => {
     expect(empty.stderr).toBe('error: the note is empty (stdin)\n');
     const huge = await splProcess(['--home', home, 'emit', '--thread', 'th_in', '--text', '-'], cleanEnv(), 30_000, 'y'.repeat(300_000));
     expect(huge.code).toBe(2);
-    expect(huge.stderr).toMatch(/^error: the note is 300000 bytes; at most 262144 fit in one record\n$/);
+    expect(huge.stderr).toMatch(/^error: the note is 300000 bytes; at most 131071 fit in one record\n$/);
     expect(JSON.parse((await spl(home, 'records', '--thread', 'th_in', '--json')).stdout)).toHaveLength(2); // nothing stored for the refused ones
   });
 });

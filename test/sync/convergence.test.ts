@@ -7,6 +7,7 @@ import { IDBFactory } from 'fake-indexeddb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openIdbPeerStore } from '../../src/store/idb';
 import { openPeerEngine, type PeerEngine } from '../../src/sync/engine';
+import { MAX_NOTE_BYTES } from '../../src/sync/types';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
 
 let relay: RelayProcess;
@@ -53,6 +54,17 @@ const ids = async (e: PeerEngine, thread: string) => (await e.records(thread)).m
 const texts = async (e: PeerEngine, thread: string) => (await e.records(thread)).map((r) => r.signed.record.body.text);
 
 describe('§11 convergence', () => {
+  it('refuses a note over the one size limit; history of big notes travels in envelopes the relay takes', async () => {
+    const laptop = await peer('laptop');
+    const phone = await peer('phone');
+    await expect(laptop.emit({ thread: 'th_big', text: 'x'.repeat(MAX_NOTE_BYTES + 1) })).rejects.toThrow(/at most 131071 bytes/);
+    for (let i = 0; i < 12; i++) await laptop.emit({ thread: 'th_big', text: `${i}`.padEnd(MAX_NOTE_BYTES, '.') });
+    await paired(laptop, phone, ['th_big']); // 12 × 128 KiB of history: more than one relay body
+    await settle([laptop, phone]);
+    expect(await phone.records('th_big')).toHaveLength(12);
+    expect((await laptop.syncStatus()).peers[0]!.outbox.rejected).toBe(0);
+  });
+
   it('a chain laptop–phone–cli converges on one thread while one of them is offline at a time, each record once, with the title', async () => {
     const laptop = await peer('laptop');
     const phone = await peer('phone');

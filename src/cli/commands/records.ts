@@ -11,8 +11,9 @@ import type { StoredRecord } from '../../store/types';
 import type { PeerEngine } from '../../sync/engine';
 import type { Identity } from '../../store/types';
 
-/** A note travels in envelopes of at most the relay's body limit (1 MiB by default, §5); keep well under it. */
-export const MAX_NOTE_BYTES = 256 * 1024;
+import { MAX_NOTE_BYTES } from '../../sync/types';
+
+export { MAX_NOTE_BYTES };
 
 export interface EmitOptions {
   readonly thread: string;

@@ -1,10 +1,7 @@
-/**
- * One size limit for a note, the same in the app and in the headless peer: `spl emit --text`
- * receives the note as one command-line argument, and Linux refuses a single argument of 128 KiB
- * or more (MAX_ARG_STRLEN = 131,072 bytes including the terminating NUL; measured: 131,071 bytes
- * pass, 131,072 fail with E2BIG). So a note is at most 131,071 bytes of UTF-8.
- */
-export const MAX_NOTE_BYTES = 131_071;
+import { MAX_NOTE_BYTES } from '../../sync/types';
+
+/** The one note size limit of app, CLI and engine (see its definition). */
+export { MAX_NOTE_BYTES };
 
 const encoder = new TextEncoder();
 

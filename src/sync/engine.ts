@@ -475,6 +475,17 @@ export class PeerEngine implements PeerApi {
    * Per own record on `thread`, its state at each peer granted the thread (§11): queued (with the
    * next try), at the relay, delivered (a receipt, or a direct delivery's signed answer), or refused.
    */
+  /** `<record id> <peer did>` for every record a peer's receipt names (§11). */
+  private async receiptedIds(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const r of await this.store.recordsByThread(PAIRS_THREAD)) {
+      const b = r.signed.record.body;
+      if (b.topic !== 'receipt' || !Array.isArray(b.ids)) continue;
+      for (const id of b.ids) if (typeof id === 'string') out.add(`${id} ${r.actor}`);
+    }
+    return out;
+  }
+
   async deliveryStates(thread: string): Promise<Map<string, RecordDelivery[]>> {
     const { me } = this.requireIdentity();
     const cfg = await this.config();
@@ -484,12 +495,7 @@ export class PeerEngine implements PeerApi {
     if (own.length === 0 || peers.length === 0) return out;
     const entries = new Map<string, OutboxEntry>();
     for (const e of await this.store.listOutbox()) for (const id of e.recordIds) entries.set(`${id} ${e.toDid}`, e);
-    const receipted = new Set<string>();
-    for (const r of await this.store.recordsByThread(PAIRS_THREAD)) {
-      const b = r.signed.record.body;
-      if (b.topic !== 'receipt' || !Array.isArray(b.ids)) continue;
-      for (const id of b.ids) if (typeof id === 'string') receipted.add(`${id} ${r.actor}`);
-    }
+    const receipted = await this.receiptedIds();
     for (const r of own) {
       const states: RecordDelivery[] = [];
       for (const p of peers) {
@@ -1174,10 +1180,24 @@ export class PeerEngine implements PeerApi {
   async syncStatus(): Promise<SyncStatus> {
     const cfg = await this.config();
     const outbox = await this.store.listOutbox();
+    const receipted = await this.receiptedIds();
     const peers: PeerSyncStatus[] = [...cfg.pairs.values()].map((p) => {
       const mine = outbox.filter((e) => e.toDid === p.peerDid).sort((a, b) => a.createdAt - b.createdAt);
       const counts = { pending: 0, direct: 0, relay: 0, rejected: 0 };
       for (const e of mine) counts[e.path]++;
+      // §11: per record (notes, not control records), the furthest it got to this peer.
+      const records = { queued: 0, relay: 0, delivered: 0, rejected: 0 };
+      const seen = new Set<string>();
+      for (const e of [...mine].reverse()) {
+        e.records.forEach((r) => {
+          if (r.record.thread === PAIRS_THREAD || seen.has(r.id)) return;
+          seen.add(r.id);
+          if (receipted.has(`${r.id} ${p.peerDid}`) || e.path === 'direct') records.delivered++;
+          else if (e.path === 'relay') records.relay++;
+          else if (e.path === 'pending') records.queued++;
+          else records.rejected++;
+        });
+      }
       const pending = mine.filter((e) => e.path === 'pending');
       const lastFailed = [...mine].reverse().find((e) => e.lastError && (e.path === 'pending' || e.path === 'rejected'));
       const last = mine.at(-1);
@@ -1185,7 +1205,9 @@ export class PeerEngine implements PeerApi {
       return {
         did: p.peerDid,
         name: p.name,
+        state: p.enabled ? (p.waiting ? 'waiting' : 'paired') : (p.endReason ?? 'ended'),
         outbox: counts,
+        records,
         ...(lastFailed?.lastError ? { lastError: lastFailed.lastError } : {}),
         ...(pending.length ? { nextAttemptAt: Math.min(...pending.map((e) => e.nextAttemptAt)) } : {}),
         ...(last ? { lastPath: last.path } : {}),

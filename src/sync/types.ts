@@ -152,8 +152,12 @@ export interface DirectResponse {
 export interface PeerSyncStatus {
   readonly did: string;
   readonly name: string;
+  /** `paired`, `waiting` (for the inviter's confirmation) or why it ended (§9). */
+  readonly state: string;
   /** Outbox entries to this peer, counted by delivery path, with the newest pending error. */
   readonly outbox: Readonly<Record<OutboxEntry['path'], number>>;
+  /** Records (not control messages) sent to this peer, by how far each got (§11 receipts). */
+  readonly records: Readonly<Record<'queued' | 'relay' | 'delivered' | 'rejected', number>>;
   readonly lastError?: string;
   readonly nextAttemptAt?: number;
   readonly lastPath?: OutboxEntry['path'];

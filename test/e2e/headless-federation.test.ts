@@ -30,6 +30,13 @@ async function metric(name: string): Promise<number> {
 
 const startRelay = (): Promise<RelayProcess> => startRelayProcess(['--no-rate-limit', '--db', join(relayDir, 'relay.sqlite'), ...(relayPort ? ['--port', relayPort] : [])]);
 
+/** Where the laptop's own record with this text stands at the server (§11 receipts). */
+async function deliveredState(text: string): Promise<string | undefined> {
+  const r = await spl(laptop, 'records', '--thread', THREAD, '--json');
+  const rec = (JSON.parse(r.stdout) as { record: { body: { text?: string } }; delivery: { state: string }[] }[]).find((x) => x.record.body.text === text);
+  return rec?.delivery[0]?.state;
+}
+
 async function texts(home: string): Promise<{ text: string; path: string }[]> {
   const r = await spl(home, 'records', '--thread', THREAD, '--json');
   return (JSON.parse(r.stdout) as { record: { body: { text?: string } }; path: string }[]).map((x) => ({ text: x.record.body.text ?? '', path: x.path }));
@@ -78,6 +85,8 @@ describe.sequential('headless ↔ headless: the four cases', () => {
     expect(emitted.stdout).toContain('queued for Server'); // the laptop's daemon sends it
     await waitFor(async () => (await texts(server)).some((r) => r.text === 'both online'), 10_000, 'server has the record');
     expect((await texts(server)).find((r) => r.text === 'both online')?.path).toBe('direct');
+    // A direct delivery's signed answer is its receipt: delivered at once.
+    await waitFor(async () => (await deliveredState('both online')) === 'delivered', 10_000, 'delivered per the receipt');
     // And back: the server replies on the shared thread, also direct.
     await spl(server, 'emit', '--thread', THREAD, '--text', 'reply from server');
     await waitFor(async () => (await texts(laptop)).some((r) => r.text === 'reply from server'), 10_000, 'laptop has the reply');
@@ -95,12 +104,16 @@ describe.sequential('headless ↔ headless: the four cases', () => {
     expect(await metric('relay_deposits_total')).toBe(deposits + 1);
     // The daemon records the outcome right after the relay's 202.
     await waitFor(async () => /delivery: relay/.test((await spl(laptop, 'fleet', 'sync', 'status')).stdout), 5_000, 'status shows the relay path');
+    expect(await deliveredState('while you were away')).toBe('relay');
 
     serverServe = await startAdvertisedServe(server, Number(serverPort));
     await waitFor(async () => (await texts(server)).some((r) => r.text === 'while you were away'), 15_000, 'server drained its mailbox');
     expect((await texts(server)).find((r) => r.text === 'while you were away')?.path).toBe('relay');
     await waitFor(async () => (await relayQueueSize(relay.url, serverDid)) === 0, 10_000, 'acked');
     expect(await metric('relay_acks_total')).toBeGreaterThanOrEqual(1);
+    // The server's batched receipt comes back (directly, the laptop being online): delivered.
+    await waitFor(async () => (await deliveredState('while you were away')) === 'delivered', 15_000, 'the receipt reached the laptop');
+    expect((await spl(laptop, 'fleet', 'sync', 'status')).stdout).toMatch(/records: 2 delivered, 0 at the relay, 0 queued/);
   });
 
   it('3. only the receiver online: it polls, receives nothing, and nothing breaks', async () => {

@@ -10,6 +10,7 @@ import { inTimeOrder, ownTime, recordText, writtenLabel } from '../thread-view';
 import type { StoredRecord } from '../../store/types';
 import type { PeerEngine } from '../../sync/engine';
 import type { Identity } from '../../store/types';
+import type { RecordDelivery } from '../../sync/types';
 
 import { MAX_NOTE_BYTES } from '../../sync/types';
 
@@ -70,9 +71,13 @@ export async function emitCommand(ctx: CliContext, opts: EmitOptions): Promise<v
 export async function printRecords(ctx: CliContext, peer: PeerEngine, me: Identity, records: readonly StoredRecord[]): Promise<void> {
   const names = new Map((await peer.pairs()).map((p) => [p.peerDid, p.name]));
   names.set(me.did, `${me.name} (me)`);
+  const delivery = records.length ? await peer.deliveryStates(records[0]!.thread) : new Map<string, RecordDelivery[]>();
   const lines = inTimeOrder(records).map((r) => {
     const who = names.get(r.actor) ?? `${r.actor.slice(0, 20)}…`;
-    return `${writtenLabel(r)}  arrived ${new Date(r.receivedAt).toISOString()}  ${who}  [${r.path}]  ${recordText(r)}\n`;
+    const states = delivery.get(r.id) ?? [];
+    // §11: where each own record stands at each peer granted the thread.
+    const at = states.length ? `  {${states.map((d) => `${d.name}: ${d.state === 'relay' ? 'at relay' : d.state}`).join(', ')}}` : '';
+    return `${writtenLabel(r)}  arrived ${new Date(r.receivedAt).toISOString()}  ${who}  [${r.path}]${at}  ${recordText(r)}\n`;
   });
   ctx.io.out(lines.join(''));
 }
@@ -92,7 +97,15 @@ export async function recordsCommand(ctx: CliContext, opts: { thread: string; js
   await withPeer(ctx, async ({ peer, me }) => {
     const records = await peer.records(thread);
     if (opts.json) {
-      ctx.io.out(json(inTimeOrder(records).map(recordJson)));
+      const delivery = await peer.deliveryStates(thread);
+      ctx.io.out(
+        json(
+          inTimeOrder(records).map((r) => ({
+            ...recordJson(r),
+            delivery: (delivery.get(r.id) ?? []).map((d) => ({ peer: d.peerDid, name: d.name, state: d.state, ...(d.at ? { at: d.at } : {}) })),
+          })),
+        ),
+      );
       return;
     }
     if (records.length === 0) {

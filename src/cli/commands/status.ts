@@ -25,8 +25,10 @@ export async function syncStatusCommand(ctx: CliContext, opts: { json?: boolean 
     const lines: string[] = ['pairs:'];
     if (status.peers.length === 0) lines.push('  none (spl pair invite)');
     for (const p of status.peers) {
-      lines.push(`  ${p.name} (${p.did})`);
+      lines.push(`  ${p.name} (${p.did})${p.state === 'paired' ? '' : `: ${p.state.replace('_', ' ')}`}`);
       lines.push(`    ${deliveryLine(p, now)}`);
+      const r = p.records;
+      lines.push(`    records: ${r.delivered} delivered, ${r.relay} at the relay, ${r.queued} queued${r.rejected ? `, ${r.rejected} refused` : ''}`);
       lines.push(`    routes: direct ${p.peerUrl ?? 'none'}, relay ${p.relay ?? 'none'}`);
       lines.push(`    last error: ${p.lastError ?? 'none'}`);
     }

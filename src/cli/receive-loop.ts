@@ -66,7 +66,14 @@ export class ReceiveLoop {
       let error: string | undefined;
       let ingested = 0;
       try {
-        const report = await this.engine.receive({ waitSeconds: this.waitSeconds, relays: [this.relayUrl] });
+        const report = await this.engine.receive({
+          waitSeconds: this.waitSeconds,
+          relays: [this.relayUrl],
+          // A backlog after a long absence: one progress line per page while the relay holds more.
+          onProgress: (p) => {
+            if (p.remaining > 0) this.hooks.log(`catching up from ${this.relayUrl}: ${p.envelopes} envelope(s) so far, ${p.remaining} still queued`);
+          },
+        });
         const r = report.relays[0];
         error = r?.error;
         ingested = r?.ingested ?? 0;

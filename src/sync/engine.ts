@@ -66,6 +66,7 @@ import type {
   RecordDelivery,
   PeerEngineDeps,
   PeerSyncStatus,
+  ReceiveOptions,
   ReceiveReport,
   RelayEntry,
   RelayHealth,
@@ -660,7 +661,7 @@ export class PeerEngine implements PeerApi {
 
   // ---- receive (§5, §6) ----
 
-  async receive(opts: { waitSeconds?: number; limit?: number; relays?: readonly string[] } = {}): Promise<ReceiveReport> {
+  async receive(opts: ReceiveOptions = {}): Promise<ReceiveReport> {
     this.requireIdentity();
     const urls = opts.relays ?? (await this.receiveRelays());
     const relays = await Promise.all(urls.map((url) => this.withLock(`spl-receive ${url}`, () => this.receiveFrom(url, opts))));
@@ -676,7 +677,7 @@ export class PeerEngine implements PeerApi {
     return { method, headers, ...(method !== 'GET' ? { body } : {}) };
   }
 
-  private async receiveFrom(relayUrl: string, opts: { waitSeconds?: number; limit?: number }): Promise<ReceiveRelayReport> {
+  private async receiveFrom(relayUrl: string, opts: ReceiveOptions): Promise<ReceiveRelayReport> {
     const { me } = this.requireIdentity();
     const report = { url: relayUrl, envelopes: 0, ingested: 0, duplicates: 0, dropped: 0, acked: 0, remaining: 0 };
     const base = new URL(relayUrl);
@@ -720,6 +721,7 @@ export class PeerEngine implements PeerApi {
         break;
       }
       report.acked += acked.removed;
+      opts.onProgress?.({ relay: relayUrl, envelopes: report.envelopes, ingested: report.ingested, remaining });
       await this.store.putReceiveState(receiveState(relayUrl, this.now(), remaining, undefined, latency, prior));
       if (remaining === 0) break;
       wait = 0; // draining a backlog: no long-poll between pages

@@ -127,6 +127,22 @@ export interface FlushReport {
   readonly rejected: number;
 }
 
+/** A backlog draining: after each page, what came so far and what the relay still holds. */
+export interface ReceiveProgress {
+  readonly relay: string;
+  readonly envelopes: number;
+  readonly ingested: number;
+  readonly remaining: number;
+}
+
+export interface ReceiveOptions {
+  readonly waitSeconds?: number;
+  readonly limit?: number;
+  readonly relays?: readonly string[];
+  /** Told after each page of a drain (a progress bar, a progress line). */
+  readonly onProgress?: (p: ReceiveProgress) => void;
+}
+
 export interface ReceiveReport {
   /** Per relay URL. */
   readonly relays: readonly {
@@ -239,7 +255,7 @@ export interface PeerApi {
   /** Delivers due outbox entries; `all` retries every pending entry now (the network came back). */
   flushOutbox(opts?: { all?: boolean }): Promise<FlushReport>;
   /** Receives from every receive relay, or only from `relays` (the headless daemon runs one loop per relay). */
-  receive(opts?: { waitSeconds?: number; limit?: number; relays?: readonly string[] }): Promise<ReceiveReport>;
+  receive(opts?: ReceiveOptions): Promise<ReceiveReport>;
   handleDirectDelivery(body: unknown): Promise<DirectResponse>;
 
   syncStatus(): Promise<SyncStatus>;

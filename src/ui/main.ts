@@ -33,6 +33,10 @@ async function boot(target: HTMLElement): Promise<void> {
     app.sync = new ForegroundSync(app.peer, {
       changed: () => app.changed(),
       state: (s) => (app.connection = s),
+      progress: (p) => {
+        app.draining = p;
+        if (p) app.changed(); // notes appear as the backlog drains
+      },
     });
     app.sync.attach();
   }

@@ -11,7 +11,7 @@ import { requestBackgroundFlush } from './sw-client';
 import { shortDid } from './format';
 import { displayName } from './names';
 import { flashAfterNavigation, makeFlash, type Flash, type FlashTone } from './flash';
-import { browserKeyValue, LocalLists, type ListName } from './local-lists';
+import { browserKeyValue, LastSeen, LocalLists, type ListName } from './local-lists';
 import { parseRoute, routeHref, type Route } from './routes';
 
 export { parseRoute, routeHref, type Route };
@@ -31,6 +31,8 @@ export class AppModel {
   /** The one flash message, owned by the screen it was said on; announced politely. */
   flash = $state<Flash | undefined>(undefined);
   connection = $state<ForegroundState>({ kind: 'idle' });
+  /** A backlog being fetched after a long absence: envelopes so far and still waiting at the relay. */
+  draining = $state<{ received: number; remaining: number } | undefined>(undefined);
   /** Whether any relay is configured (the header says "No relay set" rather than "unreachable"). */
   hasRelay = $state<boolean | undefined>(undefined);
   /** An invite payload from a `#pair=` link, waiting for the person to accept or dismiss it. */
@@ -41,6 +43,7 @@ export class AppModel {
   sync: ForegroundSync | undefined;
 
   readonly lists = new LocalLists(browserKeyValue());
+  readonly lastSeen = new LastSeen(browserKeyValue());
   archived = $state<ReadonlySet<string>>(new Set());
   deletedThreads = $state<ReadonlySet<string>>(new Set());
   hiddenNotes = $state<ReadonlySet<string>>(new Set());

@@ -17,6 +17,8 @@ export interface ForegroundSyncEvents {
   changed(): void;
   /** Connection state for the status line. */
   state(s: ForegroundState): void;
+  /** A backlog draining (§11): undefined when done. */
+  progress?(p: { received: number; remaining: number } | undefined): void;
 }
 
 export type ForegroundState =
@@ -126,10 +128,15 @@ export class ForegroundSync {
   private async receiveOnce(waitSeconds: number): Promise<string | undefined> {
     let report: ReceiveReport;
     try {
-      report = await this.peer.receive({ waitSeconds });
+      report = await this.peer.receive({
+        waitSeconds,
+        onProgress: (p) => this.events.progress?.(p.remaining > 0 ? { received: p.envelopes, remaining: p.remaining } : undefined),
+      });
     } catch (e) {
+      this.events.progress?.(undefined);
       return errorText(e);
     }
+    this.events.progress?.(undefined);
     const ingested = report.relays.reduce((n, r) => n + r.ingested, 0);
     const errors = report.relays.flatMap((r) => (r.error ? [`${r.url}: ${r.error}`] : []));
     const error = errors.length ? errors.join('; ') : report.relays.length === 0 ? 'no relay configured' : undefined;

@@ -38,6 +38,28 @@ export class LocalLists {
   }
 }
 
+/** When this device last showed each thread: what arrived after it is unread. */
+export class LastSeen {
+  private static readonly KEY = `${KEY_PREFIX}last-seen`;
+  constructor(private readonly kv: KeyValue | undefined) {}
+
+  all(): ReadonlyMap<string, number> {
+    try {
+      const parsed = JSON.parse(this.kv?.getItem(LastSeen.KEY) ?? '{}') as unknown;
+      if (typeof parsed !== 'object' || parsed === null) return new Map();
+      return new Map(Object.entries(parsed).filter((e): e is [string, number] => typeof e[1] === 'number'));
+    } catch {
+      return new Map();
+    }
+  }
+
+  mark(thread: string, at: number): void {
+    const entries: [string, number][] = [...this.all(), [thread, at]];
+    const next = Object.fromEntries(entries.slice(-MAX_ENTRIES));
+    this.kv?.setItem(LastSeen.KEY, JSON.stringify(next));
+  }
+}
+
 /** localStorage where it exists and works (it throws in some private modes). */
 export function browserKeyValue(): KeyValue | undefined {
   try {

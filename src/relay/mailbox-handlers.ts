@@ -83,11 +83,20 @@ export async function handleDeposit(ctx: RelayContext, req: IncomingMessage, res
   const ttl = effectiveTtlSeconds(env.ttl_seconds, ctx.options);
   const outcome = await ctx.store.deposit(
     { id: env.id, toDid: did, fromDid, body: text, size: bytes.length, depositedAt: now, expiresAt: now + ttl * 1000 },
-    ctx.options.cap,
+    null,
+    { cap: ctx.options.cap, unsolicitedEnvelopes: ctx.options.unsolicitedEnvelopes, unsolicitedBytes: ctx.options.unsolicitedBytes },
   );
   if (outcome.kind === 'queue_full') {
     ctx.metrics.limitHits.inc({ kind: 'queue_full' });
     return sendError(res, 507, 'queue_full', `this mailbox already holds ${ctx.options.cap} envelopes`);
+  }
+  if (outcome.kind === 'unsolicited_quota') {
+    ctx.metrics.limitHits.inc({ kind: 'unsolicited_quota' });
+    return sendError(res, 429, 'unsolicited_quota', 'this mailbox holds all the mail without a deposit token it accepts; its owner must receive first');
+  }
+  if (outcome.kind === 'storage_full') {
+    ctx.metrics.limitHits.inc({ kind: 'storage_full' });
+    return sendError(res, 507, 'storage_full', 'the relay is at its storage limit and takes no new envelopes; try later');
   }
   ctx.metrics.deposits.inc();
   if (outcome.kind === 'stored') ctx.notifier.notify(did);

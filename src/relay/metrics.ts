@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { DidLabelMode } from './options';
 import type { MailboxStore } from './store';
 
-export type LimitKind = 'queue_full' | 'payload_too_large' | 'rate_limited';
+export type LimitKind = 'queue_full' | 'payload_too_large' | 'rate_limited' | 'unsolicited_quota' | 'storage_full';
 
 /** A short stable pseudonym for a DID: the first 16 hex characters of its SHA-256. */
 export const hashDid = (did: string): string => createHash('sha256').update(did).digest('hex').slice(0, 16);
@@ -34,6 +34,7 @@ export class RelayMetrics {
   constructor(
     private readonly store: MailboxStore,
     private readonly didMode: DidLabelMode,
+    private readonly topQueues: number,
     waitingLongPolls: () => number = () => 0,
   ) {
     const registers = [this.registry];
@@ -46,7 +47,7 @@ export class RelayMetrics {
       labelNames: ['kind'],
       registers,
     });
-    for (const kind of ['queue_full', 'payload_too_large', 'rate_limited'] as const) this.limitHits.inc({ kind }, 0);
+    for (const kind of ['queue_full', 'payload_too_large', 'rate_limited', 'unsolicited_quota', 'storage_full'] as const) this.limitHits.inc({ kind }, 0);
     this.expired = new Counter({ name: 'relay_envelopes_expired_total', help: 'Envelopes deleted by the expiry sweep.', registers });
     if (didMode !== 'off') {
       this.queueSize = new Gauge({ name: 'relay_queue_size', help: 'Envelopes queued per receiver.', labelNames: ['did'], registers });
@@ -72,7 +73,7 @@ export class RelayMetrics {
 
   /** The scrape body: gauges refreshed from the store, then every metric in text format. */
   async render(now: number): Promise<string> {
-    const stats = await this.store.stats(now);
+    const stats = await this.store.stats(now, this.topQueues);
     this.queueSize?.reset();
     this.oldestSeconds?.reset();
     for (const m of stats.mailboxes) {

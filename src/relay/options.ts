@@ -16,8 +16,11 @@ export interface RelayOptions {
   readonly port: number;
   /** SQLite file path or `:memory:`. */
   readonly db: string;
-  /** Per-receiver queue cap (507 queue_full beyond it). */
+  /** Per-receiver queue cap for admitted envelopes (507 queue_full beyond it). */
   readonly cap: number;
+  /** Per-mailbox quota of queued unsolicited envelopes (PROTOCOL.md §5.1; 429 unsolicited_quota beyond). */
+  readonly unsolicitedEnvelopes: number;
+  readonly unsolicitedBytes: number;
   /** TTL bounds and default, seconds. A requested ttl_seconds is clamped into [minTtl, maxTtl]. */
   readonly minTtl: number;
   readonly maxTtl: number;
@@ -33,6 +36,8 @@ export interface RelayOptions {
   /** The guide's behaviour: receive/ack trust the path alone (no §6 owner auth). */
   readonly openMailboxes: boolean;
   readonly metricsDidLabels: DidLabelMode;
+  /** Only the N largest queues get per-DID series (PROTOCOL.md §5 metrics). */
+  readonly metricsTopQueues: number;
   readonly logLevel: LogLevel;
   /** Take the client address from X-Forwarded-For (rightmost entry, the one our proxy saw). */
   readonly trustProxy: boolean;
@@ -43,6 +48,8 @@ export const DEFAULT_OPTIONS: RelayOptions = {
   port: 8787,
   db: './data/relay.sqlite',
   cap: 10_000,
+  unsolicitedEnvelopes: 100,
+  unsolicitedBytes: 1_048_576,
   minTtl: 60,
   maxTtl: 2_592_000,
   defaultTtl: 2_592_000,
@@ -53,6 +60,7 @@ export const DEFAULT_OPTIONS: RelayOptions = {
   sweepInterval: 60,
   openMailboxes: false,
   metricsDidLabels: 'plain',
+  metricsTopQueues: 100,
   logLevel: 'info',
   trustProxy: false,
 };
@@ -74,6 +82,9 @@ export function validateOptions(o: RelayOptions): RelayOptions {
   need(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535, '--port must be an integer in 0..65535');
   need(o.db.length > 0, '--db must be a file path or :memory:');
   need(Number.isSafeInteger(o.cap) && o.cap >= 1, '--cap must be a positive integer');
+  need(Number.isSafeInteger(o.unsolicitedEnvelopes) && o.unsolicitedEnvelopes >= 0, '--unsolicited-envelopes must be a non-negative integer');
+  need(Number.isSafeInteger(o.unsolicitedBytes) && o.unsolicitedBytes >= 0, '--unsolicited-bytes must be a non-negative integer');
+  need(Number.isSafeInteger(o.metricsTopQueues) && o.metricsTopQueues >= 0 && o.metricsTopQueues <= 10_000, '--metrics-top-queues must be an integer in 0..10000');
   for (const [name, v] of [['--min-ttl', o.minTtl], ['--max-ttl', o.maxTtl], ['--default-ttl', o.defaultTtl]] as const) {
     need(Number.isSafeInteger(v) && v >= 1, `${name} must be a positive integer number of seconds`);
   }

@@ -55,7 +55,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   const logger = givenLogger ?? createRelayLogger(options.logLevel);
   const store = givenStore ?? new SqliteMailboxStore(options.db);
   const notifier = new MailboxNotifier();
-  const metrics = new RelayMetrics(store, options.metricsDidLabels, () => notifier.size);
+  const metrics = new RelayMetrics(store, options.metricsDidLabels, options.metricsTopQueues, () => notifier.size);
   const clientLimiter = options.rateLimitPerClient ? new RateLimiter(options.rateLimitPerClient) : undefined;
   const senderLimiter = options.rateLimitPerSender ? new RateLimiter(options.rateLimitPerSender) : undefined;
   let shuttingDown = false;

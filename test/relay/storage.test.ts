@@ -123,7 +123,8 @@ describe('read-only database without its WAL files', () => {
     await withTmpfs(8, async (mnt) => {
       const db = join(mnt, 'relay.sqlite');
       const first = await startRelayProcess(['--db', db, '--min-free-disk-bytes', '0']);
-      expect(await first.stop()).toBe(0); // clean stop: no -wal or -shm left
+      const code = await first.stop(); // clean stop: no -wal or -shm left
+      expect(code).toBe(0);
       const ro = mkdtempSync(join(dir, 'ro-'));
       execFileSync('mount', ['--bind', mnt, ro]);
       try {

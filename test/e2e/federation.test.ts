@@ -129,6 +129,13 @@ describe.sequential('two devices that are rarely online together', () => {
     // Pairing shares the invite's thread: B receives it through its own long-poll.
     await b.goto(`${phone.appUrl}#/threads`);
     await b.getByRole('link', { name: /Shared plans/ }).waitFor({ timeout: 15_000 });
+    // §9: A's confirmation came the same way; B's mailbox is empty once B is no longer waiting.
+    await b.goto(`${phone.appUrl}?e2e=1#/pair`);
+    await b.waitForFunction(() => window.__splProbe !== undefined);
+    await waitFor(async () => (await b.evaluate(() => window.__splProbe!.pairs())).some((p) => p.peerDid === laptopDid && !p.waiting), 15_000, 'B confirmed');
+    expect(await b.getByTestId('pair-waiting').count()).toBe(0);
+    await waitFor(async () => (await queueOf(phoneDid)) === 0, 15_000, "B's mailbox drained");
+    await b.goto(`${phone.appUrl}#/threads`);
     await phone.screenshot('2-threads');
   });
 
@@ -183,7 +190,8 @@ describe.sequential('two devices that are rarely online together', () => {
     expect(await probeCount(phone, sharedThread)).toBe(expected);
     const counters = await b2.evaluate(() => window.__splProbe!.counters());
     expect(counters.envelopes_redelivered - countersBefore.envelopes_redelivered).toBe(2);
-    expect(counters.records_ingested - countersBefore.records_ingested).toBe(0);
+    // Nothing received was stored again (the phone's own receipt for them is its only new record).
+    expect(counters.records_duplicate - countersBefore.records_duplicate).toBe(2);
     await waitFor(async () => (await recordsShown(phone)).length === expected, 10_000, 'B shows each record once');
     expect((await recordsShown(phone)).filter((r) => r.text.startsWith('Crash')).map((r) => r.text)).toEqual(['Crash 1', 'Crash 2']);
   });
@@ -269,6 +277,16 @@ describe.sequential('two devices that are rarely online together', () => {
       await t.getByTestId('pairs').locator(`li[data-peer-did="${laptopDid}"]`).waitFor();
       await t.goto(`${tablet.appUrl}?e2e=1#/relays`);
       await t.locator('[data-testid=relay-health]').getByText('reachable').first().waitFor({ timeout: 10_000 });
+      // §11: the restored device asked its pair for history; once the laptop is online it sends
+      // the shared thread back, title first, and the tablet shows it.
+      const expected = await probeCount(phone, sharedThread);
+      await t.goto(`${tablet.appUrl}?e2e=1#/threads`);
+      await t.waitForFunction(() => window.__splProbe !== undefined);
+      await laptop.open('#/threads');
+      await t.getByTestId('thread-list').getByText('Shared plans').waitFor({ timeout: 30_000 });
+      await waitFor(async () => (await t.evaluate((th) => window.__splProbe!.recordCount(th), sharedThread)) >= expected, 30_000, 'the tablet holds the thread again');
+      await waitFor(async () => (await queueOf(phoneDid)) === 0, 20_000, 'the tablet drained the history');
+      await laptop.close();
     } finally {
       await tablet.context.close();
     }

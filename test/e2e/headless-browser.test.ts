@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
 import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, type StaticServer } from './harness';
-import { removeHomes, spl, startServe, tempHome, type ServeProcess } from '../cli/helpers';
+import { removeHomes, spl, startAdvertisedServe, tempHome, type ServeProcess } from '../cli/helpers';
 
 const THREAD = 'th_shared';
 let relay: RelayProcess;
@@ -48,7 +48,8 @@ async function writeNote(text: string): Promise<void> {
   await page.locator('[data-testid=records] > li').nth(before).waitFor();
 }
 
-const startDaemon = async (): Promise<ServeProcess> => (daemon = await startServe(home, daemonPort ? ['--port', daemonPort] : []));
+// The daemon advertises its URL (--public-url): only then do peers deliver to it directly (§7).
+const startDaemon = async (): Promise<ServeProcess> => (daemon = await startAdvertisedServe(home, daemonPort ? Number(daemonPort) : undefined));
 async function stopDaemon(): Promise<void> {
   expect(await daemon!.stop()).toBe(0);
   daemon = undefined;
@@ -79,7 +80,7 @@ afterAll(async () => {
 });
 
 describe.sequential('browser ↔ headless: the four cases', () => {
-  it('pairs: the browser opens the headless peer’s invite; its reply reaches the daemon directly (CORS)', async () => {
+  it('pairs: the browser opens the headless peer’s invite; its reply goes through the relay, the confirmation comes back', async () => {
     const page = await phone.open();
     await page.getByLabel('Your name, as your other devices will see it').fill('Phone');
     await page.getByRole('button', { name: 'Create my identity' }).click();
@@ -97,7 +98,13 @@ describe.sequential('browser ↔ headless: the four cases', () => {
     await offer.getByRole('button', { name: 'Accept and pair' }).click();
     await page.getByText('Paired with Server').waitFor();
     await waitFor(async () => (await spl(home, 'pair', 'list')).stdout.includes(phoneDid), 15_000, 'the daemon paired with the browser');
-    expect(await metric('relay_deposits_total')).toBe(deposits); // the reply went direct
+    // §7: a direct endpoint takes envelopes from paired peers only, so the reply (deposited with
+    // the daemon's deposit token from the invite, §5.1) went through the relay.
+    expect(await metric('relay_deposits_total')).toBe(deposits + 1);
+    // The browser has no direct URL: the confirmation reaches it through the relay, and its long-poll.
+    await page.goto(`${phone.appUrl}?e2e=1#/pair`);
+    await page.waitForFunction(() => window.__splProbe !== undefined);
+    await waitFor(async () => (await page.evaluate(() => window.__splProbe!.pairs())).some((p) => p.peerDid === headlessDid && p.enabled && !p.waiting), 20_000, 'the browser got the confirmation');
   });
 
   it('1. both online: the browser’s records go direct to the daemon; the relay’s deposits do not move', async () => {

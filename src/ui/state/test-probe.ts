@@ -12,7 +12,7 @@ export interface TestProbe {
   recordIds(thread: string): Promise<string[]>;
   counters(): Promise<Counters>;
   /** Pairs as stored (names not as shown). */
-  pairs(): Promise<{ peerDid: string; name: string; enabled: boolean }[]>;
+  pairs(): Promise<{ peerDid: string; name: string; enabled: boolean; waiting: boolean; threads: readonly string[] }[]>;
 }
 
 declare global {
@@ -27,6 +27,6 @@ export function installTestProbe(model: AppModel, store: PeerStore): void {
     recordCount: async (thread) => (await store.recordsByThread(thread)).length,
     recordIds: async (thread) => (await store.recordsByThread(thread)).map((r) => r.id),
     counters: () => store.getCounters(),
-    pairs: async () => (await model.peer.pairs()).map((p) => ({ peerDid: p.peerDid, name: p.name, enabled: p.enabled })),
+    pairs: async () => (await model.peer.pairs()).map((p) => ({ peerDid: p.peerDid, name: p.name, enabled: p.enabled, waiting: p.waiting === true, threads: p.threads })),
   };
 }

@@ -369,12 +369,14 @@ export class PeerEngine implements PeerApi {
     if (pair.waiting) throw new Error(`${pair.name} has not confirmed the pairing yet: only the invite's threads are shared until then`);
     if (pair.threads.includes(thread)) return;
     const title = threadTitle(await this.store.recordsByThread(thread));
-    // The offer first, then the history: the peer learns it may grant the thread back before its records arrive.
-    await this.emitRecord(
+    const offer = await this.emitRecord(
       { thread: PAIRS_THREAD, act: 'LEARN', body: { topic: 'thread.share', thread, ...(title !== undefined ? { title } : {}) } },
-      { federate: false, to: peerDid },
+      { federate: false },
     );
-    await this.setPair({ ...pair, threads: [...pair.threads, thread] });
+    await this.writeConfig(pairBody({ ...pair, threads: [...pair.threads, thread] }));
+    // The offer travels first in the history's first envelope: the peer grants the thread back
+    // (when it is new there) before it admits the records that follow it.
+    await this.sendHistory(peerDid, [thread], [offer.signed]);
   }
 
   async unshareThread(thread: string, peerDid: string): Promise<void> {
@@ -533,7 +535,7 @@ export class PeerEngine implements PeerApi {
     const { me, signer } = this.requireIdentity();
     const now = this.now();
     const entries: OutboxEntry[] = [];
-    for (const chunk of envelopeChunks(records)) {
+    for (const [i, chunk] of envelopeChunks(records).entries()) {
       const plain = await buildPlainEnvelope({ fromDid: me.did, toDid, records: chunk }, signer);
       if ((await this.store.getOutbox(plain.id))?.path === 'pending') continue;
       entries.push({
@@ -542,7 +544,9 @@ export class PeerEngine implements PeerApi {
         recordIds: chunk.map((r) => r.id),
         records: chunk,
         envelope: serializeEnvelope(sealEnvelope(plain)), // §4: sealed by default
-        createdAt: now,
+        // The outbox goes out oldest first (by createdAt, then ID): a millisecond apiece keeps the
+        // envelopes of one batch in their order, so a history's title and offer arrive first.
+        createdAt: now + i,
         expiresAt: now + RETENTION_MS,
         path: 'pending',
         attempts: 0,
@@ -556,11 +560,11 @@ export class PeerEngine implements PeerApi {
    * §11: a thread granted to a peer brings every record held on it, whoever wrote it, the title
    * records in the first envelope.
    */
-  private async sendHistory(peerDid: string, threads: readonly string[]): Promise<void> {
-    for (const t of threads) {
+  private async sendHistory(peerDid: string, threads: readonly string[], first: readonly SignedRecord[] = []): Promise<void> {
+    for (const [i, t] of threads.entries()) {
       const held = await this.store.recordsByThread(t);
       const isTitle = (r: StoredRecord) => r.signed.record.body.kind === 'thread';
-      const ordered = [...held.filter(isTitle), ...held.filter((r) => !isTitle(r))].map((r) => r.signed);
+      const ordered = [...(i === 0 ? first : []), ...[...held.filter(isTitle), ...held.filter((r) => !isTitle(r))].map((r) => r.signed)];
       if (ordered.length) await this.enqueue(peerDid, ordered);
     }
   }

@@ -132,7 +132,14 @@ describe.sequential('two devices that are rarely online together', () => {
     // §9: A's confirmation came the same way; B's mailbox is empty once B is no longer waiting.
     await b.goto(`${phone.appUrl}?e2e=1#/pair`);
     await b.waitForFunction(() => window.__splProbe !== undefined);
-    await waitFor(async () => (await b.evaluate(() => window.__splProbe!.pairs())).some((p) => p.peerDid === laptopDid && !p.waiting), 15_000, 'B confirmed');
+    try {
+      await waitFor(async () => (await b.evaluate(() => window.__splProbe!.pairs())).some((p) => p.peerDid === laptopDid && !p.waiting), 15_000, 'B confirmed');
+    } catch (e) {
+      console.log('DEBUG queueB', await queueOf(phoneDid), 'queueA', await queueOf(laptopDid), JSON.stringify(await b.evaluate(() => window.__splProbe!.counters())), await b.locator('[data-testid=connection]').textContent(), await a.locator('[data-testid=connection]').textContent());
+      await a.goto(`${laptop.appUrl}#/sync`);
+      console.log('DEBUG A sync', await a.locator('main').innerText());
+      throw e;
+    }
     expect(await b.getByTestId('pair-waiting').count()).toBe(0);
     await waitFor(async () => (await queueOf(phoneDid)) === 0, 15_000, "B's mailbox drained");
     await b.goto(`${phone.appUrl}#/threads`);
@@ -144,7 +151,14 @@ describe.sequential('two devices that are rarely online together', () => {
     const a = laptop.requirePage();
     await a.goto(`${laptop.appUrl}#/thread/${sharedThread}`);
     for (const n of [1, 2, 3]) await writeNote(laptop, `Note ${n} from the laptop`);
-    await waitFor(async () => (await queueOf(phoneDid)) === 3, 15_000, '3 envelopes queued for B');
+    try {
+      await waitFor(async () => (await queueOf(phoneDid)) === 3, 15_000, '3 envelopes queued for B');
+    } catch (e) {
+      console.log('DEBUG3 queueB', await queueOf(phoneDid), 'queueA', await queueOf(laptopDid));
+      await a.goto(`${laptop.appUrl}#/sync`);
+      console.log('DEBUG3 A sync', await a.locator('main').innerText());
+      throw e;
+    }
     await a.goto(`${laptop.appUrl}#/sync`);
     await a.locator(`[data-testid=peer-status][data-peer-did="${phoneDid}"] [data-testid=outbox-relay]`).getByText(/^[1-9]/).waitFor();
     await laptop.screenshot('6-sync-status');

@@ -100,11 +100,16 @@ describe.sequential('browser ↔ headless: the four cases', () => {
     await waitFor(async () => (await spl(home, 'pair', 'list')).stdout.includes(phoneDid), 15_000, 'the daemon paired with the browser');
     // §7: a direct endpoint takes envelopes from paired peers only, so the reply (deposited with
     // the daemon's deposit token from the invite, §5.1) went through the relay.
-    expect(await metric('relay_deposits_total')).toBe(deposits + 1);
     // The browser has no direct URL: the confirmation reaches it through the relay, and its long-poll.
     await page.goto(`${phone.appUrl}?e2e=1#/pair`);
     await page.waitForFunction(() => window.__splProbe !== undefined);
-    await waitFor(async () => (await page.evaluate(() => window.__splProbe!.pairs())).some((p) => p.peerDid === headlessDid && p.enabled && !p.waiting), 20_000, 'the browser got the confirmation');
+    try {
+      await waitFor(async () => (await page.evaluate(() => window.__splProbe!.pairs())).some((p) => p.peerDid === headlessDid && p.enabled && !p.waiting), 20_000, 'the browser got the confirmation');
+    } catch (e) {
+      console.log('DEBUG status', (await spl(home, 'fleet', 'sync', 'status')).stdout, 'queue', await relayQueueSize(relay.url, phoneDid), daemon!.lines.join('\n'), JSON.stringify(await page.evaluate(() => window.__splProbe!.pairs())), JSON.stringify(await page.evaluate(() => window.__splProbe!.counters())));
+      throw e;
+    }
+    expect(await metric('relay_deposits_total')).toBe(deposits + 2); // the reply, and the confirmation
   });
 
   it('1. both online: the browser’s records go direct to the daemon; the relay’s deposits do not move', async () => {
@@ -119,6 +124,11 @@ describe.sequential('browser ↔ headless: the four cases', () => {
     await spl(home, 'emit', '--thread', THREAD, '--text', 'from the daemon');
     await waitFor(async () => (await browserRecords()).some((r) => r.text === 'from the daemon'), 20_000, 'browser shows the daemon’s note');
     expect((await browserRecords()).find((r) => r.text === 'from the daemon')?.path).toBe('relay');
+    // §11: the browser's receipt comes back (direct, the daemon being reachable): delivered.
+    await waitFor(async () => {
+      const recs = JSON.parse((await spl(home, 'records', '--thread', THREAD, '--json')).stdout) as { record: { body: { text?: string } }; delivery: { state: string }[] }[];
+      return recs.find((r) => r.record.body.text === 'from the daemon')?.delivery[0]?.state === 'delivered';
+    }, 20_000, 'the daemon shows its note delivered');
   });
 
   it('2. only the sender online: the browser deposits at the relay; the daemon, started later, drains and acks', async () => {

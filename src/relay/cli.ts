@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_OPTIONS, DID_LABEL_MODES, LOG_LEVELS, parseRateLimit, RelayOptionError, type DidLabelMode, type LogLevel, type RateLimit, type RelayOptions } from './options';
 import { startRelay } from './server';
+import { storeKind } from './store-open';
 
 const d = DEFAULT_OPTIONS;
 
@@ -31,6 +32,7 @@ interface CliFlags {
   host: string;
   port: number;
   db: string;
+  dbPoolSize: number;
   cap: number;
   maxTtl: number;
   defaultTtl: number;
@@ -50,7 +52,8 @@ const program = new Command('spl-relay')
   .description('Store-and-forward mailbox relay for Syncropel async federation (PROTOCOL.md §5–§6).')
   .option('--host <host>', 'address to bind', d.host)
   .option('--port <port>', 'port to bind (0 = ephemeral)', integer('--port'), d.port)
-  .option('--db <path>', 'SQLite file (parent directory is created) or :memory:', d.db)
+  .option('--db <path|url>', 'SQLite file (parent directory is created), :memory:, or postgres://… (many relays on one database)', d.db)
+  .option('--db-pool-size <n>', 'PostgreSQL connections per relay process (plus one for LISTEN)', integer('--db-pool-size'), d.dbPoolSize)
   .option('--cap <n>', 'per-receiver queue cap (507 queue_full beyond)', integer('--cap'), d.cap)
   .option('--max-ttl <seconds>', 'largest envelope TTL; larger ttl_seconds are clamped down', integer('--max-ttl'), d.maxTtl)
   .option('--default-ttl <seconds>', 'TTL when an envelope has no ttl_seconds', integer('--default-ttl'), d.defaultTtl)
@@ -83,6 +86,7 @@ const options: RelayOptions = {
   host: flags.host,
   port: flags.port,
   db: flags.db,
+  dbPoolSize: flags.dbPoolSize,
   cap: flags.cap,
   maxTtl: flags.maxTtl,
   defaultTtl: flags.defaultTtl,
@@ -110,7 +114,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   // Always printed (not subject to --log-level): supervisors and tests read the bound port here.
-  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', url: relay.url, db: options.db === ':memory:' ? ':memory:' : 'file' })}\n`);
+  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', url: relay.url, db: storeKind(options.db) })}\n`);
 
   let stopping = false;
   const stop = (signal: string): void => {

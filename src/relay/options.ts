@@ -14,8 +14,10 @@ export interface RelayOptions {
   readonly host: string;
   /** 0 picks an ephemeral port. */
   readonly port: number;
-  /** SQLite file path or `:memory:`. */
+  /** SQLite file path, `:memory:`, or a `postgres://` / `postgresql://` URL. */
   readonly db: string;
+  /** PostgreSQL only: connections in this process's pool (the LISTEN connection is one more). */
+  readonly dbPoolSize: number;
   /** Per-receiver queue cap (507 queue_full beyond it). */
   readonly cap: number;
   /** TTL bounds and default, seconds. A requested ttl_seconds is clamped into [minTtl, maxTtl]. */
@@ -42,6 +44,7 @@ export const DEFAULT_OPTIONS: RelayOptions = {
   host: '127.0.0.1',
   port: 8787,
   db: './data/relay.sqlite',
+  dbPoolSize: 10,
   cap: 10_000,
   minTtl: 60,
   maxTtl: 2_592_000,
@@ -72,7 +75,8 @@ export function validateOptions(o: RelayOptions): RelayOptions {
   };
   need(o.host.length > 0, '--host must not be empty');
   need(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535, '--port must be an integer in 0..65535');
-  need(o.db.length > 0, '--db must be a file path or :memory:');
+  need(o.db.length > 0, '--db must be a file path, :memory: or a postgres:// URL');
+  need(Number.isSafeInteger(o.dbPoolSize) && o.dbPoolSize >= 1 && o.dbPoolSize <= 1000, '--db-pool-size must be an integer in 1..1000');
   need(Number.isSafeInteger(o.cap) && o.cap >= 1, '--cap must be a positive integer');
   for (const [name, v] of [['--min-ttl', o.minTtl], ['--max-ttl', o.maxTtl], ['--default-ttl', o.defaultTtl]] as const) {
     need(Number.isSafeInteger(v) && v >= 1, `${name} must be a positive integer number of seconds`);

@@ -13,7 +13,9 @@ import { MailboxNotifier } from './notifier';
 import { DEFAULT_OPTIONS, validateOptions, type DidLabelMode, type RelayOptions } from './options';
 import { RateLimiter } from './rate-limit';
 import { matchRoute, type Route } from './routes';
-import { SqliteMailboxStore } from './sqlite-store';
+import { PgMailboxStore } from './pg-store';
+import { openStore } from './store-open';
+import { isStoreUnavailable } from './store-errors';
 import type { MailboxStore } from './store';
 
 export interface StartRelayOptions extends Partial<RelayOptions> {
@@ -53,8 +55,18 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   const { store: givenStore, logger: givenLogger, ...rest } = input;
   const options = validateOptions({ ...DEFAULT_OPTIONS, ...dropUndefined(rest) });
   const logger = givenLogger ?? createRelayLogger(options.logLevel);
-  const store = givenStore ?? new SqliteMailboxStore(options.db);
+  const store = givenStore ?? (await openStore(options.db, options.dbPoolSize, logger));
   const notifier = new MailboxNotifier();
+  // Deposits on other relay processes wake long-polls here too; after a listener reconnection
+  // every waiting long-poll looks at the store again (a notification may have been missed).
+  if (store instanceof PgMailboxStore) {
+    try {
+      await store.listen((did) => notifier.notify(did), () => notifier.wakeAll());
+    } catch (e) {
+      await store.close().catch(() => undefined);
+      throw e;
+    }
+  }
   const metrics = new RelayMetrics(store, options.metricsDidLabels, () => notifier.size);
   const clientLimiter = options.rateLimitPerClient ? new RateLimiter(options.rateLimitPerClient) : undefined;
   const senderLimiter = options.rateLimitPerSender ? new RateLimiter(options.rateLimitPerSender) : undefined;
@@ -123,6 +135,13 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
 
   const server = createServer({ requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 10_000 }, (req, res) => {
     onRequest(req, res).catch((err: unknown) => {
+      if (isStoreUnavailable(err)) {
+        // The database is down or restarting: nothing was committed, the client retries later.
+        logger.warn({ err: { message: err.message }, method: req.method }, 'store unavailable');
+        if (!res.headersSent) sendError(res, 503, 'unavailable', 'the relay cannot reach its database; retry later', { 'Retry-After': '1' });
+        else res.destroy();
+        return;
+      }
       logger.error({ err, method: req.method }, 'request failed');
       if (!res.headersSent) sendError(res, 500, 'internal_error', 'the relay failed to handle this request');
       else res.destroy();

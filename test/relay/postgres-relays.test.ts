@@ -1,0 +1,106 @@
+/**
+ * Several relay processes on one PostgreSQL database behave as one relay (PROTOCOL.md §5–§6):
+ * a long-poll on one process is answered by a deposit on another; the per-receiver cap and the
+ * replay cache hold across processes; kill -9 of one process under deposit load loses no
+ * acknowledged envelope and the others serve each exactly once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newPeer } from '../core/fixtures';
+import { startPostgres, type PostgresCluster } from '../helpers/postgres';
+import { drain, getWithHost, longPollsWaiting, signReceive, type ReceiveBody } from '../helpers/relay-cluster';
+import { deposit, hostOf, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
+import { uniqueSealed } from './fixtures';
+
+let cluster: PostgresCluster;
+const started: RelayProcess[] = [];
+beforeAll(async () => {
+  cluster = await startPostgres();
+}, 120_000);
+afterAll(async () => {
+  await Promise.all(started.map((r) => r.kill9()));
+  cluster?.destroy();
+});
+
+let dbCount = 0;
+async function relays(n: number, extra: readonly string[] = []): Promise<RelayProcess[]> {
+  const url = await cluster.createDatabase(`relays_${++dbCount}`);
+  // Started one after the other is not needed: migrations take turns under their advisory lock.
+  const procs = await Promise.all(Array.from({ length: n }, () => startRelayProcess(['--db', url, '--no-rate-limit', '--log-level', 'warn', ...extra])));
+  started.push(...procs);
+  return procs;
+}
+
+describe('relay processes on one PostgreSQL database', () => {
+  it('a long-poll waiting on one process is answered by a deposit on another', async () => {
+    const [a, b] = await relays(2);
+    const alice = newPeer();
+    const bob = newPeer();
+    const env = await uniqueSealed(alice, bob);
+    const t0 = Date.now();
+    const polling = signedReceive(a!.url, bob.did, bob.signer, { wait: 30 });
+    await waitFor(async () => (await longPollsWaiting(a!.url)) === 1, 10_000, 'the long-poll to park on A');
+    expect((await deposit(b!.url, bob.did, env)).status).toBe(202);
+    const res = await polling;
+    const body = (await res.json()) as ReceiveBody;
+    expect(body.envelopes.map((e) => e.id)).toEqual([env.id]);
+    // Answered by the wake, not by the 30 s deadline.
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    await Promise.all([a!.stop(), b!.stop()]);
+  }, 60_000);
+
+  it('the per-receiver cap and the replay cache hold across three processes', async () => {
+    const procs = await relays(3, ['--cap', '5']);
+    const alice = newPeer();
+    const bob = newPeer();
+    const envs = await Promise.all(Array.from({ length: 24 }, () => uniqueSealed(alice, bob)));
+    const statuses = await Promise.all(envs.map(async (e, i) => (await deposit(procs[i % 3]!.url, bob.did, e)).status));
+    expect(statuses.filter((s) => s === 202)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 507)).toHaveLength(19);
+
+    // One signed request, replayed at another process with the same Host (as behind a load balancer).
+    const host = hostOf(procs[0]!.url);
+    const signed = await signReceive(host, bob.did, bob.signer);
+    expect(await getWithHost(procs[0]!.url, signed.pathAndQuery, host, signed.authorization)).toBe(200);
+    expect(await getWithHost(procs[1]!.url, signed.pathAndQuery, host, signed.authorization)).toBe(401);
+    expect(await getWithHost(procs[2]!.url, signed.pathAndQuery, host, signed.authorization)).toBe(401);
+    await Promise.all(procs.map((p) => p.stop()));
+  }, 60_000);
+
+  it('kill -9 of one process under deposit load: every 202 is served exactly once by the others', async () => {
+    const [a, b, c] = await relays(3);
+    const alice = newPeer();
+    const bob = newPeer();
+    const N = 240;
+    const envs = await Promise.all(Array.from({ length: N }, () => uniqueSealed(alice, bob)));
+    const acknowledged = new Set<string>();
+    let acceptedByA = 0;
+    let killed: Promise<void> | undefined;
+    // 8 depositors round-robin over the three processes; A dies once it has accepted 30.
+    let next = 0;
+    const worker = async (w: number) => {
+      for (;;) {
+        const i = next++;
+        if (i >= N) return;
+        const target = [a!, b!, c!][(i + w) % 3]!;
+        try {
+          const res = await deposit(target.url, bob.did, envs[i]!);
+          if (res.status === 202) {
+            acknowledged.add(envs[i]!.id);
+            if (target === a && ++acceptedByA === 30) killed = a.kill9();
+          }
+        } catch {
+          // A's connection died with it: this deposit was never acknowledged.
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)));
+    await killed;
+    expect(killed).toBeDefined();
+    expect(acknowledged.size).toBeGreaterThan(N / 2);
+
+    const served = await drain([b!.url, c!.url], bob.did, bob.signer);
+    expect(new Set(served).size).toBe(served.length); // none twice
+    for (const id of acknowledged) expect(served).toContain(id);
+    await Promise.all([b!.stop(), c!.stop()]);
+  }, 120_000);
+});

@@ -1,12 +1,15 @@
 /**
  * `spl-relay`: runs the store-and-forward relay (PROTOCOL.md §5–§6).
  * Prints one JSON line `{"msg":"listening","url":…}` on stdout once bound (always, whatever
- * --log-level), exits 2 on invalid options, 0 after a graceful SIGTERM/SIGINT shutdown.
+ * --log-level), exits 2 on invalid options, 3 when it refuses a damaged database, 1 when it cannot
+ * start otherwise, 0 after a graceful SIGTERM/SIGINT shutdown.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_OPTIONS, DID_LABEL_MODES, LOG_LEVELS, parseRateLimit, RelayOptionError, type DidLabelMode, type LogLevel, type RateLimit, type RelayOptions } from './options';
+import { DEFAULT_OPTIONS, DID_LABEL_MODES, LOG_LEVELS, parseListenAddress, parseRateLimit, RelayOptionError, type DidLabelMode, type LogLevel, type RateLimit, type RelayOptions } from './options';
+import { parseOrigin } from './origins';
 import { startRelay } from './server';
 import { storeKind } from './store-open';
+import { DatabaseRefusedError } from './sqlite-writer';
 
 const d = DEFAULT_OPTIONS;
 
@@ -26,6 +29,14 @@ const rate = (name: string) => (text: string) => {
     throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
   }
 };
+const checked = <T>(parse: (text: string) => T) => (text: string): T => {
+  try {
+    return parse(text);
+  } catch (e) {
+    throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
+  }
+};
+const originList = (text: string, previous: string[] | undefined): string[] => [...(previous ?? []), checked(parseOrigin)(text)];
 const fmtRate = (r: RelayOptions['rateLimitPerClient']): string => (r ? `${r.rate}:${r.burst}` : 'off');
 
 interface CliFlags {
@@ -46,6 +57,19 @@ interface CliFlags {
   metricsDidLabels: DidLabelMode;
   logLevel: LogLevel;
   trustProxy: boolean;
+  unsolicitedEnvelopes: number;
+  unsolicitedBytes: number;
+  metricsTopQueues: number;
+  metricsListen: string | undefined;
+  metricsSecretFile: string | undefined;
+  headersTimeout: number;
+  bodyTimeout: number;
+  idleTimeout: number;
+  maxConnections: number;
+  maxConnectionsPerClient: number;
+  origin: string[] | undefined;
+  maxDbBytes: number;
+  minFreeDiskBytes: number;
 }
 
 const program = new Command('spl-relay')
@@ -54,7 +78,10 @@ const program = new Command('spl-relay')
   .option('--port <port>', 'port to bind (0 = ephemeral)', integer('--port'), d.port)
   .option('--db <path|url>', 'SQLite file (parent directory is created), :memory:, or postgres://… (many relays on one database)', d.db)
   .option('--db-pool-size <n>', 'PostgreSQL connections per relay process (plus one for LISTEN)', integer('--db-pool-size'), d.dbPoolSize)
-  .option('--cap <n>', 'per-receiver queue cap (507 queue_full beyond)', integer('--cap'), d.cap)
+  .option('--origin <host[:port]>', 'a name clients reach this relay at, as in their Host header (repeatable; replaces the default: the listen address, plus localhost and 127.0.0.1 for a loopback listener; required with --host 0.0.0.0 or ::)', originList)
+  .option('--cap <n>', 'per-receiver queue cap for admitted envelopes (507 queue_full beyond)', integer('--cap'), d.cap)
+  .option('--unsolicited-envelopes <n>', 'per-mailbox quota of queued envelopes without a registered deposit token (429 unsolicited_quota beyond)', integer('--unsolicited-envelopes'), d.unsolicitedEnvelopes)
+  .option('--unsolicited-bytes <bytes>', 'per-mailbox quota of bytes of those envelopes', integer('--unsolicited-bytes'), d.unsolicitedBytes)
   .option('--max-ttl <seconds>', 'largest envelope TTL; larger ttl_seconds are clamped down', integer('--max-ttl'), d.maxTtl)
   .option('--default-ttl <seconds>', 'TTL when an envelope has no ttl_seconds', integer('--default-ttl'), d.defaultTtl)
   .option('--min-ttl <seconds>', 'smallest envelope TTL; smaller ttl_seconds are clamped up', integer('--min-ttl'), d.minTtl)
@@ -70,9 +97,19 @@ const program = new Command('spl-relay')
     rate('--rate-limit-per-sender'),
   )
   .option('--no-rate-limit', 'disable both rate limits')
+  .option('--headers-timeout <seconds>', 'time a client may take to send its request headers (then 408, connection closed)', positiveNumber('--headers-timeout'), d.headersTimeout)
+  .option('--body-timeout <seconds>', 'time a request body may take after its headers', positiveNumber('--body-timeout'), d.bodyTimeout)
+  .option('--idle-timeout <seconds>', 'time a kept-alive connection may sit idle between requests', positiveNumber('--idle-timeout'), d.idleTimeout)
+  .option('--max-connections <n>', 'open connections in total, long-polls included (keep below ulimit -n)', integer('--max-connections'), d.maxConnections)
+  .option('--max-connections-per-client <n>', 'open connections per client address (0: no cap; ignored with --trust-proxy)', integer('--max-connections-per-client'), d.maxConnectionsPerClient)
+  .option('--max-db-bytes <bytes>', 'deposits get 507 storage_full once the database, WAL included, would pass this size (0: no limit)', integer('--max-db-bytes'), d.maxDbBytes)
+  .option('--min-free-disk-bytes <bytes>', 'deposits get 507 storage_full once free disk beside the database would fall below this (0: no limit)', integer('--min-free-disk-bytes'), d.minFreeDiskBytes)
   .option('--sweep-interval <seconds>', 'seconds between expiry sweeps (decimals allowed)', positiveNumber('--sweep-interval'), d.sweepInterval)
   .option('--open-mailboxes', 'trust the path alone on receive/ack (no owner auth; the guide\'s behaviour)', false)
-  .addOption(new Option('--metrics-did-labels <mode>', 'per-DID metric labels and log DIDs').choices(DID_LABEL_MODES).default(d.metricsDidLabels))
+  .addOption(new Option('--metrics-did-labels <mode>', 'per-DID metric labels and log DIDs: plain, hash (HMAC-SHA256 under the relay\'s secret) or off').choices(DID_LABEL_MODES).default(d.metricsDidLabels))
+  .option('--metrics-top-queues <n>', 'per-DID queue series only for the N largest queues', integer('--metrics-top-queues'), d.metricsTopQueues)
+  .option('--metrics-listen <host:port>', 'serve /metrics on this separate (private) listener instead of the public one', checked((t) => (parseListenAddress(t, '--metrics-listen'), t)))
+  .option('--metrics-secret-file <path>', 'key of hashed DID labels (default: <db>.metrics-secret, created with mode 0600 on first start)')
   .addOption(new Option('--log-level <level>', 'request log level').choices(LOG_LEVELS).default(d.logLevel))
   .option('--trust-proxy', 'take the client address from X-Forwarded-For (rightmost entry) for rate limiting', false)
   .showHelpAfterError('(spl-relay --help lists every option)')
@@ -88,6 +125,9 @@ const options: RelayOptions = {
   db: flags.db,
   dbPoolSize: flags.dbPoolSize,
   cap: flags.cap,
+  unsolicitedEnvelopes: flags.unsolicitedEnvelopes,
+  unsolicitedBytes: flags.unsolicitedBytes,
+  metricsTopQueues: flags.metricsTopQueues,
   maxTtl: flags.maxTtl,
   defaultTtl: flags.defaultTtl,
   minTtl: flags.minTtl,
@@ -99,6 +139,16 @@ const options: RelayOptions = {
   metricsDidLabels: flags.metricsDidLabels,
   logLevel: flags.logLevel,
   trustProxy: flags.trustProxy,
+  headersTimeout: flags.headersTimeout,
+  bodyTimeout: flags.bodyTimeout,
+  idleTimeout: flags.idleTimeout,
+  maxConnections: flags.maxConnections,
+  maxConnectionsPerClient: flags.maxConnectionsPerClient,
+  origins: flags.origin ?? [],
+  maxDbBytes: flags.maxDbBytes,
+  minFreeDiskBytes: flags.minFreeDiskBytes,
+  metricsListen: flags.metricsListen,
+  metricsSecretFile: flags.metricsSecretFile,
 };
 
 async function main(): Promise<void> {
@@ -110,11 +160,16 @@ async function main(): Promise<void> {
       process.stderr.write(`spl-relay: ${e.message}\n`);
       process.exit(2);
     }
+    if (e instanceof DatabaseRefusedError) {
+      // Exit 3: the database needs an operator (restore from backup, or move a damaged WAL aside).
+      process.stderr.write(`spl-relay: refusing to serve ${options.db}: ${e.message}\n`);
+      process.exit(3);
+    }
     process.stderr.write(`spl-relay: cannot start: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
   }
   // Always printed (not subject to --log-level): supervisors and tests read the bound port here.
-  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', url: relay.url, db: storeKind(options.db) })}\n`);
+  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', url: relay.url, metrics_url: relay.metricsUrl, db: storeKind(options.db) })}\n`);
 
   let stopping = false;
   const stop = (signal: string): void => {

@@ -15,8 +15,9 @@ export function setCorsHeaders(res: ServerResponse): void {
 
 export function sendPreflight(res: ServerResponse): void {
   res.writeHead(204, {
-    'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
-    'Access-Control-Allow-Headers': 'Authorization, Content-Type',
+    'Access-Control-Allow-Methods': 'GET, POST, PUT, OPTIONS',
+    // X-Syncropel-Deposit-Token: a browser peer depositing with a token (PROTOCOL.md §5.1).
+    'Access-Control-Allow-Headers': 'Authorization, Content-Type, X-Syncropel-Deposit-Token',
     'Access-Control-Max-Age': '86400',
     'Content-Length': '0',
   });

@@ -2,8 +2,10 @@
  * The mailbox routes of PROTOCOL.md §5: deposit, receive (with long-poll) and ack, with owner
  * authentication (§6) on receive and ack. Untrusted input is parsed once, here, at the edge.
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { fromUtf8, isObject, MAX_CLOCK_SKEW_MS, parseEnvelope, parseJsonText, verifyMailboxAuth } from '../core';
+import { fromB64u, fromUtf8, isObject, MAX_CLOCK_SKEW_MS, parseEnvelope, verifyMailboxAuth } from '../core';
+import { parseJsonStrict } from './strict-json';
 import { declaredLength, isJsonContentType, readBody, refuseDeclaredBody, sendError, sendJson, sendJsonText } from './http';
 import type { RelayMetrics } from './metrics';
 import type { MailboxNotifier } from './notifier';
@@ -20,9 +22,29 @@ export interface RelayContext {
   readonly senderLimiter: RateLimiter | undefined;
   /** True once shutdown started: long-polls answer at once. */
   isShuttingDown(): boolean;
+  /** Whether `host` (a Host header) is one of the relay's origins (PROTOCOL.md §5 "Origins"). */
+  isOrigin(host: string): boolean;
 }
 
 export const MAX_ACK_IDS = 1000;
+export const MAX_DEPOSIT_TOKENS = 100;
+export const DEPOSIT_TOKEN_HEADER = 'x-syncropel-deposit-token';
+
+/** A deposit token is b64u of 16–32 random bytes (PROTOCOL.md §5.1); the store sees only its SHA-256. */
+function depositTokenBytes(text: string): Uint8Array | undefined {
+  if (text.length < 22 || text.length > 43) return undefined;
+  const bytes = fromB64u(text);
+  return bytes && bytes.length >= 16 && bytes.length <= 32 ? bytes : undefined;
+}
+const tokenHash = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** The hash of the deposit token a depositor sent; null without one. A malformed token is an unknown one. */
+function depositTokenHash(req: IncomingMessage): string | null {
+  const header = req.headers[DEPOSIT_TOKEN_HEADER];
+  if (typeof header !== 'string') return null;
+  const bytes = depositTokenBytes(header.trim());
+  return bytes ? tokenHash(bytes) : null;
+}
 
 /** Replay-cache entries outlive the skew window a little, so a signature is refused for as long as its ts is accepted. */
 const REPLAY_MARGIN_MS = 5_000;
@@ -64,7 +86,7 @@ export async function handleDeposit(ctx: RelayContext, req: IncomingMessage, res
   } catch {
     return sendError(res, 400, 'invalid_envelope', 'the body is not valid UTF-8');
   }
-  const json = parseJsonText(text);
+  const json = parseJsonStrict(text);
   if (!json.ok) return sendError(res, 400, 'invalid_envelope', json.error.message);
   const parsed = parseEnvelope(json.value);
   if (!parsed.ok) return sendError(res, 400, 'invalid_envelope', parsed.error.message);
@@ -83,11 +105,20 @@ export async function handleDeposit(ctx: RelayContext, req: IncomingMessage, res
   const ttl = effectiveTtlSeconds(env.ttl_seconds, ctx.options);
   const outcome = await ctx.store.deposit(
     { id: env.id, toDid: did, fromDid, body: text, size: bytes.length, depositedAt: now, expiresAt: now + ttl * 1000 },
-    ctx.options.cap,
+    depositTokenHash(req),
+    { cap: ctx.options.cap, unsolicitedEnvelopes: ctx.options.unsolicitedEnvelopes, unsolicitedBytes: ctx.options.unsolicitedBytes },
   );
   if (outcome.kind === 'queue_full') {
     ctx.metrics.limitHits.inc({ kind: 'queue_full' });
     return sendError(res, 507, 'queue_full', `this mailbox already holds ${ctx.options.cap} envelopes`);
+  }
+  if (outcome.kind === 'unsolicited_quota') {
+    ctx.metrics.limitHits.inc({ kind: 'unsolicited_quota' });
+    return sendError(res, 429, 'unsolicited_quota', 'this mailbox holds all the mail without a deposit token it accepts; its owner must receive first');
+  }
+  if (outcome.kind === 'storage_full') {
+    ctx.metrics.limitHits.inc({ kind: 'storage_full' });
+    return sendError(res, 507, 'storage_full', 'the relay is at its storage limit and takes no new envelopes; try later');
   }
   ctx.metrics.deposits.inc();
   if (outcome.kind === 'stored') ctx.notifier.notify(did);
@@ -109,11 +140,17 @@ export function rateLimited(ctx: RelayContext, res: ServerResponse, retryAfterSe
  */
 async function authorizeOwner(ctx: RelayContext, req: IncomingMessage, res: ServerResponse, did: string, body: Buffer): Promise<boolean> {
   if (ctx.options.openMailboxes) return true;
+  const host = req.headers.host ?? '';
+  if (!ctx.isOrigin(host)) {
+    // §5 "Origins": a signature made for another relay (or for no name of ours) is worthless here.
+    sendError(res, 401, 'unauthorized', `this relay is not reached as "${host.slice(0, 100)}"; sign for one of its origins`);
+    return false;
+  }
   const now = Date.now();
   const auth = await verifyMailboxAuth(
     req.headers.authorization,
     did,
-    { method: req.method ?? 'GET', host: req.headers.host ?? '', pathAndQuery: req.url ?? '', body },
+    { method: req.method ?? 'GET', host, pathAndQuery: req.url ?? '', body },
     now,
   );
   if (!auth.ok) {
@@ -188,15 +225,53 @@ export async function handleAck(ctx: RelayContext, req: IncomingMessage, res: Se
   sendJson(res, 200, { removed });
 }
 
-function parseAckBody(bytes: Buffer): { ok: true; value: string[] } | { ok: false; message: string } {
+/** `PUT /v1/mailbox/{did}/tokens` with `{"tokens": [b64u(16–32 bytes), …]}` (≤ 100): replaces the set (§5.1). */
+export async function handleTokens(ctx: RelayContext, req: IncomingMessage, res: ServerResponse, did: string): Promise<void> {
+  const ct = req.headers['content-type'];
+  if (ct !== undefined && !isJsonContentType(ct)) {
+    req.resume();
+    return sendError(res, 415, 'unsupported_media_type', 'token lists must be sent as Content-Type: application/json');
+  }
+  const bytes = await readLimitedBody(ctx, req, res);
+  if (!bytes) return;
+  const tokens = parseTokensBody(bytes);
+  if (!tokens.ok) return sendError(res, 400, 'invalid_request', tokens.message);
+  if (!(await authorizeOwner(ctx, req, res, did, bytes))) return;
+  const count = await ctx.store.setDepositTokens(did, tokens.value.map(tokenHash));
+  sendJson(res, 200, { count });
+}
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
+
+function parseJsonBody(bytes: Buffer): Parsed<unknown> {
   let text: string;
   try {
     text = fromUtf8(bytes);
   } catch {
     return { ok: false, message: 'the body is not valid UTF-8' };
   }
-  const json = parseJsonText(text);
-  if (!json.ok) return { ok: false, message: json.error.message };
+  const json = parseJsonStrict(text);
+  return json.ok ? { ok: true, value: json.value } : { ok: false, message: json.error.message };
+}
+
+function parseTokensBody(bytes: Buffer): Parsed<Uint8Array[]> {
+  const json = parseJsonBody(bytes);
+  if (!json.ok) return json;
+  const list = isObject(json.value) ? json.value.tokens : undefined;
+  if (!Array.isArray(list)) return { ok: false, message: 'the body must be {"tokens": [base64url tokens]}' };
+  if (list.length > MAX_DEPOSIT_TOKENS) return { ok: false, message: `at most ${MAX_DEPOSIT_TOKENS} deposit tokens per mailbox` };
+  const out: Uint8Array[] = [];
+  for (const [i, t] of list.entries()) {
+    const bytes = typeof t === 'string' ? depositTokenBytes(t) : undefined;
+    if (!bytes) return { ok: false, message: `tokens[${i}] must be base64url (no padding) of 16 to 32 random bytes` };
+    out.push(bytes);
+  }
+  return { ok: true, value: out };
+}
+
+function parseAckBody(bytes: Buffer): Parsed<string[]> {
+  const json = parseJsonBody(bytes);
+  if (!json.ok) return json;
   const ids = isObject(json.value) ? json.value.ids : undefined;
   if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
     return { ok: false, message: 'the body must be {"ids": [envelope IDs]}' };

@@ -1,22 +1,29 @@
 /**
  * Prometheus metrics (PROTOCOL.md §5, names from the guide) on a private prom-client Registry.
- * Queue gauges are computed from the store at scrape time. Per-DID labels reveal who uses the
- * relay, so `--metrics-did-labels` can hash them or drop those series.
+ * Queue gauges come from counters the store keeps as the data changes (never a table scan per
+ * scrape), and only the N largest queues get per-DID series. Per-DID labels reveal who uses the
+ * relay, so `--metrics-did-labels` can key-hash them or drop those series.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { DidLabelMode } from './options';
 import type { MailboxStore } from './store';
 
-export type LimitKind = 'queue_full' | 'payload_too_large' | 'rate_limited';
+export type LimitKind = 'queue_full' | 'payload_too_large' | 'rate_limited' | 'unsolicited_quota' | 'storage_full' | 'connections';
 
-/** A short stable pseudonym for a DID: the first 16 hex characters of its SHA-256. */
-export const hashDid = (did: string): string => createHash('sha256').update(did).digest('hex').slice(0, 16);
+/** Hex characters kept of a label's HMAC: 64 bits, unique enough for a relay's mailboxes. */
+const LABEL_HEX = 16;
 
-/** How a DID appears in labels and logs under `mode` (undefined: not at all). */
-export function didLabel(did: string, mode: DidLabelMode): string | undefined {
-  if (mode === 'off') return undefined;
-  return mode === 'hash' ? hashDid(did) : did;
+/** How a DID appears in labels and logs: as is, as a truncated HMAC-SHA256 under the relay's secret, or not at all. */
+export function didLabeler(mode: DidLabelMode, secret: Buffer): (did: string) => string | undefined {
+  if (mode === 'off') return () => undefined;
+  if (mode === 'plain') return (did) => did;
+  return (did) => createHmac('sha256', secret).update(did).digest('hex').slice(0, LABEL_HEX);
+}
+
+export interface MetricsSources {
+  readonly waitingLongPolls: () => number;
+  readonly openConnections: () => number;
 }
 
 export class RelayMetrics {
@@ -33,8 +40,10 @@ export class RelayMetrics {
 
   constructor(
     private readonly store: MailboxStore,
-    private readonly didMode: DidLabelMode,
-    waitingLongPolls: () => number = () => 0,
+    private readonly label: (did: string) => string | undefined,
+    private readonly topQueues: number,
+    sources: MetricsSources,
+    perDidSeries: boolean,
   ) {
     const registers = [this.registry];
     this.deposits = new Counter({ name: 'relay_deposits_total', help: 'Envelopes accepted (202), duplicates included.', registers });
@@ -42,44 +51,54 @@ export class RelayMetrics {
     this.acks = new Counter({ name: 'relay_acks_total', help: 'Successful ack requests.', registers });
     this.limitHits = new Counter({
       name: 'relay_rate_limit_hits_total',
-      help: 'Requests refused by a relay limit, by kind.',
+      help: 'Requests (or connections) refused by a relay limit, by kind.',
       labelNames: ['kind'],
       registers,
     });
-    for (const kind of ['queue_full', 'payload_too_large', 'rate_limited'] as const) this.limitHits.inc({ kind }, 0);
+    for (const kind of ['queue_full', 'payload_too_large', 'rate_limited', 'unsolicited_quota', 'storage_full', 'connections'] as const) this.limitHits.inc({ kind }, 0);
     this.expired = new Counter({ name: 'relay_envelopes_expired_total', help: 'Envelopes deleted by the expiry sweep.', registers });
-    if (didMode !== 'off') {
-      this.queueSize = new Gauge({ name: 'relay_queue_size', help: 'Envelopes queued per receiver.', labelNames: ['did'], registers });
+    if (perDidSeries && topQueues > 0) {
+      this.queueSize = new Gauge({ name: 'relay_queue_size', help: 'Envelopes queued per receiver (the largest queues only).', labelNames: ['did'], registers });
       this.oldestSeconds = new Gauge({
         name: 'relay_oldest_envelope_seconds',
-        help: 'Age of the oldest queued envelope per receiver, seconds.',
+        help: 'Age of the oldest queued envelope per receiver, seconds (the largest queues only).',
         labelNames: ['did'],
         registers,
       });
     }
     this.uniqueSenders = new Gauge({ name: 'relay_unique_senders', help: 'Distinct senders of queued plain envelopes.', registers });
     this.uniqueReceivers = new Gauge({ name: 'relay_unique_receivers', help: 'Distinct receivers with queued envelopes.', registers });
-    // Not in the guide's list; operators (and tests) see how many receivers are parked in a long-poll.
+    // Not in the guide's list; operators (and tests) see held long-polls and open connections.
     new Gauge({
       name: 'relay_long_polls_waiting',
       help: 'Receive requests currently held open waiting for a deposit.',
       registers,
       collect() {
-        this.set(waitingLongPolls());
+        this.set(sources.waitingLongPolls());
+      },
+    });
+    new Gauge({
+      name: 'relay_connections_open',
+      help: 'Client connections open on the public listener.',
+      registers,
+      collect() {
+        this.set(sources.openConnections());
       },
     });
   }
 
-  /** The scrape body: gauges refreshed from the store, then every metric in text format. */
+  /** The scrape body: gauges refreshed from the store's counters, then every metric in text format. */
   async render(now: number): Promise<string> {
-    const stats = await this.store.stats(now);
+    const stats = await this.store.stats(now, this.topQueues);
     this.queueSize?.reset();
     this.oldestSeconds?.reset();
-    for (const m of stats.mailboxes) {
-      const did = didLabel(m.did, this.didMode);
-      if (did === undefined) continue;
-      this.queueSize?.set({ did }, m.queueSize);
-      this.oldestSeconds?.set({ did }, Math.max(0, (now - m.oldestDepositedAt) / 1000));
+    if (this.queueSize) {
+      for (const m of stats.mailboxes) {
+        const did = this.label(m.did);
+        if (did === undefined) continue;
+        this.queueSize.set({ did }, m.queueSize);
+        this.oldestSeconds?.set({ did }, Math.max(0, (now - m.oldestDepositedAt) / 1000));
+      }
     }
     this.uniqueSenders.set(stats.uniqueSenders);
     this.uniqueReceivers.set(stats.uniqueReceivers);

@@ -18,8 +18,11 @@ export interface RelayOptions {
   readonly db: string;
   /** PostgreSQL only: connections in this process's pool (the LISTEN connection is one more). */
   readonly dbPoolSize: number;
-  /** Per-receiver queue cap (507 queue_full beyond it). */
+  /** Per-receiver queue cap for admitted envelopes (507 queue_full beyond it). */
   readonly cap: number;
+  /** Per-mailbox quota of queued unsolicited envelopes (PROTOCOL.md §5.1; 429 unsolicited_quota beyond). */
+  readonly unsolicitedEnvelopes: number;
+  readonly unsolicitedBytes: number;
   /** TTL bounds and default, seconds. A requested ttl_seconds is clamped into [minTtl, maxTtl]. */
   readonly minTtl: number;
   readonly maxTtl: number;
@@ -35,9 +38,31 @@ export interface RelayOptions {
   /** The guide's behaviour: receive/ack trust the path alone (no §6 owner auth). */
   readonly openMailboxes: boolean;
   readonly metricsDidLabels: DidLabelMode;
+  /** Only the N largest queues get per-DID series (PROTOCOL.md §5 metrics). */
+  readonly metricsTopQueues: number;
   readonly logLevel: LogLevel;
   /** Take the client address from X-Forwarded-For (rightmost entry, the one our proxy saw). */
   readonly trustProxy: boolean;
+  /** Seconds a client may take to send its request headers; then 408 and the socket is destroyed (§5 "Connections"). */
+  readonly headersTimeout: number;
+  /** Seconds a request body may take after its headers. */
+  readonly bodyTimeout: number;
+  /** Seconds a kept-alive connection may sit idle between requests. */
+  readonly idleTimeout: number;
+  /** Open connections in total (long-polls included); beyond, new ones are closed at once. */
+  readonly maxConnections: number;
+  /** Open connections per client address; 0 = no cap (use with --trust-proxy: every connection is the proxy's). */
+  readonly maxConnectionsPerClient: number;
+  /** `host[:port]` values a signed request's Host may name (§5 "Origins"); empty = the default list. */
+  readonly origins: readonly string[];
+  /** Deposits get 507 storage_full once the database (WAL included) would pass this many bytes; 0 = no limit. */
+  readonly maxDbBytes: number;
+  /** ... or once free disk beside the database would fall below this; 0 = no limit. */
+  readonly minFreeDiskBytes: number;
+  /** `host:port` of a separate listener for /metrics (the public one then has none); undefined = public. */
+  readonly metricsListen: string | undefined;
+  /** File with the key of hashed DID labels; default `<db>.metrics-secret`, created on first start. */
+  readonly metricsSecretFile: string | undefined;
 }
 
 export const DEFAULT_OPTIONS: RelayOptions = {
@@ -46,6 +71,8 @@ export const DEFAULT_OPTIONS: RelayOptions = {
   db: './data/relay.sqlite',
   dbPoolSize: 10,
   cap: 10_000,
+  unsolicitedEnvelopes: 100,
+  unsolicitedBytes: 1_048_576,
   minTtl: 60,
   maxTtl: 2_592_000,
   defaultTtl: 2_592_000,
@@ -56,8 +83,24 @@ export const DEFAULT_OPTIONS: RelayOptions = {
   sweepInterval: 60,
   openMailboxes: false,
   metricsDidLabels: 'plain',
+  metricsTopQueues: 100,
   logLevel: 'info',
   trustProxy: false,
+  headersTimeout: 10,
+  bodyTimeout: 30,
+  idleTimeout: 10,
+  // Node raises its soft fd limit to the hard one at start (commonly 524288 under systemd; check
+  // `ulimit -Hn`); keep this well below it, the database, its WAL and logs need fds too.
+  maxConnections: 10_000,
+  // An office behind one NAT address, or a headless peer depositing in parallel; a browser holds
+  // ~6 connections per origin.
+  maxConnectionsPerClient: 256,
+  origins: [],
+  maxDbBytes: 0,
+  // Room left for receives, acks and the sweep to commit once deposits stop.
+  minFreeDiskBytes: 64 * 1_048_576,
+  metricsListen: undefined,
+  metricsSecretFile: undefined,
 };
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -78,6 +121,9 @@ export function validateOptions(o: RelayOptions): RelayOptions {
   need(o.db.length > 0, '--db must be a file path, :memory: or a postgres:// URL');
   need(Number.isSafeInteger(o.dbPoolSize) && o.dbPoolSize >= 1 && o.dbPoolSize <= 1000, '--db-pool-size must be an integer in 1..1000');
   need(Number.isSafeInteger(o.cap) && o.cap >= 1, '--cap must be a positive integer');
+  need(Number.isSafeInteger(o.unsolicitedEnvelopes) && o.unsolicitedEnvelopes >= 0, '--unsolicited-envelopes must be a non-negative integer');
+  need(Number.isSafeInteger(o.unsolicitedBytes) && o.unsolicitedBytes >= 0, '--unsolicited-bytes must be a non-negative integer');
+  need(Number.isSafeInteger(o.metricsTopQueues) && o.metricsTopQueues >= 0 && o.metricsTopQueues <= 10_000, '--metrics-top-queues must be an integer in 0..10000');
   for (const [name, v] of [['--min-ttl', o.minTtl], ['--max-ttl', o.maxTtl], ['--default-ttl', o.defaultTtl]] as const) {
     need(Number.isSafeInteger(v) && v >= 1, `${name} must be a positive integer number of seconds`);
   }
@@ -90,6 +136,14 @@ export function validateOptions(o: RelayOptions): RelayOptions {
   need(Number.isFinite(o.sweepInterval) && o.sweepInterval > 0 && o.sweepInterval <= 86_400, '--sweep-interval must be in (0, 86400] seconds');
   need(DID_LABEL_MODES.includes(o.metricsDidLabels), `--metrics-did-labels must be one of ${DID_LABEL_MODES.join(', ')}`);
   need(LOG_LEVELS.includes(o.logLevel), `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  for (const [name, v] of [['--headers-timeout', o.headersTimeout], ['--body-timeout', o.bodyTimeout], ['--idle-timeout', o.idleTimeout]] as const) {
+    need(Number.isFinite(v) && v > 0 && v <= 3600, `${name} must be a number of seconds in (0, 3600]`);
+  }
+  need(Number.isSafeInteger(o.maxConnections) && o.maxConnections >= 1, '--max-connections must be a positive integer');
+  need(Number.isSafeInteger(o.maxConnectionsPerClient) && o.maxConnectionsPerClient >= 0, '--max-connections-per-client must be a non-negative integer (0: no cap)');
+  need(Number.isSafeInteger(o.maxDbBytes) && o.maxDbBytes >= 0, '--max-db-bytes must be a non-negative integer (0: no limit)');
+  need(Number.isSafeInteger(o.minFreeDiskBytes) && o.minFreeDiskBytes >= 0, '--min-free-disk-bytes must be a non-negative integer (0: no limit)');
+  if (o.metricsListen !== undefined) parseListenAddress(o.metricsListen, '--metrics-listen');
   return o;
 }
 
@@ -107,4 +161,12 @@ export function parseRateLimit(text: string, name: string): RateLimit {
 export function effectiveTtlSeconds(requested: number | undefined, o: Pick<RelayOptions, 'minTtl' | 'maxTtl' | 'defaultTtl'>): number {
   if (requested === undefined) return o.defaultTtl;
   return Math.min(o.maxTtl, Math.max(o.minTtl, requested));
+}
+
+/** Parses `host:port` (IPv6 as `[::1]:port`) for a listener. */
+export function parseListenAddress(text: string, name: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new RelayOptionError(`${name} must be host:port (e.g. 127.0.0.1:9464 or [::1]:9464), got "${text}"`);
+  return { host: m[1] ?? m[2]!, port };
 }

@@ -16,32 +16,45 @@
  * - The replay cache (§6) is a primary key: of two processes claiming one signature, one insert
  *   wins.
  * - The expiry sweep runs under pg_try_advisory_xact_lock: one process at a time, the others skip.
+ * - Deposit tokens (§5.1) live in the mailbox row the deposit locks; the unsolicited quota is
+ *   checked in the same transaction as the cap.
  * - Connection loss surfaces as StoreUnavailableError (the relay answers 503); the pool replaces
  *   broken connections by itself, so the relay recovers when the server is back.
  */
 import pg from 'pg';
 import { DepositListener } from './pg-notifier';
+import { randomBytes } from 'node:crypto';
 import { DEPOSIT_CHANNEL, migrate, SWEEP_LOCK_KEY } from './pg-migrations';
 import { StoreUnavailableError } from './store-errors';
-import type { DepositOutcome, MailboxStats, MailboxStore, ReceiveResult, StoreStats, StoredEnvelope } from './store';
+import type { DepositLimits, DepositOutcome, MailboxStats, MailboxStore, ReceiveResult, StoreHealth, StoreStats, StoredEnvelope } from './store';
 
 export interface PgStoreOptions {
   /** Pool size of this process (connections used by requests; the listener is one more). */
   readonly poolSize?: number;
   /**
-   * /metrics gauges older than this are refreshed in the background while the scrape gets the
-   * cached ones (0: every stats() call computes). The expensive part — distinct senders — scans
-   * queued envelopes, which must stay off the request path at queue scale.
+   * /metrics figures older than this are refreshed in the background while the scrape gets the
+   * cached ones (0: every stats() call reads the database). The top-N query scans the mailboxes
+   * table (one row per receiver), which should not run once per scrape per process.
    */
   readonly statsMaxAgeMs?: number;
-  /** Per-DID gauges only for this many of the largest queues (PROTOCOL.md §5 metrics). */
-  readonly statsTopMailboxes?: number;
+  /**
+   * `--max-db-bytes`: deposits get `storage_full` once pg_database_size() would pass it (0: no
+   * limit). The size is read every STORAGE_CHECK_MS in the background, not per deposit. The WAL
+   * and free disk are the database server's to watch: they are not visible to a client.
+   */
+  readonly maxDbBytes?: number;
   /** Logged, never thrown: errors of idle connections and of the listener. */
   readonly onBackgroundError?: (error: Error) => void;
 }
 
 const HEX_ID = /^[0-9a-f]{64}$/;
 const CONNECT_TIMEOUT_MS = 5_000;
+/** A commit this recent answers /health without a probe. */
+const HEALTH_FRESH_MS = 2_000;
+const STORAGE_CHECK_MS = 2_000;
+/** Deadlock (40P01) and serialization failure (40001): the transaction rolled back; run it again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const RETRIES = 3;
 
 interface EnvelopeRow {
   id: string;
@@ -67,10 +80,13 @@ function isConnectionError(e: unknown): boolean {
 export class PgMailboxStore implements MailboxStore {
   private closed = false;
   private listener: DepositListener | undefined;
-  private statsCache: { at: number; now: number; value: StoreStats } | undefined;
+  private statsCache: { at: number; top: number; value: StoreStats } | undefined;
   private statsRefresh: Promise<StoreStats> | undefined;
   private readonly statsMaxAgeMs: number;
-  private readonly statsTop: number;
+  private lastCommitAt = 0;
+  private probe: { at: number; result: Promise<StoreHealth> } | undefined;
+  private dbBytes = 0;
+  private storageTimer: NodeJS.Timeout | undefined;
   /** DIDs deposited to since the last NOTIFY batch went out. */
   private notifyPending = new Set<string>();
   private notifyInFlight: Promise<void> | undefined;
@@ -81,7 +97,6 @@ export class PgMailboxStore implements MailboxStore {
     private readonly options: PgStoreOptions,
   ) {
     this.statsMaxAgeMs = options.statsMaxAgeMs ?? 10_000;
-    this.statsTop = options.statsTopMailboxes ?? 100;
   }
 
   /** Connects, runs pending migrations (one process at a time) and returns the store. */
@@ -107,7 +122,20 @@ export class PgMailboxStore implements MailboxStore {
       await pool.end().catch(() => undefined);
       throw e;
     }
-    return new PgMailboxStore(pool, connectionString, options);
+    const store = new PgMailboxStore(pool, connectionString, options);
+    if ((options.maxDbBytes ?? 0) > 0) await store.watchStorage();
+    return store;
+  }
+
+  /** The key of hashed metric labels, shared by every relay process on this database (created once). */
+  metricsSecret(): Promise<Buffer> {
+    return this.run(async () => {
+      await this.pool.query("INSERT INTO relay_settings (name, value) VALUES ('metrics_secret', $1) ON CONFLICT (name) DO NOTHING", [randomBytes(32)]);
+      const r = await this.pool.query<{ value: Buffer }>("SELECT value FROM relay_settings WHERE name = 'metrics_secret'");
+      const value = r.rows[0]?.value;
+      if (!value) throw new Error('the metrics secret is missing from relay_settings');
+      return value;
+    });
   }
 
   /**
@@ -125,20 +153,38 @@ export class PgMailboxStore implements MailboxStore {
     await this.listener.start();
   }
 
-  deposit(env: StoredEnvelope, cap: number): Promise<DepositOutcome> {
+  deposit(env: StoredEnvelope, tokenHash: string | null, limits: DepositLimits): Promise<DepositOutcome> {
     return this.run(async () => {
-      const r = await this.pool.query<{ outcome: string; expires_at: string | null }>({
+      const max = this.options.maxDbBytes ?? 0;
+      // Reckoned like the SQLite store: the row, its index entries and WAL overhead.
+      if (max > 0 && this.dbBytes + 2 * env.size + 512 > max) return { kind: 'storage_full' };
+      const token = tokenHash !== null && HEX_ID.test(tokenHash) ? Buffer.from(tokenHash, 'hex') : null;
+      const r = await this.query<{ outcome: string; expires_at: string | null }>({
         name: 'relay_deposit',
-        text: 'SELECT outcome, expires_at FROM relay_deposit($1, $2, $3, $4, $5, $6, $7, $8)',
-        values: [env.toDid, idBytes(env.id), env.fromDid, env.body, env.size, env.depositedAt, env.expiresAt, cap],
+        text: 'SELECT outcome, expires_at FROM relay_deposit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+        values: [env.toDid, idBytes(env.id), env.fromDid, env.body, env.size, env.depositedAt, env.expiresAt, token, limits.cap, limits.unsolicitedEnvelopes, limits.unsolicitedBytes],
       });
       const row = r.rows[0];
       if (!row) throw new Error('relay_deposit returned no row');
       if (row.outcome === 'queue_full') return { kind: 'queue_full' };
+      if (row.outcome === 'unsolicited_quota') return { kind: 'unsolicited_quota' };
       const expiresAt = Number(row.expires_at);
       if (row.outcome === 'duplicate') return { kind: 'duplicate', expiresAt };
       this.notifyLater(env.toDid);
       return { kind: 'stored', expiresAt };
+    });
+  }
+
+  setDepositTokens(did: string, tokenHashes: readonly string[]): Promise<number> {
+    const hashes = [...new Set(tokenHashes)];
+    for (const h of hashes) if (!HEX_ID.test(h)) return Promise.reject(new Error('a deposit token hash must be 64 lowercase hex characters'));
+    return this.run(async () => {
+      await this.query({
+        name: 'relay_set_tokens',
+        text: 'INSERT INTO mailboxes (did, token_hashes) VALUES ($1, $2) ON CONFLICT (did) DO UPDATE SET token_hashes = EXCLUDED.token_hashes',
+        values: [did, hashes.length === 0 ? null : hashes.map((h) => Buffer.from(h, 'hex'))],
+      });
+      return hashes.length;
     });
   }
 
@@ -169,71 +215,46 @@ export class PgMailboxStore implements MailboxStore {
     const keys = [...new Set(ids)].filter((id) => HEX_ID.test(id)).map(idBytes);
     if (keys.length === 0) return this.run(() => Promise.resolve(0));
     return this.run(async () => {
-      const r = await this.pool.query<{ n: number }>({ name: 'relay_ack', text: 'SELECT relay_ack($1, $2) AS n', values: [did, keys] });
+      const r = await this.query<{ n: number }>({ name: 'relay_ack', text: 'SELECT relay_ack($1, $2) AS n', values: [did, keys] });
       return r.rows[0]?.n ?? 0;
     });
   }
 
-  /**
-   * One transaction under the sweep lock; another process holding it means that process sweeps:
-   * this one returns 0. Mailbox rows are locked first, in id order, like every other writer.
-   */
+  /** relay_sweep: one transaction under the sweep lock; while another process holds it, this one returns 0. */
   sweepExpired(now: number): Promise<number> {
     return this.run(async () => {
-      const client = await this.pool.connect();
-      let broken = false;
-      try {
-        await client.query('BEGIN');
-        const lock = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [SWEEP_LOCK_KEY]);
-        if (!lock.rows[0]?.ok) {
-          await client.query('ROLLBACK');
-          return 0;
-        }
-        const boxes = await client.query<{ id: string }>(
-          'SELECT id FROM mailboxes WHERE id IN (SELECT DISTINCT mailbox_id FROM envelopes WHERE expires_at <= $1) ORDER BY id FOR UPDATE',
-          [now],
-        );
-        let swept = 0;
-        if (boxes.rows.length > 0) {
-          const ids = boxes.rows.map((b) => b.id);
-          const r = await client.query<{ n: number }>(
-            'WITH gone AS (DELETE FROM envelopes WHERE mailbox_id = ANY ($1::bigint[]) AND expires_at <= $2 RETURNING mailbox_id), ' +
-              'per AS (SELECT mailbox_id, count(*)::integer AS n FROM gone GROUP BY mailbox_id), ' +
-              'upd AS (UPDATE mailboxes m SET queued = m.queued - per.n FROM per WHERE m.id = per.mailbox_id) ' +
-              'SELECT coalesce(sum(n), 0)::integer AS n FROM per',
-            [ids, now],
-          );
-          swept = r.rows[0]?.n ?? 0;
-        }
-        await client.query('DELETE FROM used_signatures WHERE expires_at <= $1', [now]);
-        // Empty mailbox rows go, so DIDs that once received do not accumulate. A deposit racing
-        // this holds the row lock; the DELETE then re-checks queued and keeps the row.
-        await client.query('DELETE FROM mailboxes WHERE queued = 0');
-        await client.query('COMMIT');
-        return swept;
-      } catch (e) {
-        broken = true;
-        throw e;
-      } finally {
-        if (broken) client.release(true);
-        else client.release();
-      }
+      const r = await this.query<{ n: number }>({ name: 'relay_sweep', text: 'SELECT relay_sweep($1, $2) AS n', values: [now, SWEEP_LOCK_KEY] });
+      return r.rows[0]?.n ?? 0;
     });
   }
 
-  stats(now: number): Promise<StoreStats> {
-    if (this.statsMaxAgeMs === 0) return this.run(() => this.computeStats(now));
+  stats(_now: number, topQueues: number): Promise<StoreStats> {
+    if (this.statsMaxAgeMs === 0) return this.run(() => this.computeStats(topQueues));
     const cached = this.statsCache;
-    if (cached && !this.closed) {
-      if (Date.now() - cached.at > this.statsMaxAgeMs) void this.refreshStats(now).catch(() => undefined);
+    if (cached && cached.top === topQueues && !this.closed) {
+      if (Date.now() - cached.at > this.statsMaxAgeMs) void this.refreshStats(topQueues).catch(() => undefined);
       return Promise.resolve(cached.value);
     }
-    return this.run(() => this.refreshStats(now));
+    return this.run(() => this.refreshStats(topQueues));
+  }
+
+  /** Healthy after a recent commit; otherwise a probe (SELECT 1), at most one per HEALTH_FRESH_MS. */
+  health(): Promise<StoreHealth> {
+    if (this.closed) return Promise.resolve({ ok: false, message: 'the store is closed' });
+    const now = Date.now();
+    if (now - this.lastCommitAt < HEALTH_FRESH_MS) return Promise.resolve({ ok: true, message: 'committing' });
+    if (this.probe && now - this.probe.at < HEALTH_FRESH_MS) return this.probe.result;
+    const result = this.pool.query('SELECT 1').then(
+      (): StoreHealth => ({ ok: true, message: 'the database answers' }),
+      (e: unknown): StoreHealth => ({ ok: false, message: `the database cannot be reached: ${e instanceof Error ? e.message : String(e)}` }),
+    );
+    this.probe = { at: now, result };
+    return result;
   }
 
   claimSignature(sig: string, expiresAt: number): Promise<boolean> {
     return this.run(async () => {
-      const r = await this.pool.query({
+      const r = await this.query({
         name: 'relay_claim',
         text: 'INSERT INTO used_signatures (sig, expires_at) VALUES ($1, $2) ON CONFLICT (sig) DO NOTHING',
         values: [sig, expiresAt],
@@ -245,6 +266,7 @@ export class PgMailboxStore implements MailboxStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.storageTimer);
     await this.notifyInFlight;
     await this.listener?.close();
     await this.statsRefresh?.catch(() => undefined);
@@ -283,10 +305,10 @@ export class PgMailboxStore implements MailboxStore {
     this.notifyInFlight = undefined;
   }
 
-  private refreshStats(now: number): Promise<StoreStats> {
-    this.statsRefresh ??= this.computeStats(now).then(
+  private refreshStats(topQueues: number): Promise<StoreStats> {
+    this.statsRefresh ??= this.computeStats(topQueues).then(
       (value) => {
-        this.statsCache = { at: Date.now(), now, value };
+        this.statsCache = { at: Date.now(), top: topQueues, value };
         this.statsRefresh = undefined;
         return value;
       },
@@ -299,25 +321,53 @@ export class PgMailboxStore implements MailboxStore {
   }
 
   /**
-   * Cost proportional to receivers and to expired-unswept envelopes, not to queued envelopes:
-   * live count per mailbox = `queued` − its expired rows (found through the expiry index). Only the
-   * distinct-sender count scans envelopes (plain ones), hence the cache in stats().
+   * From the counters (expired-unswept envelopes included, as the interface allows): cost
+   * proportional to receivers, not to queued envelopes. The oldest of each named queue is the
+   * first entry of its primary-key range.
    */
-  private async computeStats(now: number): Promise<StoreStats> {
-    const boxes = await this.pool.query<{ did: string; n: number; oldest: string | null; receivers: number }>(
-      'WITH expired AS (SELECT mailbox_id, count(*)::integer AS n FROM envelopes WHERE expires_at <= $1 GROUP BY mailbox_id), ' +
-        'live AS (SELECT m.id, m.did, m.queued - coalesce(x.n, 0) AS n FROM mailboxes m LEFT JOIN expired x ON x.mailbox_id = m.id WHERE m.queued > 0), ' +
-        'top AS (SELECT * FROM live WHERE n > 0 ORDER BY n DESC, id LIMIT $2) ' +
-        'SELECT top.did, top.n, o.deposited_at AS oldest, (SELECT count(*)::integer FROM live WHERE n > 0) AS receivers FROM top ' +
-        'LEFT JOIN LATERAL (SELECT min(e.deposited_at) AS deposited_at FROM envelopes e WHERE e.mailbox_id = top.id AND e.expires_at > $1) o ON true',
-      [now, this.statsTop],
-    );
-    const senders = await this.pool.query<{ n: number }>(
-      'SELECT count(DISTINCT from_did)::integer AS n FROM envelopes WHERE from_did IS NOT NULL AND expires_at > $1',
-      [now],
-    );
-    const mailboxes: MailboxStats[] = boxes.rows.map((r) => ({ did: r.did, queueSize: r.n, oldestDepositedAt: Number(r.oldest) }));
-    return { mailboxes, uniqueSenders: senders.rows[0]?.n ?? 0, uniqueReceivers: boxes.rows[0]?.receivers ?? 0 };
+  private async computeStats(topQueues: number): Promise<StoreStats> {
+    const top = await this.pool.query<{ did: string; n: number; oldest: string | null }>({
+      name: 'relay_stats_top',
+      text:
+        'SELECT t.did, t.n, (SELECT e.deposited_at FROM envelopes e WHERE e.mailbox_id = t.id ORDER BY e.deposited_at LIMIT 1) AS oldest ' +
+        'FROM (SELECT id, did, admitted + unsolicited AS n FROM mailboxes WHERE admitted + unsolicited > 0 ORDER BY admitted + unsolicited DESC, did LIMIT $1) t ' +
+        'ORDER BY t.n DESC, t.did',
+      values: [topQueues],
+    });
+    const totals = await this.pool.query<{ receivers: number; senders: number }>({
+      name: 'relay_stats_totals',
+      text: 'SELECT (SELECT count(*)::integer FROM mailboxes WHERE admitted + unsolicited > 0) AS receivers, (SELECT count(*)::integer FROM senders WHERE queued > 0) AS senders',
+      values: [],
+    });
+    const mailboxes: MailboxStats[] = top.rows.map((r) => ({ did: r.did, queueSize: r.n, oldestDepositedAt: Number(r.oldest ?? 0) }));
+    return { mailboxes, uniqueSenders: totals.rows[0]?.senders ?? 0, uniqueReceivers: totals.rows[0]?.receivers ?? 0 };
+  }
+
+  /** Reads the database size now and every STORAGE_CHECK_MS (for `maxDbBytes`). */
+  private async watchStorage(): Promise<void> {
+    const read = async () => {
+      const r = await this.pool.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n');
+      this.dbBytes = Number(r.rows[0]?.n ?? 0);
+    };
+    await read();
+    this.storageTimer = setInterval(() => {
+      read().catch((e: unknown) => this.options.onBackgroundError?.(e instanceof Error ? e : new Error(String(e))));
+    }, STORAGE_CHECK_MS);
+    this.storageTimer.unref();
+  }
+
+  /** A write statement: retried after a deadlock or serialization failure (rolled back, nothing applied); notes the commit for /health. */
+  private async query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await this.pool.query<R>(config);
+        this.lastCommitAt = Date.now();
+        return r;
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        if (attempt >= RETRIES || typeof code !== 'string' || !RETRYABLE.has(code)) throw e;
+      }
+    }
   }
 
   /** Runs a store operation: closed → rejection; connection trouble → StoreUnavailableError. */

@@ -5,10 +5,11 @@ export type Route =
   | { readonly kind: 'metrics' }
   | { readonly kind: 'deposit'; readonly did: string }
   | { readonly kind: 'receive'; readonly did: string; readonly query: string }
-  | { readonly kind: 'ack'; readonly did: string };
+  | { readonly kind: 'ack'; readonly did: string }
+  | { readonly kind: 'tokens'; readonly did: string };
 
 export type RouteMatch =
-  | { readonly ok: true; readonly route: Route; readonly method: 'GET' | 'POST'; readonly template: string }
+  | { readonly ok: true; readonly route: Route; readonly method: 'GET' | 'POST' | 'PUT'; readonly template: string }
   | { readonly ok: false; readonly code: 'not_found' | 'invalid_request'; readonly message: string };
 
 const MAX_DID_LENGTH = 2048;
@@ -37,6 +38,7 @@ export function matchRoute(target: string): RouteMatch {
   if (action === undefined) return { ok: true, route: { kind: 'deposit', did }, method: 'POST', template: '/v1/mailbox/:did' };
   if (action === 'receive') return { ok: true, route: { kind: 'receive', did, query }, method: 'GET', template: '/v1/mailbox/:did/receive' };
   if (action === 'ack') return { ok: true, route: { kind: 'ack', did }, method: 'POST', template: '/v1/mailbox/:did/ack' };
+  if (action === 'tokens') return { ok: true, route: { kind: 'tokens', did }, method: 'PUT', template: '/v1/mailbox/:did/tokens' };
   return { ok: false, code: 'not_found', message: `no such route: ${clip(path)}` };
 }
 

@@ -2,20 +2,24 @@
  * The relay (PROTOCOL.md §5–§6) on node:http. `startRelay` is the embeddable entry point; the CLI
  * (`spl-relay`) wraps it.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
+import { publicKeyFromDid } from '../core';
+import { guardConnections } from './connections';
 import { clientAddress, sendError, sendJson, sendPreflight, setCorsHeaders } from './http';
-import { handleAck, handleDeposit, handleReceive, rateLimited, type RelayContext } from './mailbox-handlers';
-import { hashDid, RelayMetrics } from './metrics';
+import { handleAck, handleDeposit, handleReceive, handleTokens, rateLimited, type RelayContext } from './mailbox-handlers';
+import { defaultSecretPath, loadMetricsSecret } from './metrics-secret';
+import { didLabeler, RelayMetrics } from './metrics';
 import { MailboxNotifier } from './notifier';
-import { DEFAULT_OPTIONS, validateOptions, type DidLabelMode, type RelayOptions } from './options';
+import { hostHeaderCount, hostPort, isUnspecifiedAddress, resolveOrigins } from './origins';
+import { DEFAULT_OPTIONS, parseListenAddress, RelayOptionError, validateOptions, type RelayOptions } from './options';
 import { RateLimiter } from './rate-limit';
 import { matchRoute, type Route } from './routes';
 import { PgMailboxStore } from './pg-store';
-import { openStore } from './store-open';
 import { isStoreUnavailable } from './store-errors';
+import { openStore } from './store-open';
 import type { MailboxStore } from './store';
 
 export interface StartRelayOptions extends Partial<RelayOptions> {
@@ -29,6 +33,8 @@ export interface RelayHandle {
   /** `http://host:port`, with the bound port. */
   readonly url: string;
   readonly port: number;
+  /** `http://host:port` of the private metrics listener, when `metricsListen` is set. */
+  readonly metricsUrl: string | undefined;
   readonly options: RelayOptions;
   /**
    * Graceful shutdown: stop accepting, answer pending long-polls now (empty), let in-flight
@@ -44,53 +50,67 @@ export function createRelayLogger(level: RelayOptions['logLevel']): Logger {
   return pino({ level, base: undefined }, pino.destination({ dest: 1, sync: false }));
 }
 
-/** A DID as request logs show it: shortened, hashed, or not at all (`--metrics-did-labels`). */
-function didForLog(did: string, mode: DidLabelMode): string | undefined {
-  if (mode === 'off') return undefined;
-  if (mode === 'hash') return hashDid(did);
-  return did.length > 28 ? `${did.slice(0, 16)}…${did.slice(-6)}` : did;
+/** A relay that listens on every address must be told its origins before anything is opened. */
+function checkOriginsConfigured(options: RelayOptions): void {
+  if (options.origins.length === 0 && isUnspecifiedAddress(options.host)) resolveOrigins([], options.host, options.port);
 }
 
 export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHandle> {
   const { store: givenStore, logger: givenLogger, ...rest } = input;
   const options = validateOptions({ ...DEFAULT_OPTIONS, ...dropUndefined(rest) });
+  checkOriginsConfigured(options);
+  const metricsAddress = options.metricsListen === undefined ? undefined : parseListenAddress(options.metricsListen, '--metrics-listen');
   const logger = givenLogger ?? createRelayLogger(options.logLevel);
-  const store = givenStore ?? (await openStore(options.db, options.dbPoolSize, logger));
+  const store = givenStore ?? (await openStore(options, logger));
   const notifier = new MailboxNotifier();
-  // Deposits on other relay processes wake long-polls here too; after a listener reconnection
-  // every waiting long-poll looks at the store again (a notification may have been missed).
-  if (store instanceof PgMailboxStore) {
-    try {
-      await store.listen((did) => notifier.notify(did), () => notifier.wakeAll());
-    } catch (e) {
-      await store.close().catch(() => undefined);
-      throw e;
-    }
+  let secret: Buffer;
+  try {
+    // Relays sharing a PostgreSQL database share the label key too, kept in the database.
+    secret = options.metricsSecretFile === undefined && store instanceof PgMailboxStore ? await store.metricsSecret() : loadMetricsSecret(options.metricsSecretFile ?? defaultSecretPath(options.db));
+    // Deposits on other relay processes wake long-polls here too; after a listener reconnection
+    // every waiting long-poll looks at the store again (a notification may have been missed).
+    if (store instanceof PgMailboxStore) await store.listen((did) => notifier.notify(did), () => notifier.wakeAll());
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw e;
   }
-  const metrics = new RelayMetrics(store, options.metricsDidLabels, () => notifier.size);
+  const label = didLabeler(options.metricsDidLabels, secret);
   const clientLimiter = options.rateLimitPerClient ? new RateLimiter(options.rateLimitPerClient) : undefined;
   const senderLimiter = options.rateLimitPerSender ? new RateLimiter(options.rateLimitPerSender) : undefined;
   let shuttingDown = false;
   /** Responses not yet finished: told to close their connection once shutdown starts. */
   const inFlight = new Set<ServerResponse>();
-  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, isShuttingDown: () => shuttingDown };
+  /** Set once the port is bound (the default origins name it). */
+  let origins: ReadonlySet<string> = new Set();
+  let openConnections = (): number => 0;
+  const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections() }, options.metricsDidLabels !== 'off');
+  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
+
+  async function renderMetrics(res: ServerResponse): Promise<void> {
+    const text = await metrics.render(Date.now());
+    res.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' });
+    res.end(text);
+  }
 
   async function dispatch(req: IncomingMessage, res: ServerResponse, route: Route): Promise<void> {
     switch (route.kind) {
-      case 'health':
-        return sendJson(res, 200, { status: 'ok' });
-      case 'metrics': {
-        const text = await metrics.render(Date.now());
-        res.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' });
-        res.end(text);
-        return;
+      case 'health': {
+        // §5 "Storage pressure": the writer's state; 503 when it cannot commit.
+        const health = await store.health();
+        if (health.ok) return sendJson(res, 200, { status: 'ok' });
+        return sendJson(res, 503, { status: 'unavailable', error: { code: 'store_unavailable', message: health.message } });
       }
+      case 'metrics':
+        if (metricsAddress) return sendError(res, 404, 'not_found', 'metrics are served on the relay\'s private metrics listener');
+        return renderMetrics(res);
       case 'deposit':
         return handleDeposit(ctx, req, res, route.did);
       case 'receive':
         return handleReceive(ctx, req, res, route.did, route.query);
       case 'ack':
         return handleAck(ctx, req, res, route.did);
+      case 'tokens':
+        return handleTokens(ctx, req, res, route.did);
     }
   }
 
@@ -99,7 +119,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     const method = req.method ?? 'GET';
     const match = matchRoute(req.url ?? '/');
     const logRoute = match.ok ? match.template : 'unmatched';
-    const logDid = match.ok && 'did' in match.route ? didForLog(match.route.did, options.metricsDidLabels) : undefined;
+    const logDid = match.ok && 'did' in match.route ? didForLog(match.route.did) : undefined;
     inFlight.add(res);
     res.once('close', () => {
       inFlight.delete(res);
@@ -123,6 +143,18 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
         Allow: `${match.method}, OPTIONS`,
       });
     }
+    if (hostHeaderCount(req) > 1) {
+      req.resume();
+      return sendError(res, 400, 'invalid_request', 'the request carries more than one Host header');
+    }
+    // §5: mailboxes exist only for valid did:key DIDs (the key must decode to a curve point).
+    if ('did' in match.route && !options.openMailboxes) {
+      const key = publicKeyFromDid(match.route.did);
+      if (!key.ok) {
+        req.resume();
+        return sendError(res, 403, 'unverifiable_did', `no mailbox for ${match.route.did.slice(0, 80)}: ${key.error.message}`);
+      }
+    }
     if (clientLimiter && match.route.kind !== 'health' && match.route.kind !== 'metrics') {
       const taken = clientLimiter.take(clientAddress(req, options.trustProxy), Date.now());
       if (!taken.ok) {
@@ -133,40 +165,94 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     await dispatch(req, res, match.route);
   }
 
-  const server = createServer({ requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 10_000 }, (req, res) => {
-    onRequest(req, res).catch((err: unknown) => {
-      if (isStoreUnavailable(err)) {
-        // The database is down or restarting: nothing was committed, the client retries later.
-        logger.warn({ err: { message: err.message }, method: req.method }, 'store unavailable');
-        if (!res.headersSent) sendError(res, 503, 'unavailable', 'the relay cannot reach its database; retry later', { 'Retry-After': '1' });
-        else res.destroy();
-        return;
-      }
-      logger.error({ err, method: req.method }, 'request failed');
-      if (!res.headersSent) sendError(res, 500, 'internal_error', 'the relay failed to handle this request');
-      else res.destroy();
-    });
-  });
-  server.on('clientError', (_err, socket) => {
-    // Malformed HTTP: answer 400 in the JSON error shape when the socket is still usable.
-    if (socket.writable) {
-      const body = JSON.stringify({ error: { code: 'invalid_request', message: 'malformed HTTP request' } });
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-    } else {
-      socket.destroy();
-    }
-  });
+  /** A DID as request logs show it: shortened, key-hashed, or not at all (`--metrics-did-labels`). */
+  function didForLog(did: string): string | undefined {
+    if (options.metricsDidLabels !== 'plain') return label(did);
+    return did.length > 28 ? `${did.slice(0, 16)}…${did.slice(-6)}` : did;
+  }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
+  const headersMs = options.headersTimeout * 1000;
+  const server = createServer(
+    {
+      headersTimeout: headersMs,
+      // Node's requestTimeout covers headers and body together.
+      requestTimeout: headersMs + options.bodyTimeout * 1000,
+      keepAliveTimeout: options.idleTimeout * 1000,
+      // Node checks these timeouts on this period (default 30 s): a 2 s limit would otherwise hold for 30.
+      connectionsCheckingInterval: Math.max(250, Math.min(1000, headersMs / 4)),
+    },
+    (req, res) => {
+      onRequest(req, res).catch((err: unknown) => {
+        if (isStoreUnavailable(err)) {
+          // The database is down or restarting: nothing was committed, the client retries later.
+          logger.warn({ err: { message: err.message }, method: req.method }, 'store unavailable');
+          if (!res.headersSent) sendError(res, 503, 'unavailable', 'the relay cannot reach its database; retry later', { 'Retry-After': '1' });
+          else res.destroy();
+          return;
+        }
+        logger.error({ err, method: req.method }, 'request failed');
+        if (!res.headersSent) sendError(res, 500, 'internal_error', 'the relay failed to handle this request');
+        else res.destroy();
+      });
+    },
+  );
+  // A connection that stalls mid-response (a client that stops reading) is cut too; the longest
+  // legitimate silence is a long-poll (30 s).
+  server.setTimeout(Math.max(options.idleTimeout, 30 + 15) * 1000);
+  const guard = guardConnections(
+    server,
+    { maxConnections: options.maxConnections, maxConnectionsPerClient: options.trustProxy ? 0 : options.maxConnectionsPerClient },
+    () => metrics.limitHits.inc({ kind: 'connections' }),
+  );
+  openConnections = guard.open;
+  let refusedSeen = 0;
+
+  try {
+    await listen(server, options.port, options.host);
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+  const address = server.address() as AddressInfo;
+  origins = resolveOrigins(options.origins, options.host, address.port);
+
+  let metricsServer: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (metricsAddress) {
+    metricsServer = createServer({ headersTimeout: 10_000, requestTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => {
+      req.resume();
+      if ((req.url ?? '/').split('?', 1)[0] !== '/metrics') return sendError(res, 404, 'not_found', 'this listener serves GET /metrics only');
+      if (req.method !== 'GET') return sendError(res, 405, 'method_not_allowed', '/metrics accepts GET', { Allow: 'GET' });
+      renderMetrics(res).catch((err: unknown) => {
+        logger.error({ err }, 'metrics scrape failed');
+        sendError(res, 500, 'internal_error', 'the relay failed to render its metrics');
+      });
     });
+    guardConnections(metricsServer, { maxConnections: 64, maxConnectionsPerClient: 0 }, () => undefined);
+    try {
+      await listen(metricsServer, metricsAddress.port, metricsAddress.host);
+    } catch (e) {
+      server.close();
+      await store.close().catch(() => undefined);
+      throw new RelayOptionError(`--metrics-listen ${options.metricsListen}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const m = metricsServer.address() as AddressInfo;
+    metricsUrl = `http://${hostPort(m.address, m.port)}`;
+  }
+
+  // The writer's state at start: a database that cannot commit is reported now, not at the first deposit.
+  void store.health().then((h) => {
+    if (!h.ok) logger.error({ writer: h.message }, 'the store cannot commit: deposits, receives and acks will fail; /health answers 503');
   });
 
   const sweepTimer = setInterval(() => {
     const now = Date.now();
+    const refused = guard.refused();
+    if (refused > refusedSeen) {
+      // One line per sweep, not per connection: a flood must not also flood the log.
+      logger.warn({ refused: refused - refusedSeen }, 'connections refused over --max-connections or --max-connections-per-client');
+      refusedSeen = refused;
+    }
     clientLimiter?.prune(now);
     senderLimiter?.prune(now);
     store.sweepExpired(now).then(
@@ -176,9 +262,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   }, options.sweepInterval * 1000);
   sweepTimer.unref();
 
-  const address = server.address() as AddressInfo;
-  const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${hostForUrl}:${address.port}`;
+  const url = `http://${hostPort(address.address, address.port)}`;
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -187,6 +271,8 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       clearInterval(sweepTimer);
       for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       notifier.wakeAll();
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
@@ -199,7 +285,17 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     return closing;
   };
 
-  return { url, port: address.port, options, close };
+  return { url, port: address.port, metricsUrl, options, close };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

@@ -18,8 +18,19 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { DepositOutcome, MailboxStore, ReceiveResult, StoreStats, StoredEnvelope } from './store';
-import { createWriter, deserializeError, openSqlite, type BatchResult, type WriteOp } from './sqlite-writer';
+import type { DepositLimits, DepositOutcome, MailboxStore, ReceiveResult, StoreHealth, StoreStats, StoredEnvelope } from './store';
+import { checkWal } from './sqlite-integrity';
+import {
+  createWriter,
+  DatabaseRefusedError,
+  deserializeError,
+  NO_STORAGE_LIMITS,
+  openSqlite,
+  prepareSchema,
+  type BatchResult,
+  type StorageLimits,
+  type WriteOp,
+} from './sqlite-writer';
 import type { WorkerRole, WriterMessage } from './sqlite-writer-worker';
 
 interface EnvelopeRow {
@@ -47,6 +58,19 @@ interface WriteBackend {
 }
 
 const toError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
+
+/** A commit this recent answers /health without a probe write; probe answers are kept this long too. */
+const HEALTH_FRESH_MS = 1000;
+
+export interface SqliteStoreOptions {
+  /** `--max-db-bytes`, `--min-free-disk-bytes`: deposits get `storage_full` before the disk is. */
+  readonly storage?: StorageLimits;
+  /**
+   * Run `PRAGMA quick_check` and the WAL check at open (default true): a damaged database is
+   * refused with DatabaseRefusedError.
+   */
+  readonly integrityCheck?: boolean;
+}
 const closedError = () => new Error('mailbox store is closed');
 
 export class SqliteMailboxStore implements MailboxStore {
@@ -59,33 +83,68 @@ export class SqliteMailboxStore implements MailboxStore {
   private closed = false;
   private closing: Promise<void> | undefined;
   private commits = 0;
+  private lastCommitAt = 0;
+  /** The error of the last failed batch, until a batch commits again. */
+  private lastFailure: string | undefined;
+  private probe: { readonly at: number; readonly result: Promise<StoreHealth> } | undefined;
 
   private readonly stmt;
 
-  /** Opens (creating parent directories and schema) the database at `path`, or `:memory:`. */
-  constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  /**
+   * Opens (creating parent directories and schema) the database at `path`, or `:memory:`.
+   * Throws DatabaseRefusedError for a damaged database (quick_check, WAL frames SQLite would drop)
+   * or one with a newer schema.
+   */
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    const check = options.integrityCheck ?? true;
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true });
+      if (check) {
+        const wal = checkWal(path);
+        if (!wal.ok) throw new DatabaseRefusedError(`damaged write-ahead log: ${wal.message}`);
+      }
+    }
     this.db = openSqlite(path);
     const db = this.db;
+    try {
+      if (check && path !== ':memory:') {
+        const problems = db.pragma('quick_check', { simple: false }) as { quick_check: string }[];
+        if (problems.length !== 1 || problems[0]!.quick_check !== 'ok') {
+          throw new DatabaseRefusedError(`${path} fails PRAGMA quick_check: ${problems.slice(0, 5).map((p) => p.quick_check).join('; ')}`);
+        }
+      }
+      prepareSchema(db);
+    } catch (e) {
+      db.close();
+      if (e instanceof DatabaseRefusedError) throw e;
+      const code = (e as { code?: unknown }).code;
+      if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') throw new DatabaseRefusedError(`${path} is damaged: ${toError(e).message}`);
+      throw e;
+    }
     this.stmt = {
       countLive: db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM envelopes WHERE to_did = ? AND expires_at > ?'),
       receive: db.prepare<[string, number, number], EnvelopeRow>(
         'SELECT id, to_did, from_did, body, size, deposited_at, expires_at FROM envelopes INDEXED BY envelopes_by_receiver ' +
           'WHERE to_did = ? AND expires_at > ? ORDER BY seq LIMIT ?',
       ),
-      mailboxStats: db.prepare<[number], { to_did: string; n: number; oldest: number }>(
-        'SELECT to_did, count(*) AS n, min(deposited_at) AS oldest FROM envelopes WHERE expires_at > ? GROUP BY to_did',
+      // Counters kept by triggers (sqlite-writer.ts): a scrape reads N index entries, never the table.
+      largest: db.prepare<[number], { did: string; queued: number }>('SELECT did, queued FROM mailboxes INDEXED BY mailboxes_by_queued ORDER BY queued DESC LIMIT ?'),
+      oldest: db.prepare<[string], { deposited_at: number }>(
+        'SELECT deposited_at FROM envelopes INDEXED BY envelopes_by_receiver WHERE to_did = ? ORDER BY seq LIMIT 1',
       ),
-      uniqueSenders: db.prepare<[number], { n: number }>(
-        'SELECT count(DISTINCT from_did) AS n FROM envelopes WHERE from_did IS NOT NULL AND expires_at > ?',
-      ),
+      totals: db.prepare<[], { receivers: number; senders: number }>('SELECT receivers, senders FROM totals WHERE k = 0'),
     };
-    this.backend = path === ':memory:' ? inlineBackend(db) : workerBackend(path);
+    const storage = options.storage ?? NO_STORAGE_LIMITS;
+    this.backend = path === ':memory:' ? inlineBackend(db, storage) : workerBackend(path, storage);
   }
 
-  deposit(env: StoredEnvelope, cap: number): Promise<DepositOutcome> {
+  deposit(env: StoredEnvelope, tokenHash: string | null, limits: DepositLimits): Promise<DepositOutcome> {
     const { toDid, id, fromDid, body, size, depositedAt, expiresAt } = env;
-    return this.write({ k: 'deposit', toDid, id, fromDid, body, size, depositedAt, expiresAt, cap });
+    return this.write({ k: 'deposit', toDid, id, fromDid, body, size, depositedAt, expiresAt, tokenHash, limits });
+  }
+
+  setDepositTokens(did: string, tokenHashes: readonly string[]): Promise<number> {
+    return this.write({ k: 'tokens', did, hashes: [...tokenHashes] });
   }
 
   receive(did: string, limit: number, now: number): Promise<ReceiveResult> {
@@ -105,12 +164,33 @@ export class SqliteMailboxStore implements MailboxStore {
     return this.write({ k: 'sweep', now });
   }
 
-  stats(now: number): Promise<StoreStats> {
+  stats(_now: number, topQueues: number): Promise<StoreStats> {
     return this.read(() => {
-      const mailboxes = this.stmt.mailboxStats.all(now).map((r) => ({ did: r.to_did, queueSize: r.n, oldestDepositedAt: r.oldest }));
-      const uniqueSenders = this.stmt.uniqueSenders.get(now)?.n ?? 0;
-      return { mailboxes, uniqueSenders, uniqueReceivers: mailboxes.length };
+      const mailboxes = this.stmt.largest.all(topQueues).map((r) => ({
+        did: r.did,
+        queueSize: r.queued,
+        oldestDepositedAt: this.stmt.oldest.get(r.did)?.deposited_at ?? 0,
+      }));
+      const totals = this.stmt.totals.get() ?? { receivers: 0, senders: 0 };
+      return { mailboxes, uniqueSenders: totals.senders, uniqueReceivers: totals.receivers };
     });
+  }
+
+  /**
+   * The writer's state: healthy after a recent commit; otherwise (idle, or after a failed batch)
+   * a probe write through the group commit, at most one per HEALTH_FRESH_MS.
+   */
+  health(): Promise<StoreHealth> {
+    if (this.closed) return Promise.resolve({ ok: false, message: 'the store is closed' });
+    const now = Date.now();
+    if (this.lastFailure === undefined && now - this.lastCommitAt < HEALTH_FRESH_MS) return Promise.resolve({ ok: true, message: 'committing' });
+    if (this.probe && now - this.probe.at < HEALTH_FRESH_MS) return this.probe.result;
+    const result = this.write<boolean>({ k: 'probe', now }).then(
+      (): StoreHealth => ({ ok: true, message: 'a probe write committed' }),
+      (e: unknown): StoreHealth => ({ ok: false, message: `the database cannot commit: ${toError(e).message}` }),
+    );
+    this.probe = { at: now, result };
+    return result;
   }
 
   claimSignature(sig: string, expiresAt: number): Promise<boolean> {
@@ -182,12 +262,15 @@ export class SqliteMailboxStore implements MailboxStore {
     this.inFlight = false;
     if (result.ok) {
       this.commits++;
+      this.lastCommitAt = Date.now();
+      this.lastFailure = undefined;
       batch.forEach((w, i) => {
         const o = result.results[i]!;
         if (o.ok) w.resolve(o.value);
         else w.reject(deserializeError(o.error));
       });
     } else {
+      this.lastFailure = result.error.message;
       for (const w of batch) w.reject(deserializeError(result.error));
     }
     // Writes that queued during this commit have waited long enough: send them now.
@@ -203,8 +286,8 @@ export class SqliteMailboxStore implements MailboxStore {
   }
 }
 
-function inlineBackend(db: Database.Database): WriteBackend {
-  const writer = createWriter(db);
+function inlineBackend(db: Database.Database, storage: StorageLimits): WriteBackend {
+  const writer = createWriter(db, ':memory:', storage);
   return {
     run: (ops) => Promise.resolve(writer.runBatch(ops)),
     busy: () => undefined,
@@ -216,11 +299,11 @@ function inlineBackend(db: Database.Database): WriteBackend {
  * The writer thread. Worker threads do not inherit the tsx loader the relay runs under, so the
  * thread registers tsx itself before importing the (TypeScript) worker module.
  */
-function startWorker(path: string, role: WorkerRole): Worker {
+function startWorker(path: string, role: WorkerRole, storage: StorageLimits): Worker {
   const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
   const entry = new URL('./sqlite-writer-worker.ts', import.meta.url).href;
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  const worker = new Worker(boot, { eval: true, workerData: { path, role } });
+  const worker = new Worker(boot, { eval: true, workerData: { path, role, storage } });
   worker.unref();
   return worker;
 }
@@ -230,9 +313,9 @@ function startWorker(path: string, role: WorkerRole): Worker {
  * beside it (measured: checkpoints inside the writer's commits cost ~30% of deposit throughput and
  * pushed p99 past 25 ms). Should the checkpointer die, the writer checkpoints by itself again.
  */
-function workerBackend(path: string): WriteBackend {
-  const worker = startWorker(path, 'writer');
-  const checkpointer = startWorker(path, 'checkpointer');
+function workerBackend(path: string, storage: StorageLimits): WriteBackend {
+  const worker = startWorker(path, 'writer', storage);
+  const checkpointer = startWorker(path, 'checkpointer', storage);
   let closing = false;
   const checkpointerExited = new Promise<void>((resolve) => checkpointer.once('exit', () => resolve()));
   const checkpointerGone = (why: string) => {

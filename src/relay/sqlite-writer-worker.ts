@@ -4,8 +4,9 @@
  * Protocol: `{type: 'batch', ops}` → `BatchResult`; `{type: 'close'}` closes the connection and
  * ends the thread. Batches are answered in order.
  */
+import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createWriter, openSqlite, type WriteOp } from './sqlite-writer';
+import { createWriter, openSqlite, type StorageLimits, type WriteOp } from './sqlite-writer';
 
 export type WriterMessage =
   | { readonly type: 'batch'; readonly ops: readonly WriteOp[] }
@@ -20,17 +21,33 @@ const CHECKPOINT_EVERY_MS = 2000;
 
 const port = parentPort;
 if (!port) throw new Error('sqlite-writer-worker must run in a worker thread');
-const { path, role } = workerData as { path: string; role: WorkerRole };
+const { path, role, storage } = workerData as { path: string; role: WorkerRole; storage: StorageLimits };
 const db = openSqlite(path);
+
+const walSize = (): number => {
+  try {
+    return statSync(`${path}-wal`).size;
+  } catch {
+    return 0;
+  }
+};
 
 if (role === 'checkpointer') {
   // PASSIVE checkpoints copy committed frames without blocking the writer; done here, they keep
   // checkpoint I/O (and its fsync of the database file) out of the writer's commit path.
+  // When the WAL has not grown for a whole tick (the relay is idle), a TRUNCATE checkpoint empties
+  // the file: a burst must not leave megabytes of WAL beside a small database (§5 "Storage
+  // pressure"). It waits at most 100 ms for the writer and otherwise tries again next tick.
+  db.pragma('busy_timeout = 100');
+  let lastWal = -1;
   const checkpoint = (): void => {
     try {
-      db.pragma('wal_checkpoint(PASSIVE)');
+      const size = walSize();
+      if (size > 0 && size === lastWal) db.pragma('wal_checkpoint(TRUNCATE)');
+      else db.pragma('wal_checkpoint(PASSIVE)');
+      lastWal = walSize();
     } catch {
-      // busy (e.g. another checkpoint): the next tick tries again
+      // busy (e.g. another checkpoint) or an I/O error: the next tick tries again
     }
   };
   const timer = setInterval(checkpoint, CHECKPOINT_EVERY_MS);
@@ -42,7 +59,7 @@ if (role === 'checkpointer') {
   });
 } else {
   db.pragma('wal_autocheckpoint = 0'); // the checkpointer thread does it
-  const writer = createWriter(db);
+  const writer = createWriter(db, path, storage);
   port.on('message', (m: WriterMessage) => {
     if (m.type === 'batch') {
       port.postMessage(writer.runBatch(m.ops));

@@ -4,10 +4,18 @@
  * (sqlite-writer-worker.ts) for database files, and inline on the main thread for `:memory:`
  * (an in-memory database cannot be shared between connections).
  *
+ * Every limit (cap, unsolicited quota, deposit tokens, storage) is checked inside that transaction
+ * against tables, never a per-process cache: `BEGIN IMMEDIATE` serialises writers across
+ * processes, so the limits hold for any number of relays sharing one file (PROTOCOL.md §5).
+ *
  * Ops and results are plain objects, so they cross `postMessage` unchanged.
  */
 import Database from 'better-sqlite3';
-import type { DepositOutcome } from './store';
+import { statfsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DepositLimits, DepositOutcome } from './store';
+
+export const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS envelopes (
@@ -19,6 +27,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
   size         INTEGER NOT NULL,
   deposited_at INTEGER NOT NULL,
   expires_at   INTEGER NOT NULL,
+  unsolicited  INTEGER NOT NULL DEFAULT 0, -- 1: queued without a registered deposit token (§5.1)
   UNIQUE (to_did, id)
 );
 -- (to_did) + implicit rowid gives deposit order per receiver; (to_did, expires_at) counts live ones.
@@ -30,21 +39,126 @@ CREATE TABLE IF NOT EXISTS used_signatures (
   expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS used_signatures_by_expiry ON used_signatures (expires_at);
+-- Deposit tokens (§5.1): SHA-256 of each token, never the token.
+CREATE TABLE IF NOT EXISTS deposit_tokens (
+  did  TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (did, hash)
+) WITHOUT ROWID;
+-- Rows per mailbox and per plain sender, kept by triggers as envelopes come and go (expired ones
+-- until the sweep), so limits and metrics never aggregate the envelope table.
+CREATE TABLE IF NOT EXISTS mailboxes (
+  did               TEXT    PRIMARY KEY,
+  queued            INTEGER NOT NULL,
+  unsolicited       INTEGER NOT NULL,
+  unsolicited_bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mailboxes_by_queued ON mailboxes (queued);
+CREATE TABLE IF NOT EXISTS senders (
+  did    TEXT    PRIMARY KEY,
+  queued INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS totals (
+  k         INTEGER PRIMARY KEY CHECK (k = 0),
+  receivers INTEGER NOT NULL,
+  senders   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+  k TEXT PRIMARY KEY,
+  v INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO totals (k, receivers, senders) VALUES (0, 0, 0);
+CREATE TRIGGER IF NOT EXISTS envelopes_counted_in AFTER INSERT ON envelopes BEGIN
+  INSERT INTO mailboxes (did, queued, unsolicited, unsolicited_bytes)
+    VALUES (NEW.to_did, 1, NEW.unsolicited, NEW.unsolicited * NEW.size)
+    ON CONFLICT (did) DO UPDATE SET queued = queued + 1, unsolicited = unsolicited + NEW.unsolicited,
+      unsolicited_bytes = unsolicited_bytes + NEW.unsolicited * NEW.size;
+  INSERT INTO senders (did, queued) SELECT NEW.from_did, 1 WHERE NEW.from_did IS NOT NULL
+    ON CONFLICT (did) DO UPDATE SET queued = queued + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS envelopes_counted_out AFTER DELETE ON envelopes BEGIN
+  UPDATE mailboxes SET queued = queued - 1, unsolicited = unsolicited - OLD.unsolicited,
+    unsolicited_bytes = unsolicited_bytes - OLD.unsolicited * OLD.size WHERE did = OLD.to_did;
+  DELETE FROM mailboxes WHERE did = OLD.to_did AND queued <= 0;
+  UPDATE senders SET queued = queued - 1 WHERE did = OLD.from_did;
+  DELETE FROM senders WHERE did = OLD.from_did AND queued <= 0;
+END;
+CREATE TRIGGER IF NOT EXISTS mailboxes_counted_in AFTER INSERT ON mailboxes BEGIN
+  UPDATE totals SET receivers = receivers + 1 WHERE k = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS mailboxes_counted_out AFTER DELETE ON mailboxes BEGIN
+  UPDATE totals SET receivers = receivers - 1 WHERE k = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS senders_counted_in AFTER INSERT ON senders BEGIN
+  UPDATE totals SET senders = senders + 1 WHERE k = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS senders_counted_out AFTER DELETE ON senders BEGIN
+  UPDATE totals SET senders = senders - 1 WHERE k = 0;
+END;
 `;
 
-/** Opens `path` (WAL, synchronous=FULL, 64 MiB cache) and creates the schema if missing. */
-export function openSqlite(path: string): Database.Database {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
+/** Per-connection settings (WAL, synchronous=FULL, 64 MiB cache). The schema is `prepareSchema`'s. */
+export function openSqlite(path: string, opts: { readonly readonly?: boolean } = {}): Database.Database {
+  const db = new Database(path, { readonly: opts.readonly ?? false });
+  if (!opts.readonly) db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
   // A 64 MiB page cache (default 2 MiB) keeps the indexes' hot pages in memory under load:
   // measured, deposit p99 fell from ~27-30 ms to ~23-25 ms in `npm run bench:relay`.
   db.pragma('cache_size = -65536');
   db.pragma('temp_store = memory');
-  db.exec(SCHEMA);
+  // After a checkpoint lets the WAL restart, the writer truncates the file to this size, so a
+  // burst does not leave a large WAL behind (PROTOCOL.md §5 "Storage pressure").
+  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
   return db;
 }
+
+export const WAL_SIZE_LIMIT = 4 * 1024 * 1024;
+
+/** Thrown when the database on disk is newer than this relay or fails its integrity check. */
+export class DatabaseRefusedError extends Error {
+  override readonly name = 'DatabaseRefusedError';
+}
+
+/**
+ * Creates or upgrades the schema in one IMMEDIATE transaction (so relays starting together on one
+ * file do it once). Version 1 databases (no deposit tokens, no counters) gain the column and the
+ * counters, filled from the envelopes they hold.
+ */
+export function prepareSchema(db: Database.Database): void {
+  // Current already: no write (a read-only database still opens, and /health says it cannot commit).
+  if ((db.pragma('user_version', { simple: true }) as number) === SCHEMA_VERSION) return;
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) throw new DatabaseRefusedError(`the database has schema version ${version}; this relay knows up to ${SCHEMA_VERSION}`);
+    if (version === SCHEMA_VERSION) return;
+    const hasEnvelopes = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'envelopes'").get() !== undefined;
+    if (hasEnvelopes) {
+      const cols = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('envelopes')").all().map((c) => c.name);
+      if (!cols.includes('unsolicited')) db.exec('ALTER TABLE envelopes ADD COLUMN unsolicited INTEGER NOT NULL DEFAULT 0');
+    }
+    db.exec(SCHEMA);
+    if (hasEnvelopes) {
+      db.exec(`
+        DELETE FROM mailboxes; DELETE FROM senders;
+        INSERT INTO mailboxes (did, queued, unsolicited, unsolicited_bytes)
+          SELECT to_did, count(*), sum(unsolicited), sum(unsolicited * size) FROM envelopes GROUP BY to_did;
+        INSERT INTO senders (did, queued) SELECT from_did, count(*) FROM envelopes WHERE from_did IS NOT NULL GROUP BY from_did;
+        UPDATE totals SET receivers = (SELECT count(*) FROM mailboxes), senders = (SELECT count(*) FROM senders) WHERE k = 0;`);
+    }
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+/** Storage limits (PROTOCOL.md §5 "Storage pressure"); 0 = no limit. */
+export interface StorageLimits {
+  /** Largest database size, its write-ahead log included, bytes. */
+  readonly maxDbBytes: number;
+  /** Free disk the relay leaves for receives, acks and the sweep, bytes. */
+  readonly minFreeDiskBytes: number;
+}
+
+export const NO_STORAGE_LIMITS: StorageLimits = { maxDbBytes: 0, minFreeDiskBytes: 0 };
 
 export type WriteOp =
   | {
@@ -56,11 +170,15 @@ export type WriteOp =
       readonly size: number;
       readonly depositedAt: number;
       readonly expiresAt: number;
-      readonly cap: number;
+      readonly tokenHash: string | null;
+      readonly limits: DepositLimits;
     }
+  | { readonly k: 'tokens'; readonly did: string; readonly hashes: readonly string[] }
   | { readonly k: 'ack'; readonly did: string; readonly ids: readonly string[] }
   | { readonly k: 'sweep'; readonly now: number }
-  | { readonly k: 'claim'; readonly sig: string; readonly expiresAt: number };
+  | { readonly k: 'claim'; readonly sig: string; readonly expiresAt: number }
+  /** A real write that commits nothing of substance: tells /health whether the writer can commit. */
+  | { readonly k: 'probe'; readonly now: number };
 
 export type OpResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: SerializedError };
 
@@ -84,46 +202,88 @@ export interface Writer {
   runBatch(ops: readonly WriteOp[]): BatchResult;
 }
 
-/** Write statements and the per-receiver row counts on `db`; the caller owns (and closes) `db`. */
-export function createWriter(db: Database.Database): Writer {
+/**
+ * Bytes a stored envelope is reckoned to add before its batch commits: the row, its index entries
+ * and WAL frame overhead. Only decides how close to a storage limit one batch may go.
+ */
+const reckonedBytes = (size: number): number => 2 * size + 512;
+
+/** Write statements on `db` (schema already prepared); the caller owns (and closes) `db`. */
+export function createWriter(db: Database.Database, path: string, storage: StorageLimits = NO_STORAGE_LIMITS): Writer {
   const stmt = {
-    insert: db.prepare<[string, string, string | null, string, number, number, number]>(
-      'INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    insert: db.prepare<[string, string, string | null, string, number, number, number, number]>(
+      'INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     existing: db.prepare<[string, string], { expires_at: number }>('SELECT expires_at FROM envelopes WHERE to_did = ? AND id = ?'),
     deleteOne: db.prepare<[string, string]>('DELETE FROM envelopes WHERE to_did = ? AND id = ?'),
-    countLive: db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM envelopes WHERE to_did = ? AND expires_at > ?'),
+    counts: db.prepare<[string], { queued: number; unsolicited: number; unsolicited_bytes: number }>(
+      'SELECT queued, unsolicited, unsolicited_bytes FROM mailboxes WHERE did = ?',
+    ),
+    hasTokens: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM deposit_tokens WHERE did = ? LIMIT 1'),
+    tokenKnown: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM deposit_tokens WHERE did = ? AND hash = ?'),
+    clearTokens: db.prepare<[string]>('DELETE FROM deposit_tokens WHERE did = ?'),
+    addToken: db.prepare<[string, string]>('INSERT OR IGNORE INTO deposit_tokens (did, hash) VALUES (?, ?)'),
+    sweepMailbox: db.prepare<[string, number]>('DELETE FROM envelopes WHERE to_did = ? AND expires_at <= ?'),
     ack: db.prepare<[string, string]>('DELETE FROM envelopes WHERE to_did = ? AND id IN (SELECT value FROM json_each(?))'),
     sweepEnvelopes: db.prepare<[number]>('DELETE FROM envelopes WHERE expires_at <= ?'),
     sweepSignatures: db.prepare<[number]>('DELETE FROM used_signatures WHERE expires_at <= ?'),
     claim: db.prepare<[string, number]>('INSERT OR IGNORE INTO used_signatures (sig, expires_at) VALUES (?, ?)'),
-    rowCounts: db.prepare<[], { to_did: string; n: number }>('SELECT to_did, count(*) AS n FROM envelopes GROUP BY to_did'),
+    probe: db.prepare<[number]>("INSERT INTO meta (k, v) VALUES ('writer_probe', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"),
   };
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const limited = storage.maxDbBytes > 0 || storage.minFreeDiskBytes > 0;
+  const onDisk = path !== ':memory:' && path !== '';
 
-  /** Rows per receiver including expired-but-unswept ones: the cap is counted exactly only near it. */
-  const rowCounts = new Map<string, number>();
-  const addRows = (did: string, delta: number): void => {
-    const n = (rowCounts.get(did) ?? 0) + delta;
-    if (n > 0) rowCounts.set(did, n);
-    else rowCounts.delete(did);
+  /** Bytes the database holds (pages in use, WAL file included) and free disk beside it. */
+  const measure = (): { used: number; free: number } => {
+    const pages = (db.pragma('page_count', { simple: true }) as number) - (db.pragma('freelist_count', { simple: true }) as number);
+    let wal = 0;
+    let free = Infinity;
+    if (onDisk) {
+      try {
+        wal = statSync(`${path}-wal`).size;
+      } catch {
+        wal = 0; // no WAL file (just truncated)
+      }
+      if (storage.minFreeDiskBytes > 0) {
+        const s = statfsSync(dirname(path));
+        free = s.bavail * s.bsize;
+      }
+    }
+    return { used: pages * pageSize + wal, free };
   };
-  const reloadRowCounts = (): void => {
-    rowCounts.clear();
-    for (const r of stmt.rowCounts.all()) rowCounts.set(r.to_did, r.n);
+  /** Per batch: what was measured at its start plus what its deposits are reckoned to add. */
+  let batchStorage: { used: number; free: number } | undefined;
+  const storageFull = (size: number): boolean => {
+    if (!limited) return false;
+    batchStorage ??= measure();
+    const adds = reckonedBytes(size);
+    if (storage.maxDbBytes > 0 && batchStorage.used + adds > storage.maxDbBytes) return true;
+    if (storage.minFreeDiskBytes > 0 && batchStorage.free - adds < storage.minFreeDiskBytes) return true;
+    batchStorage.used += adds;
+    batchStorage.free -= adds;
+    return false;
   };
 
   const deposit = (op: Extract<WriteOp, { k: 'deposit' }>): DepositOutcome => {
     const existing = stmt.existing.get(op.toDid, op.id);
     if (existing && existing.expires_at > op.depositedAt) return { kind: 'duplicate', expiresAt: existing.expires_at };
-    if (existing) {
-      // Expired but not yet swept: the new deposit replaces it.
-      stmt.deleteOne.run(op.toDid, op.id);
-      addRows(op.toDid, -1);
+    if (existing) stmt.deleteOne.run(op.toDid, op.id); // expired but not yet swept: the new deposit replaces it
+    const unsolicited =
+      stmt.hasTokens.get(op.toDid) !== undefined && (op.tokenHash === null || stmt.tokenKnown.get(op.toDid, op.tokenHash) === undefined);
+    const over = (): boolean => {
+      const c = stmt.counts.get(op.toDid);
+      if (!c) return false;
+      if (unsolicited) return c.unsolicited >= op.limits.unsolicitedEnvelopes || c.unsolicited_bytes + op.size > op.limits.unsolicitedBytes;
+      return c.queued - c.unsolicited >= op.limits.cap;
+    };
+    // Over by rows: delete this mailbox's expired rows (an index range, cheap when there are none)
+    // and look again; expired envelopes count for nothing.
+    if (over() && (stmt.sweepMailbox.run(op.toDid, op.depositedAt).changes === 0 || over())) {
+      return { kind: unsolicited ? 'unsolicited_quota' : 'queue_full' };
     }
-    const rows = rowCounts.get(op.toDid) ?? 0;
-    if (rows >= op.cap && (stmt.countLive.get(op.toDid, op.depositedAt)?.n ?? 0) >= op.cap) return { kind: 'queue_full' };
-    stmt.insert.run(op.toDid, op.id, op.fromDid, op.body, op.size, op.depositedAt, op.expiresAt);
-    addRows(op.toDid, 1);
+    if (storageFull(op.size)) return { kind: 'storage_full' };
+    stmt.insert.run(op.toDid, op.id, op.fromDid, op.body, op.size, op.depositedAt, op.expiresAt, unsolicited ? 1 : 0);
     return { kind: 'stored', expiresAt: op.expiresAt };
   };
 
@@ -131,19 +291,23 @@ export function createWriter(db: Database.Database): Writer {
     switch (op.k) {
       case 'deposit':
         return deposit(op);
-      case 'ack': {
-        const removed = stmt.ack.run(op.did, JSON.stringify(op.ids)).changes;
-        addRows(op.did, -removed);
-        return removed;
+      case 'tokens': {
+        stmt.clearTokens.run(op.did);
+        for (const h of op.hashes) stmt.addToken.run(op.did, h);
+        return new Set(op.hashes).size;
       }
+      case 'ack':
+        return stmt.ack.run(op.did, JSON.stringify(op.ids)).changes;
       case 'sweep': {
         const swept = stmt.sweepEnvelopes.run(op.now).changes;
         stmt.sweepSignatures.run(op.now);
-        if (swept > 0) reloadRowCounts();
         return swept;
       }
       case 'claim':
         return stmt.claim.run(op.sig, op.expiresAt).changes === 1;
+      case 'probe':
+        stmt.probe.run(op.now);
+        return true;
     }
   };
 
@@ -159,14 +323,13 @@ export function createWriter(db: Database.Database): Writer {
     }),
   );
 
-  reloadRowCounts();
   return {
     runBatch(ops) {
+      batchStorage = undefined;
       try {
         return { ok: true, results: transaction.immediate(ops) };
       } catch (e) {
         // BEGIN or COMMIT failed (disk full, I/O error, busy): nothing in the batch is durable.
-        reloadRowCounts();
         return { ok: false, error: serialize(e) };
       }
     },

@@ -25,8 +25,29 @@ export type DepositOutcome =
   | { readonly kind: 'stored'; readonly expiresAt: number }
   /** The ID was already queued (and unexpired) for this receiver: nothing was written. */
   | { readonly kind: 'duplicate'; readonly expiresAt: number }
-  /** The receiver already holds `cap` unexpired envelopes. */
-  | { readonly kind: 'queue_full' };
+  /** An admitted deposit, and the receiver already holds `cap` unexpired admitted envelopes. */
+  | { readonly kind: 'queue_full' }
+  /** An unsolicited deposit over the mailbox's unsolicited quota (PROTOCOL.md §5.1). */
+  | { readonly kind: 'unsolicited_quota' }
+  /** The store's own storage limits (adapter options, e.g. database size, free disk) refuse new envelopes (§5 "Storage pressure"). */
+  | { readonly kind: 'storage_full' };
+
+/**
+ * Admission limits for one deposit (PROTOCOL.md §5, §5.1), checked by the store inside its write
+ * transaction so they hold for any number of relay processes sharing it.
+ *
+ * A deposit is *admitted* when its mailbox has no deposit tokens registered, or when it carries
+ * the hash of one of them; otherwise it is *unsolicited*. The class is fixed when the envelope is
+ * queued (a later token change does not move it). Admitted envelopes count against `cap`;
+ * unsolicited ones against `unsolicitedEnvelopes` and `unsolicitedBytes` (sum of `size`), never
+ * against `cap`. Expired envelopes count for neither (the store may delete them to make room).
+ * Duplicates are checked first and count nothing.
+ */
+export interface DepositLimits {
+  readonly cap: number;
+  readonly unsolicitedEnvelopes: number;
+  readonly unsolicitedBytes: number;
+}
 
 export interface ReceiveResult {
   /** Oldest first, unexpired only. */
@@ -43,6 +64,10 @@ export interface MailboxStats {
 }
 
 export interface StoreStats {
+  /**
+   * The `topQueues` largest queues, largest first. Counts may include expired envelopes until the
+   * next sweep: stores keep them as the data changes, so a scrape never aggregates the table.
+   */
   readonly mailboxes: readonly MailboxStats[];
   /** Distinct `from_did` of queued plain envelopes (sealed ones hide their sender). */
   readonly uniqueSenders: number;
@@ -50,19 +75,36 @@ export interface StoreStats {
   readonly uniqueReceivers: number;
 }
 
+/** Whether the store can commit (PROTOCOL.md §5: `/health` answers 503 when it cannot). */
+export interface StoreHealth {
+  readonly ok: boolean;
+  /** A human sentence: what the writer last saw (e.g. the error that stops commits). */
+  readonly message: string;
+}
+
 export interface MailboxStore {
   /**
-   * Queues `env` unless its ID is already queued for that receiver (duplicate, checked before the
-   * cap) or the receiver holds `cap` envelopes. Atomic; resolves only once the write is durable.
+   * Queues `env` unless its ID is already queued for that receiver (duplicate, checked first), a
+   * limit refuses it (see DepositLimits), or the store is over its storage limits. `tokenHash` is
+   * the lowercase hex SHA-256 of the deposit token the depositor sent (never the token), or null.
+   * Atomic with its checks; resolves only once the write is durable.
    */
-  deposit(env: StoredEnvelope, cap: number): Promise<DepositOutcome>;
+  deposit(env: StoredEnvelope, tokenHash: string | null, limits: DepositLimits): Promise<DepositOutcome>;
+  /**
+   * Replaces the deposit tokens of `did` (PROTOCOL.md §5.1) with these hashes (lowercase hex
+   * SHA-256, deduplicated by the store); an empty list removes them. Resolves the count kept.
+   */
+  setDepositTokens(did: string, tokenHashes: readonly string[]): Promise<number>;
   /** Up to `limit` unexpired envelopes of `did`, oldest first. */
   receive(did: string, limit: number, now: number): Promise<ReceiveResult>;
   /** Removes those of `ids` queued for `did` (never another receiver's); resolves the count removed. */
   ack(did: string, ids: readonly string[]): Promise<number>;
   /** Deletes envelopes with expiresAt ≤ now and stale replay-cache entries; resolves envelopes deleted. */
   sweepExpired(now: number): Promise<number>;
-  stats(now: number): Promise<StoreStats>;
+  /** Metric figures; `topQueues` bounds `mailboxes`. Cheap whatever the table size. */
+  stats(now: number, topQueues: number): Promise<StoreStats>;
+  /** Whether a write can commit now; a store may answer from a recent commit rather than write. */
+  health(): Promise<StoreHealth>;
   /**
    * Records a mailbox-auth signature as used until `expiresAt` (PROTOCOL.md §6 replay rule).
    * False when it was already claimed. Persistent where the store is, so a restart does not

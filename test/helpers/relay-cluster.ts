@@ -51,3 +51,11 @@ export async function longPollsWaiting(url: string): Promise<number> {
   const line = text.split('\n').find((l) => l.startsWith('relay_long_polls_waiting '));
   return line === undefined ? -1 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
+
+/** PUT /v1/mailbox/{did}/tokens (PROTOCOL.md §5.1), signed by the owner. */
+export async function signedPutTokens(relayUrl: string, did: string, signer: Signer, tokens: readonly string[]): Promise<Response> {
+  const pathAndQuery = `${mailboxPath(did)}/tokens`;
+  const body = JSON.stringify({ tokens });
+  const authorization = await signMailboxRequest({ method: 'PUT', host: new URL(relayUrl).host, pathAndQuery, body }, signer);
+  return fetch(relayUrl + pathAndQuery, { method: 'PUT', headers: { authorization, 'content-type': 'application/json' }, body });
+}

@@ -1,14 +1,15 @@
 /**
  * Several relay processes on one PostgreSQL database behave as one relay (PROTOCOL.md §5–§6):
- * a long-poll on one process is answered by a deposit on another; the per-receiver cap and the
- * replay cache hold across processes; kill -9 of one process under deposit load loses no
+ * a long-poll on one process is answered by a deposit on another; the per-receiver cap, the
+ * replay cache, deposit tokens and the unsolicited quota hold across processes; kill -9 of one process under deposit load loses no
  * acknowledged envelope and the others serve each exactly once.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newPeer } from '../core/fixtures';
 import { startPostgres, type PostgresCluster } from '../helpers/postgres';
-import { drain, getWithHost, longPollsWaiting, signReceive, type ReceiveBody } from '../helpers/relay-cluster';
-import { deposit, hostOf, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
+import { drain, getWithHost, longPollsWaiting, signedPutTokens, signReceive, type ReceiveBody } from '../helpers/relay-cluster';
+import { deposit, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
 import { uniqueSealed } from './fixtures';
 
 let cluster: PostgresCluster;
@@ -49,7 +50,9 @@ describe('relay processes on one PostgreSQL database', () => {
   }, 60_000);
 
   it('the per-receiver cap and the replay cache hold across three processes', async () => {
-    const procs = await relays(3, ['--cap', '5']);
+    // One public origin for all three, as behind a load balancer (PROTOCOL.md §5 origins).
+    const host = 'relay.test';
+    const procs = await relays(3, ['--cap', '5', '--origin', host]);
     const alice = newPeer();
     const bob = newPeer();
     const envs = await Promise.all(Array.from({ length: 24 }, () => uniqueSealed(alice, bob)));
@@ -57,12 +60,38 @@ describe('relay processes on one PostgreSQL database', () => {
     expect(statuses.filter((s) => s === 202)).toHaveLength(5);
     expect(statuses.filter((s) => s === 507)).toHaveLength(19);
 
-    // One signed request, replayed at another process with the same Host (as behind a load balancer).
-    const host = hostOf(procs[0]!.url);
+    // One signed request, replayed at the other processes: refused there, while a fresh signature
+    // for the same origin is accepted by each (so the refusal is the shared replay cache).
     const signed = await signReceive(host, bob.did, bob.signer);
     expect(await getWithHost(procs[0]!.url, signed.pathAndQuery, host, signed.authorization)).toBe(200);
-    expect(await getWithHost(procs[1]!.url, signed.pathAndQuery, host, signed.authorization)).toBe(401);
-    expect(await getWithHost(procs[2]!.url, signed.pathAndQuery, host, signed.authorization)).toBe(401);
+    for (const p of procs.slice(1)) {
+      expect(await getWithHost(p.url, signed.pathAndQuery, host, signed.authorization)).toBe(401);
+      const fresh = await signReceive(host, bob.did, bob.signer);
+      expect(await getWithHost(p.url, fresh.pathAndQuery, host, fresh.authorization)).toBe(200);
+    }
+    await Promise.all(procs.map((p) => p.stop()));
+  }, 60_000);
+
+  it('deposit tokens registered on one process admit deposits on the others; the unsolicited quota is shared', async () => {
+    const procs = await relays(3, ['--cap', '4', '--unsolicited-envelopes', '3']);
+    const alice = newPeer();
+    const bob = newPeer();
+    const token = randomBytes(16).toString('base64url');
+    const put = await signedPutTokens(procs[0]!.url, bob.did, bob.signer, [token]);
+    expect(put.status).toBe(200);
+    expect(await put.json()).toEqual({ count: 1 });
+    // Strangers (no token) over all three processes: 3 queued in all, the rest refused.
+    const strangers = await Promise.all(Array.from({ length: 15 }, () => uniqueSealed(alice, bob)));
+    const unsolicited = await Promise.all(strangers.map(async (e, i) => (await deposit(procs[i % 3]!.url, bob.did, e)).status));
+    expect(unsolicited.filter((s) => s === 202)).toHaveLength(3);
+    expect(unsolicited.filter((s) => s === 429)).toHaveLength(12);
+    // Peers with the token: the cap (4), not the quota, across processes.
+    const peers = await Promise.all(Array.from({ length: 10 }, () => uniqueSealed(alice, bob)));
+    const admitted = await Promise.all(
+      peers.map(async (e, i) => (await deposit(procs[(i + 1) % 3]!.url, bob.did, e, { 'x-syncropel-deposit-token': token })).status),
+    );
+    expect(admitted.filter((s) => s === 202)).toHaveLength(4);
+    expect(admitted.filter((s) => s === 507)).toHaveLength(6);
     await Promise.all(procs.map((p) => p.stop()));
   }, 60_000);
 

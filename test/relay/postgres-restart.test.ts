@@ -72,14 +72,16 @@ describe('PostgreSQL restart under load', () => {
     phase = 'down';
     cluster.stopImmediate();
     await waitFor(() => unavailable >= 20, 20_000, '503s while PostgreSQL is down');
-    // A receive is 503 too, and both relays are still up.
+    // A receive is 503 too, /health says the store cannot commit, and both relays are still up.
     expect((await signedReceive(a!.url, bob.did, bob.signer)).status).toBe(503);
+    await waitFor(async () => (await fetch(`${b!.url}/health`)).status === 503, 10_000, '/health to report the database down');
     expect(a!.proc.exitCode).toBeNull();
     expect(b!.proc.exitCode).toBeNull();
     cluster.start();
     phase = 'after';
     await load;
     expect(okAfter).toBeGreaterThan(0);
+    await waitFor(async () => (await fetch(`${b!.url}/health`)).status === 200, 20_000, '/health to recover');
     // Nothing but 202 and 503: no 500, no dropped connection.
     expect([...statuses.keys()].sort()).toEqual([202, 503]);
 

@@ -28,6 +28,7 @@ mailboxStoreContract('postgres', {
 });
 
 const T0 = 1_700_000_000_000;
+const lim = (cap: number) => ({ cap, unsolicitedEnvelopes: 100, unsolicitedBytes: 1_048_576 });
 const hexId = (i: number): string => i.toString(16).padStart(64, '0');
 const envFor = (to: string, i: number) => {
   const body = JSON.stringify({ v: 1, id: hexId(i), to_did: to });
@@ -57,7 +58,7 @@ describe('PgMailboxStore specifics', () => {
     const [a, b] = await Promise.all([PgMailboxStore.open(url, { statsMaxAgeMs: 0 }), PgMailboxStore.open(url, { statsMaxAgeMs: 0 })]);
     try {
       const did = 'did:key:z6MkShared';
-      const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).deposit(envFor(did, i), 9)));
+      const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).deposit(envFor(did, i), null, lim(9))));
       expect(outcomes.filter((o) => o.kind === 'stored')).toHaveLength(9);
       expect((await b.receive(did, 100, T0)).envelopes).toHaveLength(9);
       const claims = await Promise.all([a.claimSignature('s', T0 + 1000), b.claimSignature('s', T0 + 1000)]);
@@ -75,11 +76,11 @@ describe('PgMailboxStore specifics', () => {
       let resyncs = 0;
       await b.listen((did) => heard.push(did), () => resyncs++);
       expect(resyncs).toBe(1);
-      await a.deposit(envFor('did:key:z6MkHeard', 1), 10);
+      await a.deposit(envFor('did:key:z6MkHeard', 1), null, lim(10));
       await waitFor(() => heard.includes('did:key:z6MkHeard'), 5_000, 'the notification');
       // a duplicate writes nothing and notifies nobody
-      await a.deposit(envFor('did:key:z6MkHeard', 1), 10);
-      await a.deposit(envFor('did:key:z6MkOther', 2), 10);
+      await a.deposit(envFor('did:key:z6MkHeard', 1), null, lim(10));
+      await a.deposit(envFor('did:key:z6MkOther', 2), null, lim(10));
       await waitFor(() => heard.includes('did:key:z6MkOther'), 5_000, 'the second notification');
       expect(heard.filter((d) => d === 'did:key:z6MkHeard')).toHaveLength(1);
     } finally {

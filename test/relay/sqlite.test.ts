@@ -26,7 +26,8 @@ describe('SqliteMailboxStore specifics', () => {
     const deposits = Array.from({ length: 100 }, (_, i) =>
       store.deposit(
         { id: i.toString(16).padStart(64, '0'), toDid: 'did:key:zX', fromDid: null, body: '{}', size: 2, depositedAt: base, expiresAt: base + 60_000 },
-        1000,
+        null,
+        { cap: 1000, unsolicitedEnvelopes: 100, unsolicitedBytes: 1_048_576 },
       ),
     );
     const before = store.commitCount;
@@ -38,6 +39,52 @@ describe('SqliteMailboxStore specifics', () => {
       expect((await again.receive('did:key:zX', 500, base)).envelopes).toHaveLength(100);
     } finally {
       await again.close();
+    }
+  });
+
+  it('two stores (two writers) on one file hold the cap together: the count lives in the transaction', async () => {
+    const path = join(dir, 'shared-cap.sqlite');
+    const one = new SqliteMailboxStore(path);
+    const two = new SqliteMailboxStore(path);
+    try {
+      const base = Date.now();
+      const limits = { cap: 5, unsolicitedEnvelopes: 100, unsolicitedBytes: 1_048_576 };
+      const outcomes = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          (i % 2 === 0 ? one : two).deposit(
+            { id: i.toString(16).padStart(64, '0'), toDid: 'did:key:zShared', fromDid: null, body: '{}', size: 2, depositedAt: base, expiresAt: base + 60_000 },
+            null,
+            limits,
+          ),
+        ),
+      );
+      expect(outcomes.filter((o) => o.kind === 'stored')).toHaveLength(5);
+      expect((await one.receive('did:key:zShared', 500, base)).envelopes).toHaveLength(5);
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+    }
+  });
+
+  it('upgrades a version 1 database: counters are filled from the envelopes it holds', async () => {
+    const path = join(dir, 'v1.sqlite');
+    const Database = (await import('better-sqlite3')).default;
+    const old = new Database(path);
+    old.exec(`CREATE TABLE envelopes (seq INTEGER PRIMARY KEY, to_did TEXT NOT NULL, id TEXT NOT NULL, from_did TEXT, body TEXT NOT NULL,
+      size INTEGER NOT NULL, deposited_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, UNIQUE (to_did, id));
+      CREATE TABLE used_signatures (sig TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;`);
+    const base = Date.now();
+    const insert = old.prepare('INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    for (let i = 0; i < 3; i++) insert.run('did:key:zOld', String(i).padStart(64, '0'), i === 0 ? 'did:key:zSender' : null, '{}', 2, base + i, base + 60_000);
+    old.close();
+    const store = new SqliteMailboxStore(path);
+    try {
+      expect(await store.stats(base, 10)).toEqual({ mailboxes: [{ did: 'did:key:zOld', queueSize: 3, oldestDepositedAt: base }], uniqueSenders: 1, uniqueReceivers: 1 });
+      const limits = { cap: 4, unsolicitedEnvelopes: 0, unsolicitedBytes: 0 };
+      const more = (i: number) => store.deposit({ id: String(i).padStart(64, '0'), toDid: 'did:key:zOld', fromDid: null, body: '{}', size: 2, depositedAt: base, expiresAt: base + 60_000 }, null, limits);
+      expect((await more(10)).kind).toBe('stored');
+      expect((await more(11)).kind).toBe('queue_full');
+    } finally {
+      await store.close();
     }
   });
 });

@@ -235,11 +235,11 @@ async function queueScalePostgres(url: string) {
     const n = perReceiver();
     const now = Date.now();
     try {
-      await client.query('INSERT INTO mailboxes (did, queued) SELECT d, $2 FROM unnest($1::text[]) AS d', [bulkPeers.map((p) => p.did), n]);
+      await client.query('INSERT INTO mailboxes (did, admitted) SELECT d, $2 FROM unnest($1::text[]) AS d', [bulkPeers.map((p) => p.did), n]);
       // Generated server-side: envelope k of every receiver, then k+1 (interleaved like traffic).
       await client.query(
-        `INSERT INTO envelopes (mailbox_id, id, from_did, body, size, deposited_at, expires_at)
-         SELECT m.id, x.id, NULL, x.body, octet_length(x.body), $2, $2 + 2592000000
+        `INSERT INTO envelopes (mailbox_id, id, from_did, body, size, deposited_at, expires_at, unsolicited)
+         SELECT m.id, x.id, NULL, x.body, octet_length(x.body), $2, $2 + 2592000000, false
          FROM generate_series(1, $1) AS k
          CROSS JOIN mailboxes m
          CROSS JOIN LATERAL (SELECT sha256(convert_to(m.did || ':' || k, 'UTF8')) AS id) h

@@ -75,7 +75,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
   const logFile = join(dir, 'server.log');
   const startArgs = [
     '-D', dataDir, '-l', logFile, '-w', '-t', '60',
-    '-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c max_connections=200 -c shared_buffers=64MB`,
+    '-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c max_connections=200`,
     'start',
   ];
   const start = () => runPg(join(bin, 'pg_ctl'), startArgs);

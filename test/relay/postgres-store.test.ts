@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { SWEEP_LOCK_KEY } from '../../src/relay/pg-migrations';
 import { PgMailboxStore } from '../../src/relay/pg-store';
 import { startPostgres, type PostgresCluster } from '../helpers/postgres';
 import { waitFor } from '../helpers/relay-process';
@@ -35,6 +36,16 @@ const envFor = (to: string, i: number) => {
   return { id: hexId(i), toDid: to, fromDid: null, body, size: body.length, depositedAt: T0, expiresAt: T0 + 3_600_000 };
 };
 
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
 describe('PgMailboxStore specifics', () => {
   it('migrates once when several stores open one database at once; schema_version records it', async () => {
     const url = await freshDatabase();
@@ -50,6 +61,32 @@ describe('PgMailboxStore specifics', () => {
       }
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('refuses a database whose schema is newer than it knows', async () => {
+    const url = await freshDatabase();
+    await (await PgMailboxStore.open(url, { statsMaxAgeMs: 0 })).close();
+    await withClient(url, (c) => c.query("INSERT INTO schema_version (version, description) VALUES (99, 'from the future')"));
+    await expect(PgMailboxStore.open(url)).rejects.toThrow(/schema is version 99/);
+  });
+
+  it('sweeps on one process at a time: while another holds the sweep lock, a sweep does nothing', async () => {
+    const url = await freshDatabase();
+    const store = await PgMailboxStore.open(url, { statsMaxAgeMs: 0 });
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await store.deposit({ ...envFor('did:key:z6MkSweep', 1), expiresAt: T0 + 1000 }, null, lim(10));
+      await holder.query('SELECT pg_advisory_lock($1)', [SWEEP_LOCK_KEY]);
+      expect(await store.sweepExpired(T0 + 2000)).toBe(0);
+      expect((await store.stats(T0 + 2000, 10)).uniqueReceivers).toBe(1); // still there, unswept
+      await holder.query('SELECT pg_advisory_unlock($1)', [SWEEP_LOCK_KEY]);
+      expect(await store.sweepExpired(T0 + 2000)).toBe(1);
+      expect((await store.stats(T0 + 2000, 10)).uniqueReceivers).toBe(0);
+    } finally {
+      await holder.end();
+      await store.close();
     }
   });
 

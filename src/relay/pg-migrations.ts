@@ -134,7 +134,8 @@ $fn$;
 -- (PROTOCOL.md §5, §5.1). Lock order everywhere: mailbox rows (by id), then sender rows (by did).
 CREATE FUNCTION relay_deposit(p_did text, p_id bytea, p_from text, p_body text, p_size integer,
                               p_deposited bigint, p_expires bigint, p_token bytea,
-                              p_cap integer, p_unsolicited_max integer, p_unsolicited_bytes_max bigint)
+                              p_cap integer, p_unsolicited_max integer, p_unsolicited_bytes_max bigint,
+                              p_storage_full boolean)
 RETURNS TABLE (outcome text, expires_at bigint) LANGUAGE plpgsql AS $fn$
 DECLARE
   v_mailbox bigint;
@@ -153,6 +154,11 @@ BEGIN
   SELECT e.expires_at INTO v_existing FROM envelopes e WHERE e.mailbox_id = v_mailbox AND e.id = p_id;
   IF FOUND AND v_existing > p_deposited THEN
     RETURN QUERY SELECT 'duplicate'::text, v_existing;
+    RETURN;
+  END IF;
+  -- Over the operator's storage limit (measured by the caller): duplicates above still answer.
+  IF p_storage_full THEN
+    RETURN QUERY SELECT 'storage_full'::text, NULL::bigint;
     RETURN;
   END IF;
 

@@ -21,10 +21,10 @@
  * - Connection loss surfaces as StoreUnavailableError (the relay answers 503); the pool replaces
  *   broken connections by itself, so the relay recovers when the server is back.
  */
-import pg from 'pg';
-import { DepositListener } from './pg-notifier';
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { DEPOSIT_CHANNEL, migrate, SWEEP_LOCK_KEY } from './pg-migrations';
+import { DepositListener } from './pg-notifier';
 import { StoreUnavailableError } from './store-errors';
 import type { DepositLimits, DepositOutcome, MailboxStats, MailboxStore, ReceiveResult, StoreHealth, StoreStats, StoredEnvelope } from './store';
 
@@ -74,7 +74,9 @@ function isConnectionError(e: unknown): boolean {
     // recovery), 53 insufficient resources (too many connections).
     return /^(08|57|53)/.test(code);
   }
-  return true; // ECONNREFUSED, ECONNRESET, "Connection terminated", connect timeout …
+  // Node socket errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT …) and pg's own connection failures.
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return true;
+  return /connection terminated|timeout exceeded when trying to connect|not queryable|connection error/i.test(e.message);
 }
 
 export class PgMailboxStore implements MailboxStore {
@@ -157,17 +159,18 @@ export class PgMailboxStore implements MailboxStore {
     return this.run(async () => {
       const max = this.options.maxDbBytes ?? 0;
       // Reckoned like the SQLite store: the row, its index entries and WAL overhead.
-      if (max > 0 && this.dbBytes + 2 * env.size + 512 > max) return { kind: 'storage_full' };
+      const storageFull = max > 0 && this.dbBytes + 2 * env.size + 512 > max;
       const token = tokenHash !== null && HEX_ID.test(tokenHash) ? Buffer.from(tokenHash, 'hex') : null;
       const r = await this.query<{ outcome: string; expires_at: string | null }>({
         name: 'relay_deposit',
-        text: 'SELECT outcome, expires_at FROM relay_deposit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
-        values: [env.toDid, idBytes(env.id), env.fromDid, env.body, env.size, env.depositedAt, env.expiresAt, token, limits.cap, limits.unsolicitedEnvelopes, limits.unsolicitedBytes],
+        text: 'SELECT outcome, expires_at FROM relay_deposit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+        values: [env.toDid, idBytes(env.id), env.fromDid, env.body, env.size, env.depositedAt, env.expiresAt, token, limits.cap, limits.unsolicitedEnvelopes, limits.unsolicitedBytes, storageFull],
       });
       const row = r.rows[0];
       if (!row) throw new Error('relay_deposit returned no row');
       if (row.outcome === 'queue_full') return { kind: 'queue_full' };
       if (row.outcome === 'unsolicited_quota') return { kind: 'unsolicited_quota' };
+      if (row.outcome === 'storage_full') return { kind: 'storage_full' };
       const expiresAt = Number(row.expires_at);
       if (row.outcome === 'duplicate') return { kind: 'duplicate', expiresAt };
       this.notifyLater(env.toDid);

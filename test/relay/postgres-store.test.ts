@@ -90,6 +90,23 @@ describe('PgMailboxStore specifics', () => {
     }
   });
 
+  it('over --max-db-bytes a new deposit is storage_full, a duplicate still a duplicate; receive and ack go on', async () => {
+    const url = await freshDatabase();
+    const roomy = await PgMailboxStore.open(url, { statsMaxAgeMs: 0 });
+    const full = await PgMailboxStore.open(url, { statsMaxAgeMs: 0, maxDbBytes: 1_000_000 }); // an empty database is ~7 MB
+    try {
+      const did = 'did:key:z6MkFull';
+      const queued = envFor(did, 1);
+      expect((await roomy.deposit(queued, null, lim(10))).kind).toBe('stored');
+      expect(await full.deposit(envFor(did, 2), null, lim(10))).toEqual({ kind: 'storage_full' });
+      expect((await full.deposit(queued, null, lim(10))).kind).toBe('duplicate');
+      expect((await full.receive(did, 10, T0)).envelopes.map((e) => e.id)).toEqual([queued.id]);
+      expect(await full.ack(did, [queued.id])).toBe(1);
+    } finally {
+      await Promise.all([roomy.close(), full.close()]);
+    }
+  });
+
   it('two stores on one database share the cap, the queue and the replay cache', async () => {
     const url = await freshDatabase();
     const [a, b] = await Promise.all([PgMailboxStore.open(url, { statsMaxAgeMs: 0 }), PgMailboxStore.open(url, { statsMaxAgeMs: 0 })]);

@@ -7,6 +7,7 @@
  *   noise hits all alike;
  * - receive+ack envelopes/s with p50/p99 per request on each store;
  * - long-poll wake latency, across processes for the two-process setup (wait on A, deposit on B);
+ * - /metrics scrape latency with the queues the deposit phase left;
  * - queue scale for SQLite and PostgreSQL: receive+ack latency of one receiver on an empty relay,
  *   then with 1,000,000 envelopes queued over 10,000 other receivers (bulk-inserted straight into
  *   the database, then checkpointed and analysed), goal ≤ 1.5× the empty figure, measured on an
@@ -34,6 +35,7 @@ import {
   percentile,
   receiveAckLoad,
   round,
+  scrapeLatency,
   sealedTemplate,
   signedHeaders,
   spawnServer,
@@ -102,7 +104,9 @@ export async function main(argv: readonly string[]): Promise<void> {
 
     const receiveAck: Record<string, unknown> = {};
     const wake: Record<string, unknown> = {};
+    const scrape: Record<string, unknown> = {};
     for (const s of setups.slice(1)) {
+      scrape[s.name] = await scrapeLatency(s.urls[0]!);
       receiveAck[s.name] = await receiveAckLoad(s.urls, receivers, RECEIVE_SECONDS);
       wake[s.name] = await wakeLatency(s.urls[0]!, s.urls[s.urls.length - 1]);
     }
@@ -126,6 +130,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       deposit_ratio_to_bare: Object.fromEntries(setups.slice(1).map((s) => [s.name, round(deposit[s.name]!.per_second / bareRate)])),
       receive_ack: receiveAck,
       long_poll_wake: wake,
+      metrics_scrape: scrape,
       queue_scale: scale,
       goals: {
         sqlite_queue_scale_within_1_5x: scale.sqlite.ratio_p50 <= 1.5,

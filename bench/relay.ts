@@ -6,7 +6,8 @@
  * - the same load against a bare node:http server that reads the body and answers 202 (baseline),
  *   and `ratio` = relay ÷ bare;
  * - receive+ack envelopes/s (signed §6 requests) with p50/p99 per request;
- * - long-poll wake-up latency: deposit sent → waiting receiver answered.
+ * - long-poll wake-up latency: deposit sent → waiting receiver answered;
+ * - /metrics scrape latency with the queues the deposit phase left.
  *
  * Servers run as child processes with stdout to a file (not a pipe this process must drain); the
  * load generator runs here. Phases are time-bounded.
@@ -26,6 +27,7 @@ const WARMUP_SECONDS = 3;
 const ROUNDS = 3;
 const RECEIVE_SECONDS = 5;
 const WAKE_SAMPLES = 100;
+const SCRAPES = 30;
 const ENVELOPE_BYTES = 1024;
 
 // ---------------------------------------------------------------------------------------------
@@ -222,6 +224,25 @@ export async function receiveAckLoad(urls: string | readonly string[], receivers
 }
 
 /**
+ * /metrics scrape latency with the queues the deposit phase left (tens of thousands of envelopes):
+ * queue figures come from counters, so a scrape must not grow with the table.
+ */
+export async function scrapeLatency(url: string) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const samples: number[] = [];
+  let queued = 0;
+  for (let i = 0; i < SCRAPES; i++) {
+    const t0 = performance.now();
+    const res = await httpCall(agent, url, 'GET', '/metrics', {});
+    samples.push(performance.now() - t0);
+    queued = [...res.body.matchAll(/^relay_queue_size\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  }
+  agent.destroy();
+  const s = samples.sort((a, b) => a - b);
+  return { scrapes: s.length, queued_envelopes: queued, p50_ms: round(percentile(s, 50)), p99_ms: round(percentile(s, 99)) };
+}
+
+/**
  * Long-poll wake-up: a receiver waits (wait=10) at `url`; we deposit at `depositUrl` (another
  * process on the same database, or the same relay); latency = deposit sent → receiver answered.
  */
@@ -283,6 +304,7 @@ async function main(): Promise<void> {
     await bare.stop();
     const bareResult = medianRound(bareRounds);
     const deposits = medianRound(relayRounds);
+    const scrape = await scrapeLatency(relay.url);
     const receiveAck = await receiveAckLoad(relay.url, receivers, RECEIVE_SECONDS);
     const wake = await wakeLatency(relay.url);
     const result = {
@@ -296,6 +318,7 @@ async function main(): Promise<void> {
       ratio: round(deposits.per_second / bareResult.per_second),
       receive_ack: receiveAck,
       long_poll_wake: wake,
+      metrics_scrape: scrape,
       goals: { ratio_at_least_0_5: deposits.per_second / bareResult.per_second >= 0.5, deposit_p99_under_25ms: deposits.p99_ms < 25 },
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -5,6 +5,8 @@
  * two processes with ~10,000 half-sent requests took the relay to its fd limit and /health and
  * deposits failed for everyone for 100 s.
  */
+// One address may still hold up to the per-client cap; many addresses (a botnet) are bounded only
+// by the total cap, which then refuses newcomers: raise it with the fd limit.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 
@@ -17,6 +19,21 @@ export interface ConnectionLimits {
 /** A client that does not read its error answer gets this long before its socket is destroyed anyway. */
 const ERROR_LINGER_MS = 1000;
 
+/**
+ * The key a connection counts under: an IPv4 address, or an IPv6 /64 (one customer's subnet: a
+ * single host can use any of its 2^64 addresses, so per-address caps would not hold it).
+ */
+export function connectionKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(':')) return address;
+  const [head, tail] = address.split('%', 1)[0]!.split('::') as [string, string | undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':')}::/64`;
+}
+
 export interface ConnectionGuard {
   readonly open: () => number;
   readonly refused: () => number;
@@ -28,7 +45,7 @@ export function guardConnections(server: Server, limits: ConnectionLimits, onRef
   let open = 0;
   let refused = 0;
   server.on('connection', (socket: Socket) => {
-    const address = socket.remoteAddress ?? 'unknown';
+    const address = connectionKey(socket.remoteAddress ?? 'unknown');
     const mine = perAddress.get(address) ?? 0;
     if (open >= limits.maxConnections || (limits.maxConnectionsPerClient > 0 && mine >= limits.maxConnectionsPerClient)) {
       refused++;

@@ -115,9 +115,12 @@ export class PgMailboxStore implements MailboxStore {
     pool.on('error', (e) => options.onBackgroundError?.(e));
     try {
       const client = await pool.connect();
+      const onClientError = (e: Error) => options.onBackgroundError?.(e); // see sendNotifications
+      client.on('error', onClientError);
       try {
         await migrate(client);
       } finally {
+        client.off('error', onClientError);
         client.release();
       }
     } catch (e) {
@@ -290,16 +293,22 @@ export class PgMailboxStore implements MailboxStore {
       const dids = [...this.notifyPending];
       this.notifyPending = new Set();
       let client: pg.PoolClient | undefined;
+      // A checked-out client between statements has no pool listener: a connection lost then is
+      // an 'error' event, which unhandled would crash the process (seen under a PostgreSQL restart).
+      const onClientError = (e: Error) => this.options.onBackgroundError?.(e);
       try {
         client = await this.pool.connect();
+        client.on('error', onClientError);
         await client.query('BEGIN');
         // Nothing durable here: the deposits committed already. Not waiting for this commit's
         // flush keeps the notify lock short.
         await client.query('SET LOCAL synchronous_commit TO off');
         await client.query(`SELECT pg_notify('${DEPOSIT_CHANNEL}', d) FROM unnest($1::text[]) AS d`, [dids]);
         await client.query('COMMIT');
+        client.off('error', onClientError);
         client.release();
       } catch (e) {
+        client?.off('error', onClientError);
         client?.release(true);
         // Lost wakes: those long-polls answer at their deadline, or at the listener's resync.
         this.options.onBackgroundError?.(e instanceof Error ? e : new Error(String(e)));

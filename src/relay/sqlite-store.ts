@@ -262,8 +262,15 @@ export class SqliteMailboxStore implements MailboxStore {
     this.inFlight = false;
     if (result.ok) {
       this.commits++;
-      this.lastCommitAt = Date.now();
-      this.lastFailure = undefined;
+      // A statement that failed inside a committed batch (e.g. a read-only database refuses every
+      // write but commits the empty transaction) means the writer cannot commit either.
+      const failed = result.results.find((r) => !r.ok);
+      if (failed && !failed.ok) {
+        this.lastFailure = failed.error.message;
+      } else {
+        this.lastCommitAt = Date.now();
+        this.lastFailure = undefined;
+      }
       batch.forEach((w, i) => {
         const o = result.results[i]!;
         if (o.ok) w.resolve(o.value);

@@ -4,6 +4,8 @@
  * reusable by browser e2e tests.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { signMailboxRequest, type Signer } from '../../src/core';
@@ -130,3 +132,49 @@ export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs = 10_000
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** PUT the deposit tokens of `did`'s mailbox (PROTOCOL.md §5.1), signed by its owner. */
+export async function signedPutTokens(relayUrl: string, did: string, signer: Signer, tokens: readonly string[] | string): Promise<Response> {
+  const pathAndQuery = `${mailboxPath(did)}/tokens`;
+  const body = typeof tokens === 'string' ? tokens : JSON.stringify({ tokens });
+  const auth = await signMailboxRequest({ method: 'PUT', host: hostOf(relayUrl), pathAndQuery, body }, signer);
+  return fetch(relayUrl + pathAndQuery, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body });
+}
+
+/**
+ * A sealed-shaped envelope for `toDid` with random content: what a stranger flooding a mailbox
+ * sends (the relay never opens sealed envelopes, so it cannot tell it from real mail).
+ */
+export function junkSealed(toDid: string, ciphertextBytes = 256): Record<string, unknown> {
+  return {
+    v: 1,
+    id: randomBytes(32).toString('hex'),
+    to_did: toDid,
+    encoding: 'sealed',
+    epk: randomBytes(32).toString('base64url'),
+    nonce: randomBytes(24).toString('base64url'),
+    ciphertext: randomBytes(ciphertextBytes).toString('base64url'),
+  };
+}
+
+/** Runs `spl-relay` with `args` expecting it to exit before listening; resolves its code and stderr. */
+export function runRelayToExit(args: readonly string[], timeoutMs = 20_000): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'spl-relay.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`spl-relay did not exit within ${timeoutMs} ms; stdout: ${stdout}`));
+    }, timeoutMs);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr, stdout });
+    });
+  });
+}
+
+/** Open file descriptors of a process (Linux /proc). */
+export const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;

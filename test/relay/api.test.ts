@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMailboxRequest, type Envelope } from '../../src/core';
 import { uniquePlain, uniqueSealed } from './fixtures';
 import { newPeer } from '../core/fixtures';
-import { deposit, hostOf, mailboxPath, signedAck, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
+import { deposit, hostOf, mailboxPath, runRelayToExit, signedAck, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
 
 interface ReceiveBody {
   envelopes: Envelope[];
@@ -472,6 +472,38 @@ describe('relay limits and modes', () => {
     await expect(startRelayProcess(['--cap', 'lots'])).rejects.toThrow(/exited \(2\).*--cap/s);
     await expect(startRelayProcess(['--min-ttl', '100', '--default-ttl', '50'])).rejects.toThrow(/exited \(2\).*--default-ttl/s);
     await expect(startRelayProcess(['--metrics-did-labels', 'maybe'])).rejects.toThrow(/exited \(2\)/);
+    const cases = [
+      ['--headers-timeout', '0', /--headers-timeout/],
+      ['--body-timeout', 'soon', /--body-timeout/],
+      ['--idle-timeout', '-1', /--idle-timeout/],
+      ['--max-connections', '0', /--max-connections must/],
+      ['--max-connections-per-client', 'x', /--max-connections-per-client/],
+      ['--unsolicited-envelopes', '1.5', /--unsolicited-envelopes/],
+      ['--unsolicited-bytes', '-3', /--unsolicited-bytes/],
+      ['--max-db-bytes', '1e9', /--max-db-bytes/],
+      ['--min-free-disk-bytes', 'lots', /--min-free-disk-bytes/],
+      ['--metrics-top-queues', '100000', /--metrics-top-queues/],
+      ['--metrics-listen', 'nowhere', /--metrics-listen must be host:port/],
+      ['--origin', 'a b', /--origin must be host\[:port\]/],
+    ] as const;
+    const runs = await Promise.all(cases.map(([flag, value]) => runRelayToExit(['--port', '0', '--db', ':memory:', flag, value])));
+    for (const [i, [flag, value, message]] of cases.entries()) {
+      expect(runs[i]!.code, `${flag} ${value}`).toBe(2);
+      expect(runs[i]!.stderr, `${flag} ${value}`).toMatch(message);
+    }
+  });
+
+  it('--help lists every option', async () => {
+    const { stdout, code } = await runRelayToExit(['--help']);
+    expect(code).toBe(0);
+    for (const flag of [
+      '--host', '--port', '--db', '--origin', '--cap', '--unsolicited-envelopes', '--unsolicited-bytes', '--max-ttl', '--default-ttl', '--min-ttl',
+      '--max-body', '--rate-limit-per-client', '--rate-limit-per-sender', '--no-rate-limit', '--headers-timeout', '--body-timeout', '--idle-timeout',
+      '--max-connections', '--max-connections-per-client', '--max-db-bytes', '--min-free-disk-bytes', '--sweep-interval', '--open-mailboxes',
+      '--metrics-did-labels', '--metrics-top-queues', '--metrics-listen', '--metrics-secret-file', '--log-level', '--trust-proxy',
+    ]) {
+      expect(stdout).toContain(flag);
+    }
   });
 });
 

@@ -168,9 +168,6 @@ async function main(): Promise<void> {
     process.stderr.write(`spl-relay: cannot start: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
   }
-  // Always printed (not subject to --log-level): supervisors and tests read the bound port here.
-  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', url: relay.url, metrics_url: relay.metricsUrl, db: storeKind(options.db) })}\n`);
-
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -188,6 +185,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Only now: a supervisor may signal as soon as it reads this line, and a signal arriving before
+  // the handlers exist would kill the process without a graceful shutdown (seen in tests).
+  // Always printed (not subject to --log-level): supervisors and tests read the bound port here.
+  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', url: relay.url, metrics_url: relay.metricsUrl, db: storeKind(options.db) })}\n`);
 }
 
 void main();

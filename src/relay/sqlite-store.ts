@@ -104,7 +104,12 @@ export class SqliteMailboxStore implements MailboxStore {
         if (!wal.ok) throw new DatabaseRefusedError(`damaged write-ahead log: ${wal.message}`);
       }
     }
-    this.db = openSqlite(path);
+    try {
+      this.db = openSqlite(path);
+    } catch (e) {
+      // e.g. a read-only directory without the WAL's -shm file: say where to look.
+      throw new Error(`cannot open the database ${path}: ${toError(e).message} (the relay needs to read and write the file and create its -wal and -shm beside it)`, { cause: e });
+    }
     const db = this.db;
     try {
       if (check && path !== ':memory:') {

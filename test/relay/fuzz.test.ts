@@ -95,9 +95,10 @@ const body = fc.oneof(
 describe('malformed input fuzz', () => {
   it('deposits: random and mutated bodies and content types', async () => {
     await fc.assert(
-      fc.asyncProperty(body, contentType, fc.boolean(), async (b, ct, otherMailbox) => {
+      fc.asyncProperty(body, contentType, fc.boolean(), fc.option(fc.oneof(headerValue, fc.stringMatching(/^[A-Za-z0-9_-]{20,45}$/)), { nil: undefined }), async (b, ct, otherMailbox, token) => {
         const did = otherMailbox ? 'did:key:z6MkfuzzFuzzFuzz' : bob.did;
         const headers: Record<string, string> = ct === '' ? {} : { 'content-type': ct };
+        if (token !== undefined) headers['x-syncropel-deposit-token'] = token;
         const res = await fetch(relay.url + mailboxPath(did), { method: 'POST', headers, body: typeof b === 'string' ? b : Buffer.from(b) });
         await checkAnswer(res, [202]);
       }),
@@ -107,7 +108,7 @@ describe('malformed input fuzz', () => {
 
   it('receive and ack: bogus Authorization, queries and bodies', async () => {
     const route = fc.record({
-      kind: fc.constantFrom('receive', 'ack', 'other'),
+      kind: fc.constantFrom('receive', 'ack', 'tokens', 'other'),
       did: fc.oneof(fc.constant(bob.did), fc.constant('did:sync:user:x'), fc.stringMatching(/^[A-Za-z0-9:%._~-]{1,60}$/)),
       query: fc.oneof(fc.constant(''), fc.stringMatching(/^[A-Za-z0-9=&%._~-]{0,40}$/)),
       auth: fc.oneof(
@@ -124,12 +125,39 @@ describe('malformed input fuzz', () => {
         const headers: Record<string, string> = {};
         if (r.auth !== undefined) headers.authorization = r.auth;
         if (ct !== '') headers['content-type'] = ct;
-        const init: RequestInit =
-          r.kind === 'ack' ? { method: 'POST', headers, body: typeof r.body === 'string' ? r.body : Buffer.from(r.body) } : { headers };
+        const withBody = { headers, body: typeof r.body === 'string' ? r.body : Buffer.from(r.body) };
+        const init: RequestInit = r.kind === 'ack' ? { method: 'POST', ...withBody } : r.kind === 'tokens' ? { method: 'PUT', ...withBody } : { headers };
         await checkAnswer(await fetch(relay.url + path, init), []);
       }),
       { numRuns: 1500, interruptAfterTimeLimit: 15_000 },
     );
+  });
+
+  it('token lists signed by the owner: random and mutated bodies get 200 or 400 invalid_request', async () => {
+    const tokenish = fc.oneof(
+      fc.uint8Array({ minLength: 14, maxLength: 34 }).map((b) => Buffer.from(b).toString('base64url')),
+      fc.stringMatching(/^[A-Za-z0-9_=+/-]{0,50}$/),
+      fc.jsonValue(),
+    );
+    const tokensBody = fc.oneof(
+      body,
+      fc.array(tokenish, { maxLength: 120 }).map((tokens) => JSON.stringify({ tokens })),
+      fc.array(tokenish, { maxLength: 3 }).map((tokens) => `{"tokens":${JSON.stringify(tokens)},"tokens":[]}`),
+    );
+    const path = `${mailboxPath(bob.did)}/tokens`;
+    await fc.assert(
+      fc.asyncProperty(tokensBody, async (b) => {
+        const bytes = typeof b === 'string' ? Buffer.from(b) : Buffer.from(b);
+        const auth = await signMailboxRequest({ method: 'PUT', host: hostOf(relay.url), pathAndQuery: path, body: bytes }, bob.signer);
+        const res = await fetch(relay.url + path, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: bytes });
+        await checkAnswer(res, [200]);
+      }),
+      { numRuns: 300, interruptAfterTimeLimit: 10_000 },
+    );
+    // Leave the mailbox without tokens, as the other properties expect.
+    const empty = '{"tokens":[]}';
+    const auth = await signMailboxRequest({ method: 'PUT', host: hostOf(relay.url), pathAndQuery: path, body: empty }, bob.signer);
+    expect((await fetch(relay.url + path, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: empty })).status).toBe(200);
   });
 
   it('raw garbage on the socket gets a 400 or a hang-up, never a crash', async () => {

@@ -118,6 +118,28 @@ describe('storage pressure (§5)', () => {
   });
 });
 
+describe('read-only database without its WAL files', () => {
+  it('refuses to start with a message naming the file (exit 1), rather than serve deposits that fail', async () => {
+    await withTmpfs(8, async (mnt) => {
+      const db = join(mnt, 'relay.sqlite');
+      const first = await startRelayProcess(['--db', db, '--min-free-disk-bytes', '0']);
+      const code = await first.stop(); // clean stop: no -wal or -shm left
+      expect(code).toBe(0);
+      const ro = mkdtempSync(join(dir, 'ro-'));
+      execFileSync('mount', ['--bind', mnt, ro]);
+      try {
+        execFileSync('mount', ['-o', 'remount,bind,ro', ro]);
+        const run = await runRelayToExit(['--host', '127.0.0.1', '--port', '0', '--db', join(ro, 'relay.sqlite')]);
+        expect(run.code).toBe(1);
+        expect(run.stderr).toContain(`cannot open the database ${join(ro, 'relay.sqlite')}`);
+        expect(run.stdout).not.toContain('listening');
+      } finally {
+        execFileSync('umount', ['-l', ro]);
+      }
+    });
+  });
+});
+
 describe('integrity at start', () => {
   /** A database with 320 committed transactions still in its WAL (a crash image), for `did`. */
   function crashImage(did: string): { db: string; ids: string[] } {

@@ -22,9 +22,17 @@ afterAll(async () => {
   cluster?.destroy();
 });
 
+const metricsOf = async (url: string): Promise<string> => (await fetch(`${url}/metrics`)).text();
+const metricValue = (text: string, name: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+};
+
 let dbCount = 0;
 async function relays(n: number, extra: readonly string[] = []): Promise<RelayProcess[]> {
-  const url = await cluster.createDatabase(`relays_${++dbCount}`);
+  const created = await cluster.createDatabase(`relays_${++dbCount}`);
+  // Both URL schemes select PostgreSQL.
+  const url = dbCount % 2 === 0 ? created.replace(/^postgres:/, 'postgresql:') : created;
   // Started one after the other is not needed: migrations take turns under their advisory lock.
   const procs = await Promise.all(Array.from({ length: n }, () => startRelayProcess(['--db', url, '--no-rate-limit', '--log-level', 'warn', ...extra])));
   started.push(...procs);
@@ -93,6 +101,19 @@ describe('relay processes on one PostgreSQL database', () => {
     expect(admitted.filter((s) => s === 202)).toHaveLength(4);
     expect(admitted.filter((s) => s === 507)).toHaveLength(6);
     await Promise.all(procs.map((p) => p.stop()));
+  }, 60_000);
+
+  it('each process reports its own counters and the shared queue gauges', async () => {
+    const [a, b] = await relays(2, ['--metrics-did-labels', 'off']);
+    const alice = newPeer();
+    const receivers = [newPeer(), newPeer(), newPeer()];
+    for (const r of receivers) expect((await deposit(a!.url, r.did, await uniqueSealed(alice, r))).status).toBe(202);
+    const [onA, onB] = await Promise.all([metricsOf(a!.url), metricsOf(b!.url)]);
+    expect(metricValue(onA, 'relay_deposits_total')).toBe(3);
+    expect(metricValue(onB, 'relay_deposits_total')).toBe(0); // B accepted none itself
+    expect(metricValue(onA, 'relay_unique_receivers')).toBe(3);
+    expect(metricValue(onB, 'relay_unique_receivers')).toBe(3); // the queue is shared
+    await Promise.all([a!.stop(), b!.stop()]);
   }, 60_000);
 
   it('kill -9 of one process under deposit load: every 202 is served exactly once by the others', async () => {

@@ -55,6 +55,7 @@ const STORAGE_CHECK_MS = 2_000;
 /** Deadlock (40P01) and serialization failure (40001): the transaction rolled back; run it again. */
 const RETRYABLE = new Set(['40P01', '40001']);
 const RETRIES = 3;
+const MAX_NOTIFY_PAYLOAD = 7_999;
 
 interface EnvelopeRow {
   id: string;
@@ -284,6 +285,9 @@ export class PgMailboxStore implements MailboxStore {
    * while a batch is in flight go in the next one (deduplicated).
    */
   private notifyLater(did: string): void {
+    // NOTIFY payloads stop at 8000 bytes and one over it fails its whole batch: a DID that long
+    // (only possible with --open-mailboxes) wakes long-polls on this process only.
+    if (Buffer.byteLength(did) > MAX_NOTIFY_PAYLOAD) return;
     this.notifyPending.add(did);
     if (!this.notifyInFlight) this.notifyInFlight = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.sendNotifications());
   }

@@ -5,6 +5,7 @@
  * acknowledged envelope and the others serve each exactly once.
  */
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newPeer } from '../core/fixtures';
 import { startPostgres, type PostgresCluster } from '../helpers/postgres';
@@ -53,6 +54,33 @@ describe('relay processes on one PostgreSQL database', () => {
     const body = (await res.json()) as ReceiveBody;
     expect(body.envelopes.map((e) => e.id)).toEqual([env.id]);
     // Answered by the wake, not by the 30 s deadline.
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    await Promise.all([a!.stop(), b!.stop()]);
+  }, 60_000);
+
+  it('a listening connection that is cut comes back, and cross-process wakes work again', async () => {
+    const dbName = `relays_${dbCount + 1}`;
+    const [a, b] = await relays(2);
+    const admin = new pg.Client({ connectionString: cluster.url.replace(/\/relay$/, `/${dbName}`) });
+    await admin.connect();
+    try {
+      const listeners = async () =>
+        (await admin.query<{ n: number }>("SELECT count(*)::integer AS n FROM pg_stat_activity WHERE application_name = 'spl-relay listener' AND datname = $1", [dbName])).rows[0]!.n;
+      await waitFor(async () => (await listeners()) === 2, 10_000, 'two listeners');
+      const cut = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'spl-relay listener' AND datname = $1", [dbName]);
+      expect(cut.rowCount).toBe(2);
+      await waitFor(async () => (await listeners()) === 2, 20_000, 'the listeners to reconnect');
+    } finally {
+      await admin.end();
+    }
+    const alice = newPeer();
+    const bob = newPeer();
+    const env = await uniqueSealed(alice, bob);
+    const t0 = Date.now();
+    const polling = signedReceive(a!.url, bob.did, bob.signer, { wait: 30 });
+    await waitFor(async () => (await longPollsWaiting(a!.url)) === 1, 10_000, 'the long-poll to park on A');
+    expect((await deposit(b!.url, bob.did, env)).status).toBe(202);
+    expect(((await (await polling).json()) as ReceiveBody).envelopes.map((e) => e.id)).toEqual([env.id]);
     expect(Date.now() - t0).toBeLessThan(15_000);
     await Promise.all([a!.stop(), b!.stop()]);
   }, 60_000);

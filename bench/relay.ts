@@ -32,7 +32,7 @@ const ENVELOPE_BYTES = 1024;
 
 // ---------------------------------------------------------------------------------------------
 
-interface Server {
+export interface Server {
   url: string;
   proc: ChildProcess;
   stop(): Promise<void>;
@@ -43,7 +43,7 @@ interface Server {
  * not a pipe: the load generator in this process must not be charged for reading the server's logs.
  * The file is polled for the listening line.
  */
-async function spawnServer(args: string[]): Promise<Server> {
+export async function spawnServer(args: string[]): Promise<Server> {
   const logDir = mkdtempSync(join(tmpdir(), 'relay-bench-log-'));
   const logPath = join(logDir, 'stdout.log');
   const out = openSync(logPath, 'w');
@@ -79,11 +79,11 @@ async function spawnServer(args: string[]): Promise<Server> {
   }
 }
 
-interface Peer {
+export interface Peer {
   did: string;
   signer: Signer;
 }
-const newPeer = (): Peer => {
+export const newPeer = (): Peer => {
   const signer = createSigner(generateSecretKey());
   return { did: didFromPublicKey(signer.publicKey), signer };
 };
@@ -93,7 +93,7 @@ const newPeer = (): Peer => {
  * relay never opens sealed envelopes (§4–§5), so random ciphertext of the right shape is
  * indistinguishable from a real one to it.
  */
-function sealedTemplate(to: Peer): { text: string; id: string; toDid: string } {
+export function sealedTemplate(to: Peer): { text: string; id: string; toDid: string } {
   const id = 'f'.repeat(64);
   const make = (n: number) =>
     JSON.stringify({ v: 1, id, to_did: to.did, encoding: 'sealed', ttl_seconds: 2_592_000, epk: toB64u(randomBytes(32)), nonce: toB64u(randomBytes(24)), ciphertext: toB64u(randomBytes(n)) });
@@ -108,7 +108,7 @@ interface HttpResult {
   body: string;
 }
 
-function httpCall(agent: Agent, url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<HttpResult> {
+export function httpCall(agent: Agent, url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<HttpResult> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = request({ agent, host: u.hostname, port: u.port, method, path, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
@@ -123,21 +123,24 @@ function httpCall(agent: Agent, url: string, method: string, path: string, heade
   });
 }
 
-const percentile = (sorted: number[], p: number): number => {
+export const percentile = (sorted: number[], p: number): number => {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 };
-const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
+export const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
 const summary = (latencies: number[], count: number, seconds: number) => {
   const s = [...latencies].sort((a, b) => a - b);
   return { per_second: Math.round(count / seconds), p50_ms: round(percentile(s, 50)), p99_ms: round(percentile(s, 99)), requests: latencies.length };
 };
 
 let idCounter = 0;
-const nextId = (): string => (++idCounter).toString(16).padStart(64, '0');
+export const nextId = (): string => (++idCounter).toString(16).padStart(64, '0');
 
-/** 50 connections each depositing back to back for `seconds`; connection i deposits into receiver i. */
-async function depositLoad(url: string, template: { text: string; id: string; toDid: string }, receivers: Peer[], seconds: number) {
+/**
+ * 50 connections each depositing back to back for `seconds`; connection i deposits into receiver i
+ * (at relay i mod n when given several relay URLs, e.g. processes sharing one database).
+ */
+export async function depositLoad(urls: string | readonly string[], template: { text: string; id: string; toDid: string }, receivers: Peer[], seconds: number) {
   const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
   const latencies: number[] = [];
   let errors = 0;
@@ -146,6 +149,7 @@ async function depositLoad(url: string, template: { text: string; id: string; to
   await Promise.all(
     Array.from({ length: CONNECTIONS }, async (_, c) => {
       const to = receivers[c % receivers.length]!;
+      const url = typeof urls === 'string' ? urls : urls[c % urls.length]!;
       const base = template.text.replace(template.toDid, to.did);
       const path = `/v1/mailbox/${encodeURIComponent(to.did)}`;
       while (performance.now() < deadline) {
@@ -164,12 +168,12 @@ async function depositLoad(url: string, template: { text: string; id: string; to
   return { ...summary(latencies, latencies.length - errors, elapsed), errors, bytes_per_envelope: Buffer.byteLength(template.text) };
 }
 
-async function signedHeaders(url: string, signer: Signer, method: string, path: string, body: string): Promise<Record<string, string>> {
+export async function signedHeaders(url: string, signer: Signer, method: string, path: string, body: string): Promise<Record<string, string>> {
   return { authorization: await signMailboxRequest({ method, host: new URL(url).host, pathAndQuery: path, body }, signer) };
 }
 
-/** Each receiver drains its own mailbox: receive (limit 100) then ack, until empty or time is up. */
-async function receiveAckLoad(url: string, receivers: Peer[], seconds: number) {
+/** Each receiver drains its own mailbox: receive (limit 100) then ack, until empty or time is up (receiver i at relay i mod n). */
+export async function receiveAckLoad(urls: string | readonly string[], receivers: Peer[], seconds: number) {
   const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
   const receiveLatencies: number[] = [];
   const ackLatencies: number[] = [];
@@ -178,7 +182,8 @@ async function receiveAckLoad(url: string, receivers: Peer[], seconds: number) {
   const deadline = performance.now() + seconds * 1000;
   const started = performance.now();
   await Promise.all(
-    receivers.map(async (r) => {
+    receivers.map(async (r, i) => {
+      const url = typeof urls === 'string' ? urls : urls[i % urls.length]!;
       const base = `/v1/mailbox/${encodeURIComponent(r.did)}`;
       while (performance.now() < deadline) {
         const rpath = `${base}/receive?limit=100`;
@@ -222,7 +227,7 @@ async function receiveAckLoad(url: string, receivers: Peer[], seconds: number) {
  * /metrics scrape latency with the queues the deposit phase left (tens of thousands of envelopes):
  * queue figures come from counters, so a scrape must not grow with the table.
  */
-async function scrapeLatency(url: string) {
+export async function scrapeLatency(url: string) {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const samples: number[] = [];
   let queued = 0;
@@ -237,8 +242,11 @@ async function scrapeLatency(url: string) {
   return { scrapes: s.length, queued_envelopes: queued, p50_ms: round(percentile(s, 50)), p99_ms: round(percentile(s, 99)) };
 }
 
-/** Long-poll wake-up: a receiver waits (wait=10); we deposit; latency = deposit sent → receiver answered. */
-async function wakeLatency(url: string) {
+/**
+ * Long-poll wake-up: a receiver waits (wait=10) at `url`; we deposit at `depositUrl` (another
+ * process on the same database, or the same relay); latency = deposit sent → receiver answered.
+ */
+export async function wakeLatency(url: string, depositUrl = url) {
   const agent = new Agent({ keepAlive: true, maxSockets: 4 });
   const receiver = newPeer();
   const template = sealedTemplate(receiver);
@@ -258,7 +266,7 @@ async function wakeLatency(url: string) {
     }
     const id = nextId();
     const sentAt = performance.now();
-    await httpCall(agent, url, 'POST', base, { 'content-type': 'application/json' }, template.text.replace(template.id, id));
+    await httpCall(agent, depositUrl, 'POST', base, { 'content-type': 'application/json' }, template.text.replace(template.id, id));
     const got = await polling;
     if (!got.body.includes(id)) throw new Error('long-poll answered without the deposited envelope');
     samples.push(answeredAt - sentAt);
@@ -322,7 +330,7 @@ async function main(): Promise<void> {
 }
 
 /** The round with the median rate, plus every round's rate and p99 for the record. */
-function medianRound<T extends { per_second: number; p99_ms: number }>(rounds: T[]): T & { rounds: { per_second: number; p99_ms: number }[] } {
+export function medianRound<T extends { per_second: number; p99_ms: number }>(rounds: T[]): T & { rounds: { per_second: number; p99_ms: number }[] } {
   const sorted = [...rounds].sort((a, b) => a.per_second - b.per_second);
   return { ...sorted[Math.floor(sorted.length / 2)]!, rounds: rounds.map((r) => ({ per_second: r.per_second, p99_ms: r.p99_ms })) };
 }
@@ -349,4 +357,7 @@ function runBareServer(): void {
 
 
 if (process.argv.includes('--bare-server')) runBareServer();
+// `--store postgres`: SQLite, one and two PostgreSQL relay processes and bare node:http in one run,
+// plus queue scale (bench/relay-postgres.ts). Not awaited here: that module imports this one.
+else if (process.argv.includes('--store')) void import('./relay-postgres').then((m) => m.main(process.argv));
 else await main();

@@ -7,7 +7,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_OPTIONS, DID_LABEL_MODES, LOG_LEVELS, parseListenAddress, parseRateLimit, RelayOptionError, type DidLabelMode, type LogLevel, type RateLimit, type RelayOptions } from './options';
 import { parseOrigin } from './origins';
-// ./server (SQLite, pino, prom-client), ./sqlite-writer and ./static-app are imported in main(): `--help` needs none of them.
+// ./server (SQLite, pino, prom-client), ./store-open, ./sqlite-writer and ./static-app are imported in main(): `--help` needs none of them.
 
 const d = DEFAULT_OPTIONS;
 
@@ -41,6 +41,7 @@ interface CliFlags {
   host: string;
   port: number;
   db: string;
+  dbPoolSize: number;
   cap: number;
   maxTtl: number;
   defaultTtl: number;
@@ -75,7 +76,8 @@ const program = new Command('spl-relay')
   .description('Store-and-forward mailbox relay for Syncropel async federation (PROTOCOL.md §5–§6).')
   .option('--host <host>', 'address to bind', d.host)
   .option('--port <port>', 'port to bind (0 = ephemeral)', integer('--port'), d.port)
-  .option('--db <path>', 'SQLite file (parent directory is created) or :memory:', d.db)
+  .option('--db <path|url>', 'SQLite file (parent directory is created), :memory:, or postgres://… (many relays on one database)', d.db)
+  .option('--db-pool-size <n>', 'PostgreSQL connections per relay process (plus one for LISTEN)', integer('--db-pool-size'), d.dbPoolSize)
   .option('--origin <host[:port]>', 'a name clients reach this relay at, as in their Host header (repeatable; replaces the default: the listen address, plus localhost and 127.0.0.1 for a loopback listener; required with --host 0.0.0.0 or ::)', originList)
   .option('--cap <n>', 'per-receiver queue cap for admitted envelopes (507 queue_full beyond)', integer('--cap'), d.cap)
   .option('--unsolicited-envelopes <n>', 'per-mailbox quota of queued envelopes without a registered deposit token (429 unsolicited_quota beyond)', integer('--unsolicited-envelopes'), d.unsolicitedEnvelopes)
@@ -123,6 +125,7 @@ const options: RelayOptions = {
   host: flags.host,
   port: flags.port,
   db: flags.db,
+  dbPoolSize: flags.dbPoolSize,
   cap: flags.cap,
   unsolicitedEnvelopes: flags.unsolicitedEnvelopes,
   unsolicitedBytes: flags.unsolicitedBytes,
@@ -152,6 +155,7 @@ const options: RelayOptions = {
 
 async function main(): Promise<void> {
   let relay;
+  const { storeKind } = await import('./store-open');
   try {
     const { startRelay } = await import('./server');
     const { loadStaticApp } = await import('./static-app');
@@ -191,7 +195,7 @@ async function main(): Promise<void> {
   // Only now: a supervisor may signal as soon as it reads this line, and a signal arriving before
   // the handlers exist would kill the process without a graceful shutdown (seen in tests).
   // Always printed (not subject to --log-level): supervisors and tests read the bound port here.
-  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', url: relay.url, metrics_url: relay.metricsUrl, db: options.db === ':memory:' ? ':memory:' : 'file' })}\n`);
+  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'listening', url: relay.url, metrics_url: relay.metricsUrl, db: storeKind(options.db) })}\n`);
 }
 
 void main();

@@ -14,8 +14,10 @@ export interface RelayOptions {
   readonly host: string;
   /** 0 picks an ephemeral port. */
   readonly port: number;
-  /** SQLite file path or `:memory:`. */
+  /** SQLite file path, `:memory:`, or a `postgres://` / `postgresql://` URL. */
   readonly db: string;
+  /** PostgreSQL only: connections in this process's pool (the LISTEN connection is one more). */
+  readonly dbPoolSize: number;
   /** Per-receiver queue cap for admitted envelopes (507 queue_full beyond it). */
   readonly cap: number;
   /** Per-mailbox quota of queued unsolicited envelopes (PROTOCOL.md §5.1; 429 unsolicited_quota beyond). */
@@ -67,6 +69,7 @@ export const DEFAULT_OPTIONS: RelayOptions = {
   host: '127.0.0.1',
   port: 8787,
   db: './data/relay.sqlite',
+  dbPoolSize: 10,
   cap: 10_000,
   unsolicitedEnvelopes: 100,
   unsolicitedBytes: 1_048_576,
@@ -115,7 +118,8 @@ export function validateOptions(o: RelayOptions): RelayOptions {
   };
   need(o.host.length > 0, '--host must not be empty');
   need(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535, '--port must be an integer in 0..65535');
-  need(o.db.length > 0, '--db must be a file path or :memory:');
+  need(o.db.length > 0, '--db must be a file path, :memory: or a postgres:// URL');
+  need(Number.isSafeInteger(o.dbPoolSize) && o.dbPoolSize >= 1 && o.dbPoolSize <= 1000, '--db-pool-size must be an integer in 1..1000');
   need(Number.isSafeInteger(o.cap) && o.cap >= 1, '--cap must be a positive integer');
   need(Number.isSafeInteger(o.unsolicitedEnvelopes) && o.unsolicitedEnvelopes >= 0, '--unsolicited-envelopes must be a non-negative integer');
   need(Number.isSafeInteger(o.unsolicitedBytes) && o.unsolicitedBytes >= 0, '--unsolicited-bytes must be a non-negative integer');

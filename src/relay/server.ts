@@ -17,8 +17,10 @@ import { hostHeaderCount, hostPort, isUnspecifiedAddress, resolveOrigins } from 
 import { DEFAULT_OPTIONS, parseListenAddress, RelayOptionError, validateOptions, type RelayOptions } from './options';
 import { RateLimiter } from './rate-limit';
 import { matchRoute, type Route } from './routes';
-import { SqliteMailboxStore } from './sqlite-store';
+import { PgMailboxStore } from './pg-store';
 import type { StaticApp } from './static-app';
+import { isStoreUnavailable } from './store-errors';
+import { openStore } from './store-open';
 import type { MailboxStore } from './store';
 
 export interface StartRelayOptions extends Partial<RelayOptions> {
@@ -61,13 +63,21 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   const options = validateOptions({ ...DEFAULT_OPTIONS, ...dropUndefined(rest) });
   checkOriginsConfigured(options);
   const metricsAddress = options.metricsListen === undefined ? undefined : parseListenAddress(options.metricsListen, '--metrics-listen');
-  const secret = loadMetricsSecret(options.metricsSecretFile ?? defaultSecretPath(options.db));
-  const label = didLabeler(options.metricsDidLabels, secret);
   const logger = givenLogger ?? createRelayLogger(options.logLevel);
-  const store =
-    givenStore ??
-    new SqliteMailboxStore(options.db, { storage: { maxDbBytes: options.maxDbBytes, minFreeDiskBytes: options.db === ':memory:' ? 0 : options.minFreeDiskBytes } });
+  const store = givenStore ?? (await openStore(options, logger));
   const notifier = new MailboxNotifier();
+  let secret: Buffer;
+  try {
+    // Relays sharing a PostgreSQL database share the label key too, kept in the database.
+    secret = options.metricsSecretFile === undefined && store instanceof PgMailboxStore ? await store.metricsSecret() : loadMetricsSecret(options.metricsSecretFile ?? defaultSecretPath(options.db));
+    // Deposits on other relay processes wake long-polls here too; after a listener reconnection
+    // every waiting long-poll looks at the store again (a notification may have been missed).
+    if (store instanceof PgMailboxStore) await store.listen((did) => notifier.notify(did), () => notifier.wakeAll());
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+  const label = didLabeler(options.metricsDidLabels, secret);
   const clientLimiter = options.rateLimitPerClient ? new RateLimiter(options.rateLimitPerClient) : undefined;
   const senderLimiter = options.rateLimitPerSender ? new RateLimiter(options.rateLimitPerSender) : undefined;
   let shuttingDown = false;
@@ -178,6 +188,13 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     },
     (req, res) => {
       onRequest(req, res).catch((err: unknown) => {
+        if (isStoreUnavailable(err)) {
+          // The database is down or restarting: nothing was committed, the client retries later.
+          logger.warn({ err: { message: err.message }, method: req.method }, 'store unavailable');
+          if (!res.headersSent) sendError(res, 503, 'unavailable', 'the relay cannot reach its database; retry later', { 'Retry-After': '1' });
+          else res.destroy();
+          return;
+        }
         logger.error({ err, method: req.method }, 'request failed');
         if (!res.headersSent) sendError(res, 500, 'internal_error', 'the relay failed to handle this request');
         else res.destroy();

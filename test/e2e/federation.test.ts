@@ -295,6 +295,7 @@ describe.sequential('two devices that are rarely online together', () => {
       // the shared thread back, title first, and the tablet shows it.
       const expected = await probeCount(phone, sharedThread);
       await t.goto(`${tablet.appUrl}?e2e=1#/threads`);
+      await t.getByTestId('restoring').getByText(/Waiting for your threads from Laptop/).waitFor();
       await t.waitForFunction(() => window.__splProbe !== undefined);
       await laptop.open('#/threads');
       await t.getByTestId('thread-list').getByText('Shared plans').waitFor({ timeout: 30_000 });

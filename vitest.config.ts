@@ -14,7 +14,10 @@ export default defineConfig({
     hookTimeout: 60_000,
     projects: [
       { extends: true, test: { name: 'node', include: ['test/**/*.test.ts'], exclude: BROWSER, sequence: { groupOrder: 0 } } },
-      { extends: true, test: { name: 'e2e', include: BROWSER, sequence: { groupOrder: 1 }, maxWorkers: 1 } },
+      // A step here is a browser or a process doing real work: on a loaded 2-core machine a long
+      // story (ten screens, three peers) can pass 30 s without anything being wrong; 90 s still
+      // bounds a hang.
+      { extends: true, test: { name: 'e2e', include: BROWSER, sequence: { groupOrder: 1 }, maxWorkers: 1, testTimeout: 90_000 } },
     ],
   },
 });

@@ -3,6 +3,7 @@
  * process (bin/spl.js), and a foreground `spl serve` that is ready once it logs its URL.
  * Everything waits on conditions with deadlines; nothing sleeps.
  */
+import { freePort } from '../helpers/ports';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -163,18 +164,7 @@ export const postRecords = (url: string, body: unknown, headers: Record<string, 
 /** A port nothing listens on (connection refused at once). */
 export const DEAD_URL = 'http://127.0.0.1:9';
 
-/** A loopback port free right now (for a server that must know its URL before it listens). */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** `spl serve` on a fixed loopback port, advertising that URL (--public-url) for direct delivery. */
 export async function startAdvertisedServe(home: string, port?: number): Promise<ServeProcess> {

@@ -35,7 +35,6 @@ import type { WorkerRole, WriterMessage } from './sqlite-writer-worker';
 
 interface EnvelopeRow {
   id: string;
-  to_did: string;
   from_did: string | null;
   body: string;
   size: number;
@@ -89,6 +88,7 @@ export class SqliteMailboxStore implements MailboxStore {
   private probe: { readonly at: number; readonly result: Promise<StoreHealth> } | undefined;
 
   private readonly stmt;
+  private readonly snapshot: <T>(run: () => T) => T;
 
   /**
    * Opens (creating parent directories and schema) the database at `path`, or `:memory:`.
@@ -126,19 +126,33 @@ export class SqliteMailboxStore implements MailboxStore {
       if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') throw new DatabaseRefusedError(`${path} is damaged: ${toError(e).message}`);
       throw e;
     }
+    // Plans (EXPLAIN QUERY PLAN; test/relay/sqlite.test.ts checks them): mailbox "SEARCH mailboxes
+    // USING COVERING INDEX sqlite_autoindex_mailboxes_1 (did=?)"; receive and oldest "SEARCH
+    // envelopes USING INDEX envelopes_by_mailbox (mailbox=?)" (in rowid = deposit order, no sort);
+    // expiredIn "SEARCH envelopes USING INDEX envelopes_by_expiry (expires_at<?)": only the
+    // unswept expired rows, few between sweeps; largest "SCAN mailboxes USING INDEX
+    // mailboxes_by_queued" read backwards for N rows; totals one row by primary key.
     this.stmt = {
-      countLive: db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM envelopes WHERE to_did = ? AND expires_at > ?'),
-      receive: db.prepare<[string, number, number], EnvelopeRow>(
-        'SELECT id, to_did, from_did, body, size, deposited_at, expires_at FROM envelopes INDEXED BY envelopes_by_receiver ' +
-          'WHERE to_did = ? AND expires_at > ? ORDER BY seq LIMIT ?',
+      mailbox: db.prepare<[string], { id: number; queued: number }>('SELECT id, queued FROM mailboxes WHERE did = ?'),
+      receive: db.prepare<[number, number, number], EnvelopeRow>(
+        'SELECT id, from_did, body, size, deposited_at, expires_at FROM envelopes INDEXED BY envelopes_by_mailbox ' +
+          'WHERE mailbox = ? AND expires_at > ? ORDER BY seq LIMIT ?',
+      ),
+      expiredIn: db.prepare<[number, number], { n: number }>(
+        'SELECT count(*) AS n FROM envelopes INDEXED BY envelopes_by_expiry WHERE expires_at <= ? AND mailbox = ?',
       ),
       // Counters kept by triggers (sqlite-writer.ts): a scrape reads N index entries, never the table.
-      largest: db.prepare<[number], { did: string; queued: number }>('SELECT did, queued FROM mailboxes INDEXED BY mailboxes_by_queued ORDER BY queued DESC LIMIT ?'),
-      oldest: db.prepare<[string], { deposited_at: number }>(
-        'SELECT deposited_at FROM envelopes INDEXED BY envelopes_by_receiver WHERE to_did = ? ORDER BY seq LIMIT 1',
+      largest: db.prepare<[number], { id: number; did: string; queued: number }>(
+        'SELECT id, did, queued FROM mailboxes INDEXED BY mailboxes_by_queued WHERE queued > 0 ORDER BY queued DESC LIMIT ?',
+      ),
+      oldest: db.prepare<[number], { deposited_at: number }>(
+        'SELECT deposited_at FROM envelopes INDEXED BY envelopes_by_mailbox WHERE mailbox = ? ORDER BY seq LIMIT 1',
       ),
       totals: db.prepare<[], { receivers: number; senders: number }>('SELECT receivers, senders FROM totals WHERE k = 0'),
     };
+    // Each read sees one snapshot (the writer thread commits in between otherwise).
+    const inSnapshot = db.transaction((run: () => unknown) => run());
+    this.snapshot = <T>(run: () => T): T => inSnapshot.deferred(run) as T;
     const storage = options.storage ?? NO_STORAGE_LIMITS;
     this.backend = path === ':memory:' ? inlineBackend(db, storage) : workerBackend(path, storage);
   }
@@ -153,11 +167,16 @@ export class SqliteMailboxStore implements MailboxStore {
   }
 
   receive(did: string, limit: number, now: number): Promise<ReceiveResult> {
-    return this.read(() => {
-      const envelopes = this.stmt.receive.all(did, now, limit).map(fromRow);
-      const live = this.stmt.countLive.get(did, now)?.n ?? 0;
-      return { envelopes, remaining: Math.max(0, live - envelopes.length) };
-    });
+    return this.read(() =>
+      this.snapshot(() => {
+        const mailbox = this.stmt.mailbox.get(did);
+        if (!mailbox) return { envelopes: [], remaining: 0 };
+        const envelopes = this.stmt.receive.all(mailbox.id, now, limit).map((r) => fromRow(r, did));
+        // queued counts expired envelopes until the sweep deletes them: subtract those.
+        const live = mailbox.queued - (this.stmt.expiredIn.get(now, mailbox.id)?.n ?? 0);
+        return { envelopes, remaining: Math.max(0, live - envelopes.length) };
+      }),
+    );
   }
 
   ack(did: string, ids: readonly string[]): Promise<number> {
@@ -170,15 +189,17 @@ export class SqliteMailboxStore implements MailboxStore {
   }
 
   stats(_now: number, topQueues: number): Promise<StoreStats> {
-    return this.read(() => {
-      const mailboxes = this.stmt.largest.all(topQueues).map((r) => ({
-        did: r.did,
-        queueSize: r.queued,
-        oldestDepositedAt: this.stmt.oldest.get(r.did)?.deposited_at ?? 0,
-      }));
-      const totals = this.stmt.totals.get() ?? { receivers: 0, senders: 0 };
-      return { mailboxes, uniqueSenders: totals.senders, uniqueReceivers: totals.receivers };
-    });
+    return this.read(() =>
+      this.snapshot(() => {
+        const mailboxes = this.stmt.largest.all(topQueues).map((r) => ({
+          did: r.did,
+          queueSize: r.queued,
+          oldestDepositedAt: this.stmt.oldest.get(r.id)?.deposited_at ?? 0,
+        }));
+        const totals = this.stmt.totals.get() ?? { receivers: 0, senders: 0 };
+        return { mailboxes, uniqueSenders: totals.senders, uniqueReceivers: totals.receivers };
+      }),
+    );
   }
 
   /**
@@ -383,10 +404,10 @@ function workerBackend(path: string, storage: StorageLimits): WriteBackend {
   };
 }
 
-function fromRow(r: EnvelopeRow): StoredEnvelope {
+function fromRow(r: EnvelopeRow, toDid: string): StoredEnvelope {
   return {
     id: r.id,
-    toDid: r.to_did,
+    toDid,
     fromDid: r.from_did,
     body: r.body,
     size: r.size,

@@ -11,6 +11,7 @@ import type { RelayMetrics } from './metrics';
 import type { MailboxNotifier } from './notifier';
 import { effectiveTtlSeconds, type RelayOptions } from './options';
 import type { RateLimiter } from './rate-limit';
+import type { ReplayGuard } from './replay-guard';
 import { parseReceiveQuery } from './routes';
 import type { MailboxStore } from './store';
 
@@ -20,6 +21,8 @@ export interface RelayContext {
   readonly metrics: RelayMetrics;
   readonly notifier: MailboxNotifier;
   readonly senderLimiter: RateLimiter | undefined;
+  /** Single use of mailbox-auth signatures (replay-guard.ts). */
+  readonly replay: ReplayGuard;
   /** True once shutdown started: long-polls answer at once. */
   isShuttingDown(): boolean;
   /** Whether `host` (a Host header) is one of the relay's origins (PROTOCOL.md §5 "Origins"). */
@@ -157,9 +160,13 @@ async function authorizeOwner(ctx: RelayContext, req: IncomingMessage, res: Serv
     sendError(res, auth.error.code === 'unverifiable_did' ? 403 : 401, auth.error.code, auth.error.message);
     return false;
   }
-  const fresh = await ctx.store.claimSignature(auth.value.sig, auth.value.ts + MAX_CLOCK_SKEW_MS + REPLAY_MARGIN_MS);
-  if (!fresh) {
+  const claim = await ctx.replay.claim(auth.value.sig, auth.value.ts, auth.value.ts + MAX_CLOCK_SKEW_MS + REPLAY_MARGIN_MS, now);
+  if (claim === 'used') {
     sendError(res, 401, 'unauthorized', 'this signature was already used; sign every request afresh');
+    return false;
+  }
+  if (claim === 'before_floor') {
+    sendError(res, 401, 'unauthorized', 'this request was signed before the relay restarted; sign it afresh');
     return false;
   }
   return true;

@@ -16,6 +16,7 @@ import { MailboxNotifier } from './notifier';
 import { hostHeaderCount, hostPort, isUnspecifiedAddress, resolveOrigins } from './origins';
 import { DEFAULT_OPTIONS, parseListenAddress, RelayOptionError, validateOptions, type RelayOptions } from './options';
 import { RateLimiter } from './rate-limit';
+import { ReplayGuard } from './replay-guard';
 import { matchRoute, type Route } from './routes';
 import { SqliteMailboxStore } from './sqlite-store';
 import type { StaticApp } from './static-app';
@@ -77,7 +78,8 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   let origins: ReadonlySet<string> = new Set();
   let openConnections = (): number => 0;
   const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections() }, options.metricsDidLabels !== 'off');
-  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
+  const replay = new ReplayGuard(store, (err: unknown) => logger.error({ err }, 'recording a used signature failed'));
+  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, replay, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
 
   async function renderMetrics(res: ServerResponse): Promise<void> {
     const text = await metrics.render(Date.now());
@@ -196,6 +198,8 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   let refusedSeen = 0;
 
   try {
+    const unmarked = await replay.start(Date.now());
+    if (unmarked) logger.warn({ err: unmarked }, 'could not mark this run in the database: every signature is recorded durably before its request proceeds');
     await listen(server, options.port, options.host);
   } catch (e) {
     await store.close().catch(() => undefined);
@@ -242,6 +246,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       refusedSeen = refused;
     }
     clientLimiter?.prune(now);
+    replay.prune(now);
     senderLimiter?.prune(now);
     store.sweepExpired(now).then(
       (n) => metrics.expired.inc(n),

@@ -80,6 +80,8 @@ export class SqliteMailboxStore implements MailboxStore {
   private inFlight = false;
   private idleWaiters: Array<() => void> = [];
   private closed = false;
+  /** openRun was called: close() marks the run closed (replay-guard.ts). */
+  private runOpen = false;
   private closing: Promise<void> | undefined;
   private commits = 0;
   private lastCommitAt = 0;
@@ -149,6 +151,8 @@ export class SqliteMailboxStore implements MailboxStore {
         'SELECT deposited_at FROM envelopes INDEXED BY envelopes_by_mailbox WHERE mailbox = ? ORDER BY seq LIMIT 1',
       ),
       totals: db.prepare<[], { receivers: number; senders: number }>('SELECT receivers, senders FROM totals WHERE k = 0'),
+      // "SEARCH used_signatures USING PRIMARY KEY (sig=?)"
+      claimed: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM used_signatures WHERE sig = ?'),
     };
     // Each read sees one snapshot (the writer thread commits in between otherwise).
     const inSnapshot = db.transaction((run: () => unknown) => run());
@@ -223,6 +227,15 @@ export class SqliteMailboxStore implements MailboxStore {
     return this.write({ k: 'claim', sig, expiresAt });
   }
 
+  openRun(now: number): Promise<number> {
+    this.runOpen = true;
+    return this.write({ k: 'run_start', now });
+  }
+
+  signatureClaimed(sig: string): Promise<boolean> {
+    return this.read(() => this.stmt.claimed.get(sig) !== undefined);
+  }
+
   /** Transactions committed so far: with group commit, far fewer than writes. */
   get commitCount(): number {
     return this.commits;
@@ -233,6 +246,8 @@ export class SqliteMailboxStore implements MailboxStore {
     if (this.closing) return this.closing;
     this.closed = true; // no new reads or writes; queued ones still commit
     this.closing = (async () => {
+      // Last in the queue: the run is unmarked in the batch that commits its last claims.
+      if (this.runOpen) this.pending.push({ op: { k: 'run_end' }, resolve: () => undefined, reject: () => undefined });
       this.flush();
       if (this.inFlight || this.pending.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       try {

@@ -196,7 +196,11 @@ export type WriteOp =
   | { readonly k: 'sweep'; readonly now: number }
   | { readonly k: 'claim'; readonly sig: string; readonly expiresAt: number }
   /** A real write that commits nothing of substance: tells /health whether the writer can commit. */
-  | { readonly k: 'probe'; readonly now: number };
+  | { readonly k: 'probe'; readonly now: number }
+  /** A relay run starts (replay-guard.ts): resolves its replay floor. */
+  | { readonly k: 'run_start'; readonly now: number }
+  /** A relay run closes cleanly, after every claim it made committed. */
+  | { readonly k: 'run_end' };
 
 export type OpResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: SerializedError };
 
@@ -256,7 +260,10 @@ export function createWriter(db: Database.Database, path: string, storage: Stora
     sweepSignatures: db.prepare<[number]>('DELETE FROM used_signatures WHERE expires_at <= ?'),
     claim: db.prepare<[string, number]>('INSERT OR IGNORE INTO used_signatures (sig, expires_at) VALUES (?, ?)'),
     probe: db.prepare<[number]>("INSERT INTO meta (k, v) VALUES ('writer_probe', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"),
+    getMeta: db.prepare<[string], { v: number }>('SELECT v FROM meta WHERE k = ?'),
+    setMeta: db.prepare<[string, number]>('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
   };
+  const meta = (k: string, otherwise: number): number => stmt.getMeta.get(k)?.v ?? otherwise;
   const mailboxFor = (did: string): number => stmt.mailbox.get(did)?.id ?? Number(stmt.newMailbox.run(did).lastInsertRowid);
   const pageSize = db.pragma('page_size', { simple: true }) as number;
   const limited = storage.maxDbBytes > 0 || storage.minFreeDiskBytes > 0;
@@ -339,6 +346,18 @@ export function createWriter(db: Database.Database, path: string, storage: Stora
         return stmt.claim.run(op.sig, op.expiresAt).changes === 1;
       case 'probe':
         stmt.probe.run(op.now);
+        return true;
+      case 'run_start': {
+        // Another run still marked open crashed (or shares the file): its uncommitted claims
+        // had ts below now, so the floor rises to now (replay-guard.ts).
+        const open = meta('runs_open', 0);
+        const floor = open > 0 ? Math.max(meta('replay_floor', 0), op.now) : meta('replay_floor', 0);
+        stmt.setMeta.run('replay_floor', floor);
+        stmt.setMeta.run('runs_open', open + 1);
+        return floor;
+      }
+      case 'run_end':
+        stmt.setMeta.run('runs_open', Math.max(0, meta('runs_open', 0) - 1));
         return true;
     }
   };

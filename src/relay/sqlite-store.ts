@@ -129,7 +129,7 @@ export class SqliteMailboxStore implements MailboxStore {
       throw e;
     }
     // Plans (EXPLAIN QUERY PLAN; test/relay/sqlite.test.ts checks them): mailbox "SEARCH mailboxes
-    // USING COVERING INDEX sqlite_autoindex_mailboxes_1 (did=?)"; receive and oldest "SEARCH
+    // USING INDEX sqlite_autoindex_mailboxes_1 (did=?)"; receive and oldest "SEARCH
     // envelopes USING INDEX envelopes_by_mailbox (mailbox=?)" (in rowid = deposit order, no sort);
     // expiredIn "SEARCH envelopes USING INDEX envelopes_by_expiry (expires_at<?)": only the
     // unswept expired rows, few between sweeps; largest "SCAN mailboxes USING INDEX

@@ -4,7 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { fromB64u, fromUtf8, isObject, MAX_CLOCK_SKEW_MS, parseEnvelope, verifyMailboxAuth } from '../core';
+import { fromB64u, fromUtf8, isObject, MAX_CLOCK_SKEW_MS, verifyMailboxAuth } from '../core';
+import { parseDepositedEnvelope } from './envelope-check';
 import { parseJsonStrict } from './strict-json';
 import { declaredLength, isJsonContentType, readBody, refuseDeclaredBody, sendError, sendJson, sendJsonText } from './http';
 import type { RelayMetrics } from './metrics';
@@ -91,7 +92,7 @@ export async function handleDeposit(ctx: RelayContext, req: IncomingMessage, res
   }
   const json = parseJsonStrict(text);
   if (!json.ok) return sendError(res, 400, 'invalid_envelope', json.error.message);
-  const parsed = parseEnvelope(json.value);
+  const parsed = parseDepositedEnvelope(json.value);
   if (!parsed.ok) return sendError(res, 400, 'invalid_envelope', parsed.error.message);
   const env = parsed.value;
   if (env.to_did !== did) {

@@ -17,6 +17,7 @@ import { hostHeaderCount, hostPort, isUnspecifiedAddress, resolveOrigins } from 
 import { DEFAULT_OPTIONS, parseListenAddress, RelayOptionError, validateOptions, type RelayOptions } from './options';
 import { RateLimiter } from './rate-limit';
 import { ReplayGuard } from './replay-guard';
+import { RequestLogSampler } from './request-log';
 import { matchRoute, type Route } from './routes';
 import { SqliteMailboxStore } from './sqlite-store';
 import type { StaticApp } from './static-app';
@@ -78,6 +79,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   let origins: ReadonlySet<string> = new Set();
   let openConnections = (): number => 0;
   const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections() }, options.metricsDidLabels !== 'off');
+  const logSampler = new RequestLogSampler();
   const replay = new ReplayGuard(store, (err: unknown) => logger.error({ err }, 'recording a used signature failed'));
   const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, replay, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
 
@@ -119,8 +121,12 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     inFlight.add(res);
     res.once('close', () => {
       inFlight.delete(res);
-      // One line per request; never headers or bodies (Authorization is a credential).
-      logger.info({ method, route: logRoute, did: logDid, status: res.statusCode, ms: Math.round((performance.now() - started) * 100) / 100, aborted: !res.writableFinished || undefined });
+      // One line per request (sampled under load, request-log.ts); never headers or bodies
+      // (Authorization is a credential).
+      const ended = performance.now();
+      const sample = logSampler.admit(res.statusCode, ended);
+      if (sample === 0) return;
+      logger.info({ method, route: logRoute, did: logDid, status: res.statusCode, ms: Math.round((ended - started) * 100) / 100, aborted: !res.writableFinished || undefined, sample: sample > 1 ? sample : undefined });
     });
     setCorsHeaders(res);
     if (shuttingDown) res.setHeader('Connection', 'close');

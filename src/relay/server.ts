@@ -6,11 +6,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
-import { publicKeyFromDid } from '../core';
 import { guardConnections } from './connections';
 import { clientAddress, sendError, sendJson, sendPreflight, setCorsHeaders } from './http';
 import { handleAck, handleDeposit, handleReceive, handleTokens, rateLimited, type RelayContext } from './mailbox-handlers';
 import { defaultSecretPath, loadMetricsSecret } from './metrics-secret';
+import { ValidDidMemo } from './did-memo';
 import { didLabeler, RelayMetrics } from './metrics';
 import { MailboxNotifier } from './notifier';
 import { hostHeaderCount, hostPort, isUnspecifiedAddress, resolveOrigins } from './origins';
@@ -80,6 +80,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   let openConnections = (): number => 0;
   const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections() }, options.metricsDidLabels !== 'off');
   const logSampler = new RequestLogSampler();
+  const validDids = new ValidDidMemo();
   const replay = new ReplayGuard(store, (err: unknown) => logger.error({ err }, 'recording a used signature failed'));
   const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, replay, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
 
@@ -152,7 +153,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     }
     // §5: mailboxes exist only for valid did:key DIDs (the key must decode to a curve point).
     if ('did' in match.route && !options.openMailboxes) {
-      const key = publicKeyFromDid(match.route.did);
+      const key = validDids.check(match.route.did);
       if (!key.ok) {
         req.resume();
         return sendError(res, 403, 'unverifiable_did', `no mailbox for ${match.route.did.slice(0, 80)}: ${key.error.message}`);

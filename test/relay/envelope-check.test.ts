@@ -5,9 +5,11 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromB64u, parseEnvelope, toB64u } from '../../src/core';
+import { fromB64u, parseEnvelope, publicKeyFromDid, toB64u } from '../../src/core';
 import { isStrictB64uOfAtLeast, parseDepositedEnvelope } from '../../src/relay/envelope-check';
 import { RequestLogSampler } from '../../src/relay/request-log';
+import { ValidDidMemo } from '../../src/relay/did-memo';
+import { newPeer } from '../core/fixtures';
 
 const b64uChars = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ .'.split(''));
 /** Mostly base64url text of varied lengths, some with a stray character or padding. */
@@ -59,5 +61,17 @@ describe('request-log sampling', () => {
     expect(successes.filter((s) => s !== 0 && s !== 50)).toHaveLength(0);
     // After an idle gap, everything is logged again.
     expect(sampler.admit(202, 10_000)).toBe(1);
+  });
+});
+
+describe('valid mailbox DIDs remembered', () => {
+  it('answers as publicKeyFromDid does, and evicts the oldest valid DID past its size', () => {
+    const memo = new ValidDidMemo(3);
+    const peers = Array.from({ length: 5 }, newPeer);
+    for (const p of peers) expect(memo.check(p.did)).toEqual({ ok: true, value: true });
+    const bad = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doX'; // one character changed: not a valid key
+    expect(memo.check(bad)).toEqual(publicKeyFromDid(bad));
+    expect(memo.check('did:sync:user:alice')).toEqual(publicKeyFromDid('did:sync:user:alice'));
+    expect(memo.check(peers[4]!.did).ok).toBe(true);
   });
 });

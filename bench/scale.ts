@@ -163,13 +163,17 @@ function fill(path: string, receiverDids: readonly string[], total: number, temp
   return { seconds: round((performance.now() - started) / 1000, 1), rows: total };
 }
 
-function dbBytesPerEnvelope(path: string): { bytes_per_envelope: number; rows: number } {
+function dbBytesPerEnvelope(path: string): { bytes_per_envelope: number; rows: number; quick_check_ms: number } {
   const db = new Database(path, { readonly: true });
   try {
+    // What the relay's start-up integrity check (sqlite-store.ts) costs on this file.
+    const t0 = performance.now();
+    db.pragma('quick_check');
+    const quickCheckMs = round(performance.now() - t0);
     const pages = (db.pragma('page_count', { simple: true }) as number) - (db.pragma('freelist_count', { simple: true }) as number);
     const pageSize = db.pragma('page_size', { simple: true }) as number;
     const rows = (db.prepare('SELECT count(*) AS n FROM envelopes').get() as { n: number }).n;
-    return { bytes_per_envelope: rows === 0 ? NaN : Math.round((pages * pageSize) / rows), rows };
+    return { bytes_per_envelope: rows === 0 ? NaN : Math.round((pages * pageSize) / rows), rows, quick_check_ms: quickCheckMs };
   } finally {
     db.close();
   }
@@ -337,6 +341,7 @@ async function main(): Promise<void> {
       fill: filled,
       db_bytes_per_queued_envelope: perEnvelope.bytes_per_envelope,
       db_bytes_ratio_to_json: ratio(perEnvelope.bytes_per_envelope, jsonBytes),
+      full_db_quick_check_ms: perEnvelope.quick_check_ms,
       empty,
       full,
       full_vs_empty: {

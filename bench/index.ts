@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BENCHES = ['cli-start', 'relay', 'ingest', 'convergence'] as const;
+const BENCHES = ['cli-start', 'relay', 'ingest', 'convergence', 'scale'] as const;
 
 function run(name: string): Promise<unknown> {
   return new Promise((resolve, reject) => {

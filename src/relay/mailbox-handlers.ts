@@ -4,13 +4,15 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { fromB64u, fromUtf8, isObject, MAX_CLOCK_SKEW_MS, parseEnvelope, verifyMailboxAuth } from '../core';
+import { fromB64u, fromUtf8, isObject, MAX_CLOCK_SKEW_MS, verifyMailboxAuth } from '../core';
+import { parseDepositedEnvelope } from './envelope-check';
 import { parseJsonStrict } from './strict-json';
 import { declaredLength, isJsonContentType, readBody, refuseDeclaredBody, sendError, sendJson, sendJsonText } from './http';
 import type { RelayMetrics } from './metrics';
 import type { MailboxNotifier } from './notifier';
 import { effectiveTtlSeconds, type RelayOptions } from './options';
 import type { RateLimiter } from './rate-limit';
+import type { ReplayGuard } from './replay-guard';
 import { parseReceiveQuery } from './routes';
 import type { MailboxStore } from './store';
 
@@ -20,6 +22,8 @@ export interface RelayContext {
   readonly metrics: RelayMetrics;
   readonly notifier: MailboxNotifier;
   readonly senderLimiter: RateLimiter | undefined;
+  /** Single use of mailbox-auth signatures (replay-guard.ts). */
+  readonly replay: ReplayGuard;
   /** True once shutdown started: long-polls answer at once. */
   isShuttingDown(): boolean;
   /** Whether `host` (a Host header) is one of the relay's origins (PROTOCOL.md §5 "Origins"). */
@@ -88,7 +92,7 @@ export async function handleDeposit(ctx: RelayContext, req: IncomingMessage, res
   }
   const json = parseJsonStrict(text);
   if (!json.ok) return sendError(res, 400, 'invalid_envelope', json.error.message);
-  const parsed = parseEnvelope(json.value);
+  const parsed = parseDepositedEnvelope(json.value);
   if (!parsed.ok) return sendError(res, 400, 'invalid_envelope', parsed.error.message);
   const env = parsed.value;
   if (env.to_did !== did) {
@@ -157,9 +161,13 @@ async function authorizeOwner(ctx: RelayContext, req: IncomingMessage, res: Serv
     sendError(res, auth.error.code === 'unverifiable_did' ? 403 : 401, auth.error.code, auth.error.message);
     return false;
   }
-  const fresh = await ctx.store.claimSignature(auth.value.sig, auth.value.ts + MAX_CLOCK_SKEW_MS + REPLAY_MARGIN_MS);
-  if (!fresh) {
+  const claim = await ctx.replay.claim(auth.value.sig, auth.value.ts, auth.value.ts + MAX_CLOCK_SKEW_MS + REPLAY_MARGIN_MS, now);
+  if (claim === 'used') {
     sendError(res, 401, 'unauthorized', 'this signature was already used; sign every request afresh');
+    return false;
+  }
+  if (claim === 'before_floor') {
+    sendError(res, 401, 'unauthorized', 'this request was signed before the relay restarted; sign it afresh');
     return false;
   }
   return true;

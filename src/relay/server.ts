@@ -6,16 +6,18 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
-import { publicKeyFromDid } from '../core';
 import { guardConnections } from './connections';
 import { clientAddress, sendError, sendJson, sendPreflight, setCorsHeaders } from './http';
 import { handleAck, handleDeposit, handleReceive, handleTokens, rateLimited, type RelayContext } from './mailbox-handlers';
 import { defaultSecretPath, loadMetricsSecret } from './metrics-secret';
+import { ValidDidMemo } from './did-memo';
 import { didLabeler, RelayMetrics } from './metrics';
 import { MailboxNotifier } from './notifier';
 import { hostHeaderCount, hostPort, isUnspecifiedAddress, resolveOrigins } from './origins';
 import { DEFAULT_OPTIONS, parseListenAddress, RelayOptionError, validateOptions, type RelayOptions } from './options';
 import { RateLimiter } from './rate-limit';
+import { ReplayGuard } from './replay-guard';
+import { RequestLogSampler } from './request-log';
 import { matchRoute, type Route } from './routes';
 import { PgMailboxStore } from './pg-store';
 import type { StaticApp } from './static-app';
@@ -87,7 +89,10 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   let origins: ReadonlySet<string> = new Set();
   let openConnections = (): number => 0;
   const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections() }, options.metricsDidLabels !== 'off');
-  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
+  const logSampler = new RequestLogSampler();
+  const validDids = new ValidDidMemo();
+  const replay = new ReplayGuard(store, (err: unknown) => logger.error({ err }, 'recording a used signature failed'));
+  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, replay, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
 
   async function renderMetrics(res: ServerResponse): Promise<void> {
     const text = await metrics.render(Date.now());
@@ -127,8 +132,12 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     inFlight.add(res);
     res.once('close', () => {
       inFlight.delete(res);
-      // One line per request; never headers or bodies (Authorization is a credential).
-      logger.info({ method, route: logRoute, did: logDid, status: res.statusCode, ms: Math.round((performance.now() - started) * 100) / 100, aborted: !res.writableFinished || undefined });
+      // One line per request (sampled under load, request-log.ts); never headers or bodies
+      // (Authorization is a credential).
+      const ended = performance.now();
+      const sample = logSampler.admit(res.statusCode, ended);
+      if (sample === 0) return;
+      logger.info({ method, route: logRoute, did: logDid, status: res.statusCode, ms: Math.round((ended - started) * 100) / 100, aborted: !res.writableFinished || undefined, sample: sample > 1 ? sample : undefined });
     });
     setCorsHeaders(res);
     if (shuttingDown) res.setHeader('Connection', 'close');
@@ -154,7 +163,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     }
     // §5: mailboxes exist only for valid did:key DIDs (the key must decode to a curve point).
     if ('did' in match.route && !options.openMailboxes) {
-      const key = publicKeyFromDid(match.route.did);
+      const key = validDids.check(match.route.did);
       if (!key.ok) {
         req.resume();
         return sendError(res, 403, 'unverifiable_did', `no mailbox for ${match.route.did.slice(0, 80)}: ${key.error.message}`);
@@ -213,6 +222,8 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   let refusedSeen = 0;
 
   try {
+    const unmarked = await replay.start(Date.now());
+    if (unmarked) logger.warn({ err: unmarked }, 'could not mark this run in the database: every signature is recorded durably before its request proceeds');
     await listen(server, options.port, options.host);
   } catch (e) {
     await store.close().catch(() => undefined);
@@ -259,6 +270,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       refusedSeen = refused;
     }
     clientLimiter?.prune(now);
+    replay.prune(now);
     senderLimiter?.prune(now);
     store.sweepExpired(now).then(
       (n) => metrics.expired.inc(n),

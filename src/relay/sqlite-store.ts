@@ -35,7 +35,6 @@ import type { WorkerRole, WriterMessage } from './sqlite-writer-worker';
 
 interface EnvelopeRow {
   id: string;
-  to_did: string;
   from_did: string | null;
   body: string;
   size: number;
@@ -81,6 +80,8 @@ export class SqliteMailboxStore implements MailboxStore {
   private inFlight = false;
   private idleWaiters: Array<() => void> = [];
   private closed = false;
+  /** openRun was called: close() marks the run closed (replay-guard.ts). */
+  private runOpen = false;
   private closing: Promise<void> | undefined;
   private commits = 0;
   private lastCommitAt = 0;
@@ -89,6 +90,7 @@ export class SqliteMailboxStore implements MailboxStore {
   private probe: { readonly at: number; readonly result: Promise<StoreHealth> } | undefined;
 
   private readonly stmt;
+  private readonly snapshot: <T>(run: () => T) => T;
 
   /**
    * Opens (creating parent directories and schema) the database at `path`, or `:memory:`.
@@ -126,19 +128,35 @@ export class SqliteMailboxStore implements MailboxStore {
       if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') throw new DatabaseRefusedError(`${path} is damaged: ${toError(e).message}`);
       throw e;
     }
+    // Plans (EXPLAIN QUERY PLAN; test/relay/sqlite.test.ts checks them): mailbox "SEARCH mailboxes
+    // USING INDEX sqlite_autoindex_mailboxes_1 (did=?)"; receive and oldest "SEARCH
+    // envelopes USING INDEX envelopes_by_mailbox (mailbox=?)" (in rowid = deposit order, no sort);
+    // expiredIn "SEARCH envelopes USING INDEX envelopes_by_expiry (expires_at<?)": only the
+    // unswept expired rows, few between sweeps; largest "SCAN mailboxes USING INDEX
+    // mailboxes_by_queued" read backwards for N rows; totals one row by primary key.
     this.stmt = {
-      countLive: db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM envelopes WHERE to_did = ? AND expires_at > ?'),
-      receive: db.prepare<[string, number, number], EnvelopeRow>(
-        'SELECT id, to_did, from_did, body, size, deposited_at, expires_at FROM envelopes INDEXED BY envelopes_by_receiver ' +
-          'WHERE to_did = ? AND expires_at > ? ORDER BY seq LIMIT ?',
+      mailbox: db.prepare<[string], { id: number; queued: number }>('SELECT id, queued FROM mailboxes WHERE did = ?'),
+      receive: db.prepare<[number, number, number], EnvelopeRow>(
+        'SELECT id, from_did, body, size, deposited_at, expires_at FROM envelopes INDEXED BY envelopes_by_mailbox ' +
+          'WHERE mailbox = ? AND expires_at > ? ORDER BY seq LIMIT ?',
+      ),
+      expiredIn: db.prepare<[number, number], { n: number }>(
+        'SELECT count(*) AS n FROM envelopes INDEXED BY envelopes_by_expiry WHERE expires_at <= ? AND mailbox = ?',
       ),
       // Counters kept by triggers (sqlite-writer.ts): a scrape reads N index entries, never the table.
-      largest: db.prepare<[number], { did: string; queued: number }>('SELECT did, queued FROM mailboxes INDEXED BY mailboxes_by_queued ORDER BY queued DESC LIMIT ?'),
-      oldest: db.prepare<[string], { deposited_at: number }>(
-        'SELECT deposited_at FROM envelopes INDEXED BY envelopes_by_receiver WHERE to_did = ? ORDER BY seq LIMIT 1',
+      largest: db.prepare<[number], { id: number; did: string; queued: number }>(
+        'SELECT id, did, queued FROM mailboxes INDEXED BY mailboxes_by_queued WHERE queued > 0 ORDER BY queued DESC LIMIT ?',
+      ),
+      oldest: db.prepare<[number], { deposited_at: number }>(
+        'SELECT deposited_at FROM envelopes INDEXED BY envelopes_by_mailbox WHERE mailbox = ? ORDER BY seq LIMIT 1',
       ),
       totals: db.prepare<[], { receivers: number; senders: number }>('SELECT receivers, senders FROM totals WHERE k = 0'),
+      // "SEARCH used_signatures USING PRIMARY KEY (sig=?)"
+      claimed: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM used_signatures WHERE sig = ?'),
     };
+    // Each read sees one snapshot (the writer thread commits in between otherwise).
+    const inSnapshot = db.transaction((run: () => unknown) => run());
+    this.snapshot = <T>(run: () => T): T => inSnapshot.deferred(run) as T;
     const storage = options.storage ?? NO_STORAGE_LIMITS;
     this.backend = path === ':memory:' ? inlineBackend(db, storage) : workerBackend(path, storage);
   }
@@ -153,11 +171,16 @@ export class SqliteMailboxStore implements MailboxStore {
   }
 
   receive(did: string, limit: number, now: number): Promise<ReceiveResult> {
-    return this.read(() => {
-      const envelopes = this.stmt.receive.all(did, now, limit).map(fromRow);
-      const live = this.stmt.countLive.get(did, now)?.n ?? 0;
-      return { envelopes, remaining: Math.max(0, live - envelopes.length) };
-    });
+    return this.read(() =>
+      this.snapshot(() => {
+        const mailbox = this.stmt.mailbox.get(did);
+        if (!mailbox) return { envelopes: [], remaining: 0 };
+        const envelopes = this.stmt.receive.all(mailbox.id, now, limit).map((r) => fromRow(r, did));
+        // queued counts expired envelopes until the sweep deletes them: subtract those.
+        const live = mailbox.queued - (this.stmt.expiredIn.get(now, mailbox.id)?.n ?? 0);
+        return { envelopes, remaining: Math.max(0, live - envelopes.length) };
+      }),
+    );
   }
 
   ack(did: string, ids: readonly string[]): Promise<number> {
@@ -170,15 +193,17 @@ export class SqliteMailboxStore implements MailboxStore {
   }
 
   stats(_now: number, topQueues: number): Promise<StoreStats> {
-    return this.read(() => {
-      const mailboxes = this.stmt.largest.all(topQueues).map((r) => ({
-        did: r.did,
-        queueSize: r.queued,
-        oldestDepositedAt: this.stmt.oldest.get(r.did)?.deposited_at ?? 0,
-      }));
-      const totals = this.stmt.totals.get() ?? { receivers: 0, senders: 0 };
-      return { mailboxes, uniqueSenders: totals.senders, uniqueReceivers: totals.receivers };
-    });
+    return this.read(() =>
+      this.snapshot(() => {
+        const mailboxes = this.stmt.largest.all(topQueues).map((r) => ({
+          did: r.did,
+          queueSize: r.queued,
+          oldestDepositedAt: this.stmt.oldest.get(r.id)?.deposited_at ?? 0,
+        }));
+        const totals = this.stmt.totals.get() ?? { receivers: 0, senders: 0 };
+        return { mailboxes, uniqueSenders: totals.senders, uniqueReceivers: totals.receivers };
+      }),
+    );
   }
 
   /**
@@ -202,6 +227,15 @@ export class SqliteMailboxStore implements MailboxStore {
     return this.write({ k: 'claim', sig, expiresAt });
   }
 
+  openRun(now: number): Promise<number> {
+    this.runOpen = true;
+    return this.write({ k: 'run_start', now });
+  }
+
+  signatureClaimed(sig: string): Promise<boolean> {
+    return this.read(() => this.stmt.claimed.get(sig) !== undefined);
+  }
+
   /** Transactions committed so far: with group commit, far fewer than writes. */
   get commitCount(): number {
     return this.commits;
@@ -212,6 +246,8 @@ export class SqliteMailboxStore implements MailboxStore {
     if (this.closing) return this.closing;
     this.closed = true; // no new reads or writes; queued ones still commit
     this.closing = (async () => {
+      // Last in the queue: the run is unmarked in the batch that commits its last claims.
+      if (this.runOpen) this.pending.push({ op: { k: 'run_end' }, resolve: () => undefined, reject: () => undefined });
       this.flush();
       if (this.inFlight || this.pending.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       try {
@@ -383,10 +419,10 @@ function workerBackend(path: string, storage: StorageLimits): WriteBackend {
   };
 }
 
-function fromRow(r: EnvelopeRow): StoredEnvelope {
+function fromRow(r: EnvelopeRow, toDid: string): StoredEnvelope {
   return {
     id: r.id,
-    toDid: r.to_did,
+    toDid,
     fromDid: r.from_did,
     body: r.body,
     size: r.size,

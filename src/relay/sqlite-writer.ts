@@ -15,24 +15,44 @@ import { statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DepositLimits, DepositOutcome } from './store';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
+/*
+ * Version 3 (issue 14): envelopes are keyed by an integer mailbox id, not the 56-character DID
+ * text, and carry only the indexes a query needs. Measured on version 2 with 1,000,000 envelopes:
+ * four secondary indexes keyed by DID text made each 1 KiB deposit write 20–31 KB and a row cost
+ * ~1.7 KB. Each statement's plan (EXPLAIN QUERY PLAN, SQLite 3.50) is noted where it is prepared
+ * (sqlite-store.ts, createWriter below); test/relay/sqlite.test.ts checks the plans.
+ */
 const SCHEMA = `
+-- One row per receiver that has (or had, until the sweep) queued envelopes; id is what envelopes
+-- and their indexes carry. The counters are kept by the triggers below, so limits and metrics
+-- never aggregate the envelope table (expired envelopes count until the sweep deletes them).
+CREATE TABLE IF NOT EXISTS mailboxes (
+  id                INTEGER PRIMARY KEY,
+  did               TEXT    NOT NULL UNIQUE,
+  queued            INTEGER NOT NULL DEFAULT 0,
+  unsolicited       INTEGER NOT NULL DEFAULT 0,
+  unsolicited_bytes INTEGER NOT NULL DEFAULT 0
+);
+-- The metrics' N largest queues: N index entries per scrape, never the table.
+CREATE INDEX IF NOT EXISTS mailboxes_by_queued ON mailboxes (queued);
 CREATE TABLE IF NOT EXISTS envelopes (
   seq          INTEGER PRIMARY KEY,   -- rowid: deposit order
-  to_did       TEXT    NOT NULL,
+  mailbox      INTEGER NOT NULL,      -- mailboxes.id of the receiver
   id           TEXT    NOT NULL,
   from_did     TEXT,
   body         TEXT    NOT NULL,
   size         INTEGER NOT NULL,
   deposited_at INTEGER NOT NULL,
   expires_at   INTEGER NOT NULL,
-  unsolicited  INTEGER NOT NULL DEFAULT 0, -- 1: queued without a registered deposit token (§5.1)
-  UNIQUE (to_did, id)
+  unsolicited  INTEGER NOT NULL DEFAULT 0 -- 1: queued without a registered deposit token (§5.1)
 );
--- (to_did) + implicit rowid gives deposit order per receiver; (to_did, expires_at) counts live ones.
-CREATE INDEX IF NOT EXISTS envelopes_by_receiver ON envelopes (to_did);
-CREATE INDEX IF NOT EXISTS envelopes_live ON envelopes (to_did, expires_at);
+-- Duplicate check on deposit and ack by ID.
+CREATE UNIQUE INDEX IF NOT EXISTS envelopes_by_id ON envelopes (mailbox, id);
+-- (mailbox) + the implicit rowid: a receiver's envelopes in deposit order (receive, oldest).
+CREATE INDEX IF NOT EXISTS envelopes_by_mailbox ON envelopes (mailbox);
+-- The sweep, and the unswept expired envelopes a receive must not count as remaining.
 CREATE INDEX IF NOT EXISTS envelopes_by_expiry ON envelopes (expires_at);
 CREATE TABLE IF NOT EXISTS used_signatures (
   sig        TEXT    PRIMARY KEY,
@@ -45,15 +65,6 @@ CREATE TABLE IF NOT EXISTS deposit_tokens (
   hash TEXT NOT NULL,
   PRIMARY KEY (did, hash)
 ) WITHOUT ROWID;
--- Rows per mailbox and per plain sender, kept by triggers as envelopes come and go (expired ones
--- until the sweep), so limits and metrics never aggregate the envelope table.
-CREATE TABLE IF NOT EXISTS mailboxes (
-  did               TEXT    PRIMARY KEY,
-  queued            INTEGER NOT NULL,
-  unsolicited       INTEGER NOT NULL,
-  unsolicited_bytes INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mailboxes_by_queued ON mailboxes (queued);
 CREATE TABLE IF NOT EXISTS senders (
   did    TEXT    PRIMARY KEY,
   queued INTEGER NOT NULL
@@ -69,24 +80,24 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO totals (k, receivers, senders) VALUES (0, 0, 0);
 CREATE TRIGGER IF NOT EXISTS envelopes_counted_in AFTER INSERT ON envelopes BEGIN
-  INSERT INTO mailboxes (did, queued, unsolicited, unsolicited_bytes)
-    VALUES (NEW.to_did, 1, NEW.unsolicited, NEW.unsolicited * NEW.size)
-    ON CONFLICT (did) DO UPDATE SET queued = queued + 1, unsolicited = unsolicited + NEW.unsolicited,
-      unsolicited_bytes = unsolicited_bytes + NEW.unsolicited * NEW.size;
+  UPDATE mailboxes SET queued = queued + 1, unsolicited = unsolicited + NEW.unsolicited,
+    unsolicited_bytes = unsolicited_bytes + NEW.unsolicited * NEW.size WHERE id = NEW.mailbox;
   INSERT INTO senders (did, queued) SELECT NEW.from_did, 1 WHERE NEW.from_did IS NOT NULL
     ON CONFLICT (did) DO UPDATE SET queued = queued + 1;
 END;
 CREATE TRIGGER IF NOT EXISTS envelopes_counted_out AFTER DELETE ON envelopes BEGIN
   UPDATE mailboxes SET queued = queued - 1, unsolicited = unsolicited - OLD.unsolicited,
-    unsolicited_bytes = unsolicited_bytes - OLD.unsolicited * OLD.size WHERE did = OLD.to_did;
-  DELETE FROM mailboxes WHERE did = OLD.to_did AND queued <= 0;
+    unsolicited_bytes = unsolicited_bytes - OLD.unsolicited * OLD.size WHERE id = OLD.mailbox;
   UPDATE senders SET queued = queued - 1 WHERE did = OLD.from_did;
   DELETE FROM senders WHERE did = OLD.from_did AND queued <= 0;
 END;
-CREATE TRIGGER IF NOT EXISTS mailboxes_counted_in AFTER INSERT ON mailboxes BEGIN
+-- A receiver counts while its queue is not empty; empty mailbox rows are deleted by the sweep.
+CREATE TRIGGER IF NOT EXISTS mailboxes_became_busy AFTER UPDATE OF queued ON mailboxes
+  WHEN OLD.queued <= 0 AND NEW.queued > 0 BEGIN
   UPDATE totals SET receivers = receivers + 1 WHERE k = 0;
 END;
-CREATE TRIGGER IF NOT EXISTS mailboxes_counted_out AFTER DELETE ON mailboxes BEGIN
+CREATE TRIGGER IF NOT EXISTS mailboxes_became_empty AFTER UPDATE OF queued ON mailboxes
+  WHEN OLD.queued > 0 AND NEW.queued <= 0 BEGIN
   UPDATE totals SET receivers = receivers - 1 WHERE k = 0;
 END;
 CREATE TRIGGER IF NOT EXISTS senders_counted_in AFTER INSERT ON senders BEGIN
@@ -122,8 +133,9 @@ export class DatabaseRefusedError extends Error {
 
 /**
  * Creates or upgrades the schema in one IMMEDIATE transaction (so relays starting together on one
- * file do it once). Version 1 databases (no deposit tokens, no counters) gain the column and the
- * counters, filled from the envelopes they hold.
+ * file do it once, and a crash mid-upgrade leaves the old schema whole). Versions 1 and 2 keyed
+ * envelopes by DID text: their envelopes are copied, seq (deposit order), IDs, bodies and expiry
+ * unchanged, into the version 3 tables, and the counters are rebuilt from them by the triggers.
  */
 export function prepareSchema(db: Database.Database): void {
   // Current already: no write (a read-only database still opens, and /health says it cannot commit).
@@ -136,15 +148,21 @@ export function prepareSchema(db: Database.Database): void {
     if (hasEnvelopes) {
       const cols = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('envelopes')").all().map((c) => c.name);
       if (!cols.includes('unsolicited')) db.exec('ALTER TABLE envelopes ADD COLUMN unsolicited INTEGER NOT NULL DEFAULT 0');
+      // Version 1/2 objects: triggers and indexes go, the envelope table is kept aside for the copy.
+      const old = db.prepare<[], { type: string; name: string }>(
+        "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'index') AND name NOT LIKE 'sqlite_autoindex_%' AND tbl_name IN ('envelopes', 'mailboxes', 'senders')",
+      ).all();
+      for (const o of old) db.exec(`DROP ${o.type === 'trigger' ? 'TRIGGER' : 'INDEX'} IF EXISTS "${o.name}"`);
+      db.exec('ALTER TABLE envelopes RENAME TO envelopes_v2; DROP TABLE IF EXISTS mailboxes; DROP TABLE IF EXISTS senders; DROP TABLE IF EXISTS totals;');
     }
     db.exec(SCHEMA);
     if (hasEnvelopes) {
       db.exec(`
-        DELETE FROM mailboxes; DELETE FROM senders;
-        INSERT INTO mailboxes (did, queued, unsolicited, unsolicited_bytes)
-          SELECT to_did, count(*), sum(unsolicited), sum(unsolicited * size) FROM envelopes GROUP BY to_did;
-        INSERT INTO senders (did, queued) SELECT from_did, count(*) FROM envelopes WHERE from_did IS NOT NULL GROUP BY from_did;
-        UPDATE totals SET receivers = (SELECT count(*) FROM mailboxes), senders = (SELECT count(*) FROM senders) WHERE k = 0;`);
+        INSERT INTO mailboxes (did) SELECT DISTINCT to_did FROM envelopes_v2;
+        INSERT INTO envelopes (seq, mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited)
+          SELECT e.seq, m.id, e.id, e.from_did, e.body, e.size, e.deposited_at, e.expires_at, e.unsolicited
+          FROM envelopes_v2 e JOIN mailboxes m ON m.did = e.to_did ORDER BY e.seq;
+        DROP TABLE envelopes_v2;`);
     }
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
@@ -178,7 +196,11 @@ export type WriteOp =
   | { readonly k: 'sweep'; readonly now: number }
   | { readonly k: 'claim'; readonly sig: string; readonly expiresAt: number }
   /** A real write that commits nothing of substance: tells /health whether the writer can commit. */
-  | { readonly k: 'probe'; readonly now: number };
+  | { readonly k: 'probe'; readonly now: number }
+  /** A relay run starts (replay-guard.ts): resolves its replay floor. */
+  | { readonly k: 'run_start'; readonly now: number }
+  /** A relay run closes cleanly, after every claim it made committed. */
+  | { readonly k: 'run_end' };
 
 export type OpResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: SerializedError };
 
@@ -210,26 +232,39 @@ const reckonedBytes = (size: number): number => 2 * size + 512;
 
 /** Write statements on `db` (schema already prepared); the caller owns (and closes) `db`. */
 export function createWriter(db: Database.Database, path: string, storage: StorageLimits = NO_STORAGE_LIMITS): Writer {
+  // Plans (EXPLAIN QUERY PLAN): mailbox/mailboxFor "SEARCH mailboxes USING COVERING INDEX
+  // sqlite_autoindex_mailboxes_1 (did=?)"; existing/deleteOne/ack "SEARCH envelopes USING INDEX
+  // envelopes_by_id (mailbox=? AND id=?)"; counts "SEARCH mailboxes USING INTEGER PRIMARY KEY";
+  // sweepMailbox and sweepEnvelopes "SEARCH envelopes USING INDEX envelopes_by_expiry (expires_at<?)"
+  // (only unswept expired rows, few between sweeps); dropEmpty "SEARCH mailboxes USING COVERING
+  // INDEX mailboxes_by_queued (queued<?)".
   const stmt = {
-    insert: db.prepare<[string, string, string | null, string, number, number, number, number]>(
-      'INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    mailbox: db.prepare<[string], { id: number }>('SELECT id FROM mailboxes WHERE did = ?'),
+    newMailbox: db.prepare<[string]>('INSERT INTO mailboxes (did) VALUES (?)'),
+    insert: db.prepare<[number, string, string | null, string, number, number, number, number]>(
+      'INSERT INTO envelopes (mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
-    existing: db.prepare<[string, string], { expires_at: number }>('SELECT expires_at FROM envelopes WHERE to_did = ? AND id = ?'),
-    deleteOne: db.prepare<[string, string]>('DELETE FROM envelopes WHERE to_did = ? AND id = ?'),
-    counts: db.prepare<[string], { queued: number; unsolicited: number; unsolicited_bytes: number }>(
-      'SELECT queued, unsolicited, unsolicited_bytes FROM mailboxes WHERE did = ?',
+    existing: db.prepare<[number, string], { expires_at: number }>('SELECT expires_at FROM envelopes WHERE mailbox = ? AND id = ?'),
+    deleteOne: db.prepare<[number, string]>('DELETE FROM envelopes WHERE mailbox = ? AND id = ?'),
+    counts: db.prepare<[number], { queued: number; unsolicited: number; unsolicited_bytes: number }>(
+      'SELECT queued, unsolicited, unsolicited_bytes FROM mailboxes WHERE id = ?',
     ),
     hasTokens: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM deposit_tokens WHERE did = ? LIMIT 1'),
     tokenKnown: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM deposit_tokens WHERE did = ? AND hash = ?'),
     clearTokens: db.prepare<[string]>('DELETE FROM deposit_tokens WHERE did = ?'),
     addToken: db.prepare<[string, string]>('INSERT OR IGNORE INTO deposit_tokens (did, hash) VALUES (?, ?)'),
-    sweepMailbox: db.prepare<[string, number]>('DELETE FROM envelopes WHERE to_did = ? AND expires_at <= ?'),
-    ack: db.prepare<[string, string]>('DELETE FROM envelopes WHERE to_did = ? AND id IN (SELECT value FROM json_each(?))'),
+    sweepMailbox: db.prepare<[number, number]>('DELETE FROM envelopes INDEXED BY envelopes_by_expiry WHERE expires_at <= ? AND mailbox = ?'),
+    ack: db.prepare<[number, string]>('DELETE FROM envelopes WHERE mailbox = ? AND id IN (SELECT value FROM json_each(?))'),
     sweepEnvelopes: db.prepare<[number]>('DELETE FROM envelopes WHERE expires_at <= ?'),
+    dropEmpty: db.prepare('DELETE FROM mailboxes WHERE queued <= 0'),
     sweepSignatures: db.prepare<[number]>('DELETE FROM used_signatures WHERE expires_at <= ?'),
     claim: db.prepare<[string, number]>('INSERT OR IGNORE INTO used_signatures (sig, expires_at) VALUES (?, ?)'),
     probe: db.prepare<[number]>("INSERT INTO meta (k, v) VALUES ('writer_probe', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"),
+    getMeta: db.prepare<[string], { v: number }>('SELECT v FROM meta WHERE k = ?'),
+    setMeta: db.prepare<[string, number]>('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
   };
+  const meta = (k: string, otherwise: number): number => stmt.getMeta.get(k)?.v ?? otherwise;
+  const mailboxFor = (did: string): number => stmt.mailbox.get(did)?.id ?? Number(stmt.newMailbox.run(did).lastInsertRowid);
   const pageSize = db.pragma('page_size', { simple: true }) as number;
   const limited = storage.maxDbBytes > 0 || storage.minFreeDiskBytes > 0;
   const onDisk = path !== ':memory:' && path !== '';
@@ -266,24 +301,25 @@ export function createWriter(db: Database.Database, path: string, storage: Stora
   };
 
   const deposit = (op: Extract<WriteOp, { k: 'deposit' }>): DepositOutcome => {
-    const existing = stmt.existing.get(op.toDid, op.id);
+    const mailbox = mailboxFor(op.toDid);
+    const existing = stmt.existing.get(mailbox, op.id);
     if (existing && existing.expires_at > op.depositedAt) return { kind: 'duplicate', expiresAt: existing.expires_at };
-    if (existing) stmt.deleteOne.run(op.toDid, op.id); // expired but not yet swept: the new deposit replaces it
+    if (existing) stmt.deleteOne.run(mailbox, op.id); // expired but not yet swept: the new deposit replaces it
     const unsolicited =
       stmt.hasTokens.get(op.toDid) !== undefined && (op.tokenHash === null || stmt.tokenKnown.get(op.toDid, op.tokenHash) === undefined);
     const over = (): boolean => {
-      const c = stmt.counts.get(op.toDid);
+      const c = stmt.counts.get(mailbox);
       if (!c) return false;
       if (unsolicited) return c.unsolicited >= op.limits.unsolicitedEnvelopes || c.unsolicited_bytes + op.size > op.limits.unsolicitedBytes;
       return c.queued - c.unsolicited >= op.limits.cap;
     };
     // Over by rows: delete this mailbox's expired rows (an index range, cheap when there are none)
     // and look again; expired envelopes count for nothing.
-    if (over() && (stmt.sweepMailbox.run(op.toDid, op.depositedAt).changes === 0 || over())) {
+    if (over() && (stmt.sweepMailbox.run(op.depositedAt, mailbox).changes === 0 || over())) {
       return { kind: unsolicited ? 'unsolicited_quota' : 'queue_full' };
     }
     if (storageFull(op.size)) return { kind: 'storage_full' };
-    stmt.insert.run(op.toDid, op.id, op.fromDid, op.body, op.size, op.depositedAt, op.expiresAt, unsolicited ? 1 : 0);
+    stmt.insert.run(mailbox, op.id, op.fromDid, op.body, op.size, op.depositedAt, op.expiresAt, unsolicited ? 1 : 0);
     return { kind: 'stored', expiresAt: op.expiresAt };
   };
 
@@ -296,10 +332,13 @@ export function createWriter(db: Database.Database, path: string, storage: Stora
         for (const h of op.hashes) stmt.addToken.run(op.did, h);
         return new Set(op.hashes).size;
       }
-      case 'ack':
-        return stmt.ack.run(op.did, JSON.stringify(op.ids)).changes;
+      case 'ack': {
+        const mailbox = stmt.mailbox.get(op.did);
+        return mailbox ? stmt.ack.run(mailbox.id, JSON.stringify(op.ids)).changes : 0;
+      }
       case 'sweep': {
         const swept = stmt.sweepEnvelopes.run(op.now).changes;
+        stmt.dropEmpty.run();
         stmt.sweepSignatures.run(op.now);
         return swept;
       }
@@ -307,6 +346,18 @@ export function createWriter(db: Database.Database, path: string, storage: Stora
         return stmt.claim.run(op.sig, op.expiresAt).changes === 1;
       case 'probe':
         stmt.probe.run(op.now);
+        return true;
+      case 'run_start': {
+        // Another run still marked open crashed (or shares the file): its uncommitted claims
+        // had ts below now, so the floor rises to now (replay-guard.ts).
+        const open = meta('runs_open', 0);
+        const floor = open > 0 ? Math.max(meta('replay_floor', 0), op.now) : meta('replay_floor', 0);
+        stmt.setMeta.run('replay_floor', floor);
+        stmt.setMeta.run('runs_open', open + 1);
+        return floor;
+      }
+      case 'run_end':
+        stmt.setMeta.run('runs_open', Math.max(0, meta('runs_open', 0) - 1));
         return true;
     }
   };

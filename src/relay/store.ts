@@ -111,5 +111,15 @@ export interface MailboxStore {
    * reopen the replay window.
    */
   claimSignature(sig: string, expiresAt: number): Promise<boolean>;
+  /**
+   * Optional (replay-guard.ts): marks a relay run as started and resolves its replay floor, the
+   * instant below which signature timestamps must be refused because a run that did not close
+   * cleanly may have lost claims not yet committed. A store with `openRun` must also unmark the
+   * run in `close()` after its last commit, and offer `signatureClaimed`; the relay then claims
+   * signatures with ts ≤ now in memory and records them without waiting for the commit.
+   */
+  openRun?(now: number): Promise<number>;
+  /** Optional, with `openRun`: whether `sig` is recorded as used (committed claims only). */
+  signatureClaimed?(sig: string): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -87,4 +87,30 @@ describe('SqliteMailboxStore specifics', () => {
       await store.close();
     }
   });
+
+  it('every hot query uses an index on the integer mailbox key (EXPLAIN QUERY PLAN), never a table scan', async () => {
+    const path = join(dir, 'plans.sqlite');
+    await new SqliteMailboxStore(path).close();
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(path, { readonly: true });
+    try {
+      const plan = (sql: string, ...params: unknown[]): string =>
+        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join('; ');
+      expect(plan('SELECT id, queued FROM mailboxes WHERE did = ?', 'x')).toMatch(/SEARCH mailboxes USING (COVERING )?INDEX sqlite_autoindex_mailboxes_1 \(did=\?\)/);
+      expect(plan('SELECT id, from_did, body FROM envelopes INDEXED BY envelopes_by_mailbox WHERE mailbox = ? AND expires_at > ? ORDER BY seq LIMIT ?', 1, 0, 10)).toMatch(
+        /^SEARCH envelopes USING INDEX envelopes_by_mailbox \(mailbox=\?\)$/,
+      );
+      expect(plan('SELECT expires_at FROM envelopes WHERE mailbox = ? AND id = ?', 1, 'x')).toMatch(/SEARCH envelopes USING (COVERING )?INDEX envelopes_by_id \(mailbox=\? AND id=\?\)/);
+      expect(plan('DELETE FROM envelopes WHERE mailbox = ? AND id IN (SELECT value FROM json_each(?))', 1, '[]')).toMatch(/SEARCH envelopes USING (COVERING )?INDEX envelopes_by_id \(mailbox=\? AND id=\?\)/);
+      expect(plan('SELECT count(*) FROM envelopes INDEXED BY envelopes_by_expiry WHERE expires_at <= ? AND mailbox = ?', 0, 1)).toMatch(/SEARCH envelopes USING (COVERING )?INDEX envelopes_by_expiry \(expires_at<\?\)/);
+      expect(plan('DELETE FROM envelopes WHERE expires_at <= ?', 0)).toMatch(/SEARCH envelopes USING (COVERING )?INDEX envelopes_by_expiry \(expires_at<\?\)/);
+      expect(plan('SELECT id, did, queued FROM mailboxes INDEXED BY mailboxes_by_queued WHERE queued > 0 ORDER BY queued DESC LIMIT ?', 10)).toMatch(/SEARCH mailboxes USING (COVERING )?INDEX mailboxes_by_queued \(queued>\?\)/);
+      expect(plan('DELETE FROM mailboxes WHERE queued <= 0')).toMatch(/SEARCH mailboxes USING (COVERING )?INDEX mailboxes_by_queued \(queued<\?\)/);
+      // Exactly the indexes the queries above need (issue 14: no index on DID text per envelope).
+      const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'envelopes' ORDER BY name").all();
+      expect(indexes).toEqual([{ name: 'envelopes_by_expiry' }, { name: 'envelopes_by_id' }, { name: 'envelopes_by_mailbox' }]);
+    } finally {
+      db.close();
+    }
+  });
 });

@@ -1,0 +1,367 @@
+/**
+ * Relay at scale (`npm run bench:scale`, issue 14): prints ONE JSON object comparing a relay whose
+ * SQLite file holds 1,000,000 queued envelopes over 10,000 receivers with an empty relay, in the
+ * same run, on the same machine:
+ *
+ * - relay start (process spawned) → first 202;
+ * - GET /metrics latency, and GET /health sent while a scrape is in flight;
+ * - receive+ack p50/p99 (50 signed receivers draining 100 envelopes each);
+ * - deposits/s at 50 connections, 1 KiB sealed envelopes spread over the 10,000 receivers;
+ * - bytes the relay process wrote to disk per deposit (/proc/<pid>/io write_bytes, its writer and
+ *   checkpointer threads included, until the WAL is checkpointed), and the largest WAL seen;
+ * - database bytes per queued envelope (pages in use ÷ rows) against the envelope's JSON size.
+ *
+ * The full database is filled by direct inserts through the relay's own schema (sqlite-writer.ts),
+ * then served by a real relay process. `BENCH_SCALE_ENVELOPES` / `BENCH_SCALE_RECEIVERS` shrink it.
+ * Not part of `npm test`; its default run takes a few minutes (the fill dominates).
+ */
+import Database from 'better-sqlite3';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createSigner, didFromPublicKey, generateSecretKey, publicKeyFromDid, randomBytes, signMailboxRequest, toB64u, type Signer } from '../src/core';
+import { prepareSchema } from '../src/relay/sqlite-writer';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ENVELOPES = Number(process.env.BENCH_SCALE_ENVELOPES ?? 1_000_000);
+const RECEIVERS = Number(process.env.BENCH_SCALE_RECEIVERS ?? 10_000);
+const CONNECTIONS = 50;
+const DRAINED = 100; // envelopes each signed receiver drains
+const DEPOSIT_SECONDS = 6;
+const SCRAPES = 20;
+const ENVELOPE_BYTES = 1024;
+
+interface Peer {
+  did: string;
+  signer: Signer;
+}
+const newPeer = (): Peer => {
+  const signer = createSigner(generateSecretKey());
+  return { did: didFromPublicKey(signer.publicKey), signer };
+};
+
+/** A 1 KiB sealed envelope as text; ID and to_did are swapped per deposit (same lengths). */
+function sealedTemplate(toDid: string): { text: string; id: string; toDid: string } {
+  const id = 'f'.repeat(64);
+  const make = (n: number) =>
+    JSON.stringify({ v: 1, id, to_did: toDid, encoding: 'sealed', ttl_seconds: 2_592_000, epk: toB64u(randomBytes(32)), nonce: toB64u(randomBytes(24)), ciphertext: toB64u(randomBytes(n)) });
+  let n = 16;
+  while (Buffer.byteLength(make(n + 1)) <= ENVELOPE_BYTES) n++;
+  return { text: make(n), id, toDid };
+}
+const envelopeFor = (t: { text: string; id: string; toDid: string }, toDid: string, id: string) => t.text.replace(t.id, id).replace(t.toDid, toDid);
+let idCounter = 0;
+const nextId = (prefix: string): string => prefix + (++idCounter).toString(16).padStart(64 - prefix.length, '0');
+
+// ---------------------------------------------------------------------------------------------
+
+interface RelayProc {
+  url: string;
+  proc: ChildProcess;
+  spawnedAt: number;
+  stop(): Promise<void>;
+}
+
+async function spawnRelay(db: string): Promise<RelayProc> {
+  const logDir = mkdtempSync(join(tmpdir(), 'relay-scale-log-'));
+  const logPath = join(logDir, 'stdout.log');
+  const out = openSync(logPath, 'w');
+  const spawnedAt = performance.now();
+  const proc = spawn(
+    process.execPath,
+    [join(ROOT, 'bin', 'spl-relay.js'), '--host', '127.0.0.1', '--port', '0', '--db', db, '--no-rate-limit', '--cap', '10000000', '--log-level', 'warn'],
+    { cwd: ROOT, stdio: ['ignore', out, 'inherit'] },
+  );
+  closeSync(out);
+  let exited: number | null | undefined;
+  proc.once('exit', (code) => (exited = code));
+  for (;;) {
+    if (exited !== undefined) throw new Error(`relay exited early (${exited})`);
+    const line = readFileSync(logPath, 'utf8').split('\n').find((l) => l.includes('"listening"'));
+    if (line) {
+      const { url } = JSON.parse(line) as { url: string };
+      return {
+        url,
+        proc,
+        spawnedAt,
+        stop: () =>
+          new Promise<void>((done) => {
+            const finish = () => {
+              rmSync(logDir, { recursive: true, force: true });
+              done();
+            };
+            if (exited !== undefined) return finish();
+            proc.once('exit', finish);
+            proc.kill('SIGTERM');
+          }),
+      };
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function httpCall(agent: Agent, url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ agent, host: u.hostname, port: u.port, method, path, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const percentile = (values: number[], p: number): number => {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
+const mailbox = (did: string) => `/v1/mailbox/${encodeURIComponent(did)}`;
+const writeBytes = (pid: number): number => Number(/^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+const fileSize = (p: string): number => {
+  try {
+    return statSync(p).size;
+  } catch {
+    return 0;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+
+/** Fills `path` with `total` envelopes over `receiverDids` (round robin), through the relay's schema. */
+function fill(path: string, receiverDids: readonly string[], total: number, template: { text: string; id: string; toDid: string }): { seconds: number; rows: number } {
+  const started = performance.now();
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  prepareSchema(db);
+  db.pragma('synchronous = OFF'); // the fill only; the relay opens with synchronous=FULL
+  db.pragma('cache_size = -262144');
+  const newMailbox = db.prepare<[string]>('INSERT INTO mailboxes (did) VALUES (?)');
+  const ids = receiverDids.map((did) => Number(newMailbox.run(did).lastInsertRowid));
+  const insert = db.prepare<[number, string, string, number, number, number]>(
+    'INSERT INTO envelopes (mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, NULL, ?, ?, ?, ?, 0)',
+  );
+  const now = Date.now();
+  const chunk = db.transaction((from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const r = i % receiverDids.length;
+      const id = nextId('a');
+      const body = envelopeFor(template, receiverDids[r]!, id);
+      insert.run(ids[r]!, id, body, Buffer.byteLength(body), now, now + 2_592_000_000);
+    }
+  });
+  for (let i = 0; i < total; i += 50_000) chunk(i, Math.min(total, i + 50_000));
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  return { seconds: round((performance.now() - started) / 1000, 1), rows: total };
+}
+
+function dbBytesPerEnvelope(path: string): { bytes_per_envelope: number; rows: number; quick_check_ms: number } {
+  const db = new Database(path, { readonly: true });
+  try {
+    // What the relay's start-up integrity check (sqlite-store.ts) costs on this file.
+    const t0 = performance.now();
+    db.pragma('quick_check');
+    const quickCheckMs = round(performance.now() - t0);
+    const pages = (db.pragma('page_count', { simple: true }) as number) - (db.pragma('freelist_count', { simple: true }) as number);
+    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    const rows = (db.prepare('SELECT count(*) AS n FROM envelopes').get() as { n: number }).n;
+    return { bytes_per_envelope: rows === 0 ? NaN : Math.round((pages * pageSize) / rows), rows, quick_check_ms: quickCheckMs };
+  } finally {
+    db.close();
+  }
+}
+
+interface Measured {
+  start_to_first_202_ms: number;
+  metrics_ms: { p50: number; max: number; queued_reported: number };
+  health_during_scrape_ms: { p50: number; max: number };
+  receive_ack: { receive_p50_ms: number; receive_p99_ms: number; ack_p50_ms: number; ack_p99_ms: number; envelopes: number; errors: number };
+  deposits: { per_second: number; p50_ms: number; p99_ms: number; errors: number };
+  disk: { write_bytes_per_deposit: number; wal_max_bytes: number; wal_after_bytes: number };
+}
+
+/** Runs every measurement against the relay on `dbPath`; `drainers` hold DRAINED envelopes each (deposited here if `seed`). */
+async function measure(dbPath: string, drainers: readonly Peer[], depositDids: readonly string[], template: { text: string; id: string; toDid: string }, seed: boolean): Promise<Measured> {
+  const relay = await spawnRelay(dbPath);
+  const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS + 4 });
+  try {
+    // Start → first 202 (spawned → listening → a deposit answered).
+    const firstTo = depositDids[0]!;
+    let first = await httpCall(agent, relay.url, 'POST', mailbox(firstTo), { 'content-type': 'application/json' }, envelopeFor(template, firstTo, nextId('b')));
+    while (first.status !== 202) first = await httpCall(agent, relay.url, 'POST', mailbox(firstTo), { 'content-type': 'application/json' }, envelopeFor(template, firstTo, nextId('b')));
+    const startMs = performance.now() - relay.spawnedAt;
+
+    if (seed) {
+      for (const d of drainers) {
+        await Promise.all(Array.from({ length: DRAINED }, () => httpCall(agent, relay.url, 'POST', mailbox(d.did), { 'content-type': 'application/json' }, envelopeFor(template, d.did, nextId('c')))));
+      }
+    }
+
+    // /metrics, and /health sent while each scrape is in flight.
+    const scrapes: number[] = [];
+    const healths: number[] = [];
+    let queuedReported = 0;
+    for (let i = 0; i < SCRAPES; i++) {
+      const t0 = performance.now();
+      const scrape = httpCall(agent, relay.url, 'GET', '/metrics', {}).then((r) => {
+        scrapes.push(performance.now() - t0);
+        return r;
+      });
+      const h0 = performance.now();
+      const health = await httpCall(agent, relay.url, 'GET', '/health', {});
+      healths.push(performance.now() - h0);
+      if (health.status !== 200) throw new Error(`/health answered ${health.status}`);
+      const m = await scrape;
+      queuedReported = [...m.body.matchAll(/^relay_queue_size\{[^}]*\} (\d+)$/gm)].reduce((n, x) => n + Number(x[1]), 0);
+    }
+
+    // Warm-up alike for both relays (JIT, signature verification tables): a stranger's empty
+    // mailbox received 20 times.
+    const warm = newPeer();
+    const host = new URL(relay.url).host;
+    for (let i = 0; i < 20; i++) {
+      const wpath = `${mailbox(warm.did)}/receive`;
+      await httpCall(agent, relay.url, 'GET', wpath, { authorization: await signMailboxRequest({ method: 'GET', host, pathAndQuery: wpath, body: '' }, warm.signer) });
+    }
+
+    // receive+ack: each drainer receives (limit 100) and acks its envelopes, 50 at once.
+    const receiveMs: number[] = [];
+    const ackMs: number[] = [];
+    let drained = 0;
+    let rerrors = 0;
+    await Promise.all(
+      drainers.map(async (d) => {
+        const rpath = `${mailbox(d.did)}/receive?limit=${DRAINED}`;
+        const rauth = await signMailboxRequest({ method: 'GET', host, pathAndQuery: rpath, body: '' }, d.signer);
+        let t0 = performance.now();
+        const got = await httpCall(agent, relay.url, 'GET', rpath, { authorization: rauth });
+        receiveMs.push(performance.now() - t0);
+        if (got.status !== 200) return void rerrors++;
+        const ids = (JSON.parse(got.body) as { envelopes: { id: string }[] }).envelopes.map((e) => e.id);
+        const apath = `${mailbox(d.did)}/ack`;
+        const body = JSON.stringify({ ids });
+        const aauth = await signMailboxRequest({ method: 'POST', host, pathAndQuery: apath, body }, d.signer);
+        t0 = performance.now();
+        const acked = await httpCall(agent, relay.url, 'POST', apath, { authorization: aauth, 'content-type': 'application/json' }, body);
+        ackMs.push(performance.now() - t0);
+        if (acked.status !== 200) rerrors++;
+        else drained += (JSON.parse(acked.body) as { removed: number }).removed;
+      }),
+    );
+
+    // Deposits at 50 connections, spread over every receiver; disk writes of the relay process.
+    const pid = relay.proc.pid!;
+    const walPath = `${dbPath}-wal`;
+    const wrote0 = writeBytes(pid);
+    let walMax = fileSize(walPath);
+    const walWatch = setInterval(() => (walMax = Math.max(walMax, fileSize(walPath))), 50);
+    const latencies: number[] = [];
+    let derrors = 0;
+    let next = 0;
+    const started = performance.now();
+    const deadline = started + DEPOSIT_SECONDS * 1000;
+    await Promise.all(
+      Array.from({ length: CONNECTIONS }, async () => {
+        while (performance.now() < deadline) {
+          const to = depositDids[next++ % depositDids.length]!;
+          const t0 = performance.now();
+          const res = await httpCall(agent, relay.url, 'POST', mailbox(to), { 'content-type': 'application/json' }, envelopeFor(template, to, nextId('d')));
+          latencies.push(performance.now() - t0);
+          if (res.status !== 202) derrors++;
+        }
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const deposited = latencies.length - derrors;
+    // Until the checkpointer has moved the WAL into the database (its writes count too).
+    const settleBy = performance.now() + 8000;
+    let lastWal = -1;
+    while (performance.now() < settleBy) {
+      await new Promise((r) => setTimeout(r, 500));
+      const wal = fileSize(walPath);
+      if (wal === lastWal && wal <= 4 * 1024 * 1024) break;
+      lastWal = wal;
+    }
+    clearInterval(walWatch);
+    const wrote = writeBytes(pid) - wrote0;
+    return {
+      start_to_first_202_ms: round(startMs),
+      metrics_ms: { p50: round(percentile(scrapes, 50)), max: round(Math.max(...scrapes)), queued_reported: queuedReported },
+      health_during_scrape_ms: { p50: round(percentile(healths, 50)), max: round(Math.max(...healths)) },
+      receive_ack: { receive_p50_ms: round(percentile(receiveMs, 50)), receive_p99_ms: round(percentile(receiveMs, 99)), ack_p50_ms: round(percentile(ackMs, 50)), ack_p99_ms: round(percentile(ackMs, 99)), envelopes: drained, errors: rerrors },
+      deposits: { per_second: Math.round(deposited / seconds), p50_ms: round(percentile(latencies, 50)), p99_ms: round(percentile(latencies, 99)), errors: derrors },
+      disk: { write_bytes_per_deposit: Math.round(wrote / Math.max(1, deposited)), wal_max_bytes: walMax, wal_after_bytes: fileSize(walPath) },
+    };
+  } finally {
+    agent.destroy();
+    await relay.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-scale-'));
+  try {
+    const drainers = Array.from({ length: CONNECTIONS }, newPeer);
+    // The other receivers never sign: their DIDs need only a valid key (a curve point, which the
+    // relay checks); random bytes are one about half the time.
+    const others: string[] = [];
+    while (others.length < RECEIVERS - drainers.length) {
+      const did = didFromPublicKey(randomBytes(32));
+      if (publicKeyFromDid(did).ok) others.push(did);
+    }
+    const receiverDids = [...drainers.map((d) => d.did), ...others];
+    const template = sealedTemplate(drainers[0]!.did);
+    const jsonBytes = Buffer.byteLength(template.text);
+
+    const emptyPath = join(dir, 'empty.sqlite');
+    const empty = await measure(emptyPath, drainers, receiverDids, template, true);
+
+    const fullPath = join(dir, 'full.sqlite');
+    // The drainers' envelopes are the first ones of each round robin pass: DRAINED passes hold them.
+    const filled = fill(fullPath, receiverDids, ENVELOPES, template);
+    const perEnvelope = dbBytesPerEnvelope(fullPath);
+    const full = await measure(fullPath, drainers, receiverDids, template, false);
+
+    const ratio = (a: number, b: number) => round(a / b);
+    const result = {
+      bench: 'scale',
+      node: process.version,
+      load_average_1m: round(loadavg()[0]!),
+      envelopes: ENVELOPES,
+      receivers: receiverDids.length,
+      envelope_json_bytes: jsonBytes,
+      fill: filled,
+      db_bytes_per_queued_envelope: perEnvelope.bytes_per_envelope,
+      db_bytes_ratio_to_json: ratio(perEnvelope.bytes_per_envelope, jsonBytes),
+      full_db_quick_check_ms: perEnvelope.quick_check_ms,
+      empty,
+      full,
+      full_vs_empty: {
+        receive_ack_p50: ratio(full.receive_ack.receive_p50_ms + full.receive_ack.ack_p50_ms, empty.receive_ack.receive_p50_ms + empty.receive_ack.ack_p50_ms),
+        deposits_per_second: ratio(full.deposits.per_second, empty.deposits.per_second),
+      },
+      goals: {
+        metrics_under_50ms: full.metrics_ms.max < 50,
+        health_during_scrape_under_50ms: full.health_during_scrape_ms.max < 50,
+        receive_ack_p50_at_most_1_2x: full.receive_ack.receive_p50_ms + full.receive_ack.ack_p50_ms <= 1.2 * (empty.receive_ack.receive_p50_ms + empty.receive_ack.ack_p50_ms),
+        deposits_at_least_0_9x: full.deposits.per_second >= 0.9 * empty.deposits.per_second,
+        disk_write_per_deposit_at_most_6kb: full.disk.write_bytes_per_deposit <= 6 * 1024,
+        db_bytes_at_most_1_3x_json: perEnvelope.bytes_per_envelope <= 1.3 * jsonBytes,
+        start_to_first_202_under_1s: full.start_to_first_202_ms < 1000,
+      },
+    };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

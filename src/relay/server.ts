@@ -17,6 +17,7 @@ import { hostHeaderCount, hostPort, isUnspecifiedAddress, resolveOrigins } from 
 import { DEFAULT_OPTIONS, parseListenAddress, RelayOptionError, validateOptions, type RelayOptions } from './options';
 import { RateLimiter } from './rate-limit';
 import { matchRoute, type Route } from './routes';
+import { createPushService, handlePushDelete, handlePushPut, handlePushVapid, systemResolver, type Resolver } from './push';
 import { SqliteMailboxStore } from './sqlite-store';
 import type { StaticApp } from './static-app';
 import type { MailboxStore } from './store';
@@ -28,6 +29,8 @@ export interface StartRelayOptions extends Partial<RelayOptions> {
   readonly logger?: Logger;
   /** The built app, served on paths no relay route takes (`spl-relay --app`, static-app.ts). */
   readonly app?: StaticApp;
+  /** DNS for push endpoint checks (PROTOCOL.md §5.2); tests inject answers. */
+  readonly pushResolver?: Resolver;
 }
 
 export interface RelayHandle {
@@ -57,8 +60,8 @@ function checkOriginsConfigured(options: RelayOptions): void {
 }
 
 export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHandle> {
-  const { store: givenStore, logger: givenLogger, app, ...rest } = input;
-  const options = validateOptions({ ...DEFAULT_OPTIONS, ...dropUndefined(rest) });
+  const { store: givenStore, logger: givenLogger, app, pushResolver, ...rest } = input;
+  const options = validateOptions({ ...DEFAULT_OPTIONS, ...dropUndefined(rest), push: { ...DEFAULT_OPTIONS.push, ...dropUndefined(rest.push ?? {}) } });
   checkOriginsConfigured(options);
   const metricsAddress = options.metricsListen === undefined ? undefined : parseListenAddress(options.metricsListen, '--metrics-listen');
   const secret = loadMetricsSecret(options.metricsSecretFile ?? defaultSecretPath(options.db));
@@ -77,7 +80,26 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   let origins: ReadonlySet<string> = new Set();
   let openConnections = (): number => 0;
   const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections() }, options.metricsDidLabels !== 'off');
-  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
+  const resolver = pushResolver ?? systemResolver;
+  let push: ReturnType<typeof createPushService>;
+  try {
+    push = createPushService({
+      options: options.push,
+      db: options.db,
+      firstOrigin: () => [...origins][0] ?? 'localhost',
+      countQueued: async (did) => {
+        const r = await store.receive(did, 1, Date.now());
+        return r.envelopes.length + r.remaining;
+      },
+      registry: metrics.registry,
+      logger,
+      resolve: resolver,
+    });
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, push, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
 
   async function renderMetrics(res: ServerResponse): Promise<void> {
     const text = await metrics.render(Date.now());
@@ -104,6 +126,10 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
         return handleAck(ctx, req, res, route.did);
       case 'tokens':
         return handleTokens(ctx, req, res, route.did);
+      case 'push_vapid':
+        return handlePushVapid(push, req, res);
+      case 'push':
+        return req.method === 'DELETE' ? handlePushDelete(ctx, push, req, res, route.did) : handlePushPut(ctx, push, options.push.allowEndpoint, resolver, req, res, route.did);
     }
   }
 
@@ -132,10 +158,11 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       req.resume();
       return sendError(res, match.code === 'not_found' ? 404 : 400, match.code, match.message);
     }
-    if (method !== match.method) {
+    if (method !== match.method && method !== match.alsoMethod) {
+      const allowed = match.alsoMethod ? `${match.method}, ${match.alsoMethod}` : match.method;
       req.resume();
-      return sendError(res, 405, 'method_not_allowed', `${match.template} accepts ${match.method} (and OPTIONS)`, {
-        Allow: `${match.method}, OPTIONS`,
+      return sendError(res, 405, 'method_not_allowed', `${match.template} accepts ${allowed} (and OPTIONS)`, {
+        Allow: `${allowed}, OPTIONS`,
       });
     }
     if (hostHeaderCount(req) > 1) {
@@ -198,6 +225,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   try {
     await listen(server, options.port, options.host);
   } catch (e) {
+    await push?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw e;
   }
@@ -221,6 +249,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       await listen(metricsServer, metricsAddress.port, metricsAddress.host);
     } catch (e) {
       server.close();
+      await push?.close().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw new RelayOptionError(`--metrics-listen ${options.metricsListen}: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -267,6 +296,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       force.unref();
       await closed;
       clearTimeout(force);
+      await push?.close();
       await store.close();
       if (!givenLogger) logger.flush();
     })();

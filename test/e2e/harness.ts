@@ -160,6 +160,31 @@ export class Device {
     }
   }
 
+  /**
+   * A Web Push message (PROTOCOL.md §5.2) delivered to the service worker while no window of the
+   * app is open, as a push service would: `data` is the decrypted payload.
+   */
+  async deliverPushWithNoWindow(data: string): Promise<void> {
+    await this.close();
+    const blank = await this.context.newPage();
+    try {
+      const cdp = await this.context.newCDPSession(blank);
+      const versions = new Map<string, SwVersion>();
+      cdp.on('ServiceWorker.workerVersionUpdated', (e: { versions: (SwVersion & { versionId: string })[] }) => {
+        for (const v of e.versions) versions.set(v.versionId, v);
+      });
+      await cdp.send('ServiceWorker.enable');
+      const registrationId = await waitFor(
+        () => [...versions.values()].find((v) => v.status === 'activated')?.registrationId,
+        20_000,
+        `${this.name}: an activated service worker, seen from a blank tab`,
+      );
+      await cdp.send('ServiceWorker.deliverPushMessage', { origin: new URL(this.appUrl).origin, registrationId, data });
+    } finally {
+      await blank.close();
+    }
+  }
+
   /** The notifications the app's service worker shows now (asked from an open app page). */
   async notifications(): Promise<{ title: string; body: string; tag: string }[]> {
     return this.requirePage().evaluate(async () => {

@@ -32,8 +32,8 @@ export interface RelayContext {
 export interface PushHooks {
   /** An envelope was committed to `did`'s queue; must not delay the 202. */
   onDeposit(did: string): void;
-  /** An authorized receive of `did` starts: its owner is awake. */
-  onReceive(did: string): void;
+  /** An authorized receive of `did` starts: its owner is awake. Resolves once that is recorded (never rejects). */
+  onReceive(did: string): Promise<void>;
 }
 
 export const MAX_ACK_IDS = 1000;
@@ -190,7 +190,8 @@ export async function handleReceive(ctx: RelayContext, req: IncomingMessage, res
   const body = await readLimitedBody(ctx, req, res);
   if (!body) return;
   if (!(await authorizeOwner(ctx, req, res, did, body))) return;
-  ctx.push?.onReceive(did);
+  // Before the read: a deposit committed after this point wakes the owner again (§5.2).
+  await ctx.push?.onReceive(did);
 
   const deadline = Date.now() + q.value.waitSeconds * 1000;
   let result = await ctx.store.receive(did, q.value.limit, Date.now());

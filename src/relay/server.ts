@@ -81,9 +81,9 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   let openConnections = (): number => 0;
   const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections() }, options.metricsDidLabels !== 'off');
   const resolver = pushResolver ?? systemResolver;
-  let push: ReturnType<typeof createPushService>;
+  let push: Awaited<ReturnType<typeof createPushService>>;
   try {
-    push = createPushService({
+    push = await createPushService({
       options: options.push,
       db: options.db,
       firstOrigin: () => [...origins][0] ?? 'localhost',

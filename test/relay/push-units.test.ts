@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { checkEndpoint, isPublicUnicast } from '../../src/relay/push/address';
 import { parseSubscription } from '../../src/relay/push/handlers';
 import { MemoryPushSubscriptionStore, SqlitePushSubscriptionStore, type PushSubscriptionStore } from '../../src/relay/push/subscriptions';
+import { pushStoreContract } from './push-store-contract';
 import { loadVapidKeys } from '../../src/relay/push/vapid-key';
 
 const dir = mkdtempSync(join(tmpdir(), 'spl-push-'));
@@ -92,23 +93,10 @@ describe('parseSubscription', () => {
 });
 
 describe.each([
-  ['memory', (): PushSubscriptionStore => new MemoryPushSubscriptionStore()],
-  ['sqlite', (): PushSubscriptionStore => new SqlitePushSubscriptionStore(join(dir, `subs-${Math.random()}.sqlite`))],
+  ['memory', (): Promise<PushSubscriptionStore> => Promise.resolve(new MemoryPushSubscriptionStore())],
+  ['sqlite', (): Promise<PushSubscriptionStore> => Promise.resolve(new SqlitePushSubscriptionStore(join(dir, `subs-${Math.random()}.sqlite`)))],
 ])('PushSubscriptionStore (%s)', (_name, make) => {
-  it('keeps the 5 most recently registered per mailbox; re-registration refreshes; remove is per mailbox', async () => {
-    const store = make();
-    const sub = (i: number): { endpoint: string; p256dh: string; auth: string } => ({ endpoint: `https://p/${i}`, p256dh: `k${i}`, auth: `a${i}` });
-    for (let i = 0; i < 5; i++) expect(await store.put('did:a', sub(i), 1000 + i, 5)).toBe(0);
-    expect(await store.put('did:a', { ...sub(0), auth: 'new' }, 2000, 5)).toBe(0); // refresh: 0 becomes newest
-    expect(await store.put('did:a', sub(5), 2001, 5)).toBe(1); // replaces 1, now the oldest
-    const list = await store.list('did:a');
-    expect(list.map((s) => s.endpoint)).toEqual(['https://p/2', 'https://p/3', 'https://p/4', 'https://p/0', 'https://p/5']);
-    expect(list.find((s) => s.endpoint === 'https://p/0')?.auth).toBe('new');
-    expect(await store.remove('did:b', 'https://p/2')).toBe(false);
-    expect(await store.remove('did:a', 'https://p/2')).toBe(true);
-    expect(await store.list('did:b')).toEqual([]);
-    await store.close();
-  });
+  pushStoreContract(make);
 });
 
 it('SQLite subscriptions survive a reopen', async () => {

@@ -5,7 +5,8 @@ import { systemResolver, type Resolver } from './address';
 import type { PushOptions } from './options';
 import { PUSH_RESULTS, PushService } from './service';
 import { defaultPushDbPath, MemoryPushSubscriptionStore, SqlitePushSubscriptionStore, type PushSubscriptionStore } from './subscriptions';
-import { defaultVapidKeyPath, loadVapidKeys } from './vapid-key';
+import { defaultVapidKeyPath, loadVapidKeys, type VapidKeys } from './vapid-key';
+import { PgPushSubscriptionStore } from './pg-subscriptions';
 
 export { handlePushDelete, handlePushPut, handlePushVapid } from './handlers';
 export { DEFAULT_PUSH_OPTIONS, parseAllowedPushOrigin, validatePushOptions, type PushOptions } from './options';
@@ -26,11 +27,30 @@ export interface CreatePushInput {
   readonly resolve?: Resolver;
 }
 
-export function createPushService(input: CreatePushInput): PushService | undefined {
+const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//i.test(db);
+
+export async function createPushService(input: CreatePushInput): Promise<PushService | undefined> {
   if (!input.options.enabled) return undefined;
-  const keys = loadVapidKeys(input.options.vapidKeyFile ?? defaultVapidKeyPath(input.db));
-  const path = defaultPushDbPath(input.db);
-  const store = input.store ?? (path === undefined ? new MemoryPushSubscriptionStore() : new SqlitePushSubscriptionStore(path));
+  let store: PushSubscriptionStore;
+  let keys: VapidKeys;
+  if (input.store) {
+    store = input.store;
+    keys = loadVapidKeys(input.options.vapidKeyFile ?? defaultVapidKeyPath(input.db));
+  } else if (isPostgresUrl(input.db)) {
+    // Relays sharing one database share subscriptions, the collapse state and one VAPID pair.
+    const pgStore = await PgPushSubscriptionStore.open(input.db);
+    store = pgStore;
+    try {
+      keys = input.options.vapidKeyFile !== undefined ? loadVapidKeys(input.options.vapidKeyFile) : await pgStore.vapidKeys(loadVapidKeys(undefined));
+    } catch (e) {
+      await pgStore.close();
+      throw e;
+    }
+  } else {
+    keys = loadVapidKeys(input.options.vapidKeyFile ?? defaultVapidKeyPath(input.db));
+    const path = defaultPushDbPath(input.db);
+    store = path === undefined ? new MemoryPushSubscriptionStore() : new SqlitePushSubscriptionStore(path);
+  }
   const counter = new Counter({
     name: 'relay_pushes_total',
     help: 'Push wake attempts (PROTOCOL.md §5.2) by result: sent, gone (404/410, subscription removed), retried, failed (retries exhausted), refused (endpoint no longer public).',

@@ -53,8 +53,6 @@ interface SubscriptionState {
 const subKey = (did: string, endpoint: string): string => createHash('sha256').update(did).update('\n').update(endpoint).digest('base64url').slice(0, 16);
 
 export class PushService {
-  /** Mailboxes pushed since their owner last received (§5.2 collapse rule). */
-  private readonly pushedSinceReceive = new Set<string>();
   private readonly subs = new Map<string, SubscriptionState>();
   private readonly inFlight = new Set<http.ClientRequest>();
   private closed = false;
@@ -103,24 +101,20 @@ export class PushService {
    * An authorized receive started: the owner is awake. Called before the read, so a deposit
    * committed after this call is pushed again and one committed before is in the read.
    */
-  onReceive(did: string): void {
-    this.pushedSinceReceive.delete(did);
+  onReceive(did: string): Promise<void> {
+    return this.deps.store.clearWoken(did).catch((err: unknown) => this.deps.logger.error({ err }, 'push: cannot re-arm a wake'));
   }
 
   /** After a deposit was committed (its 202 may already be on the wire); never throws. */
   onDeposit(did: string): void {
-    if (this.closed || this.pushedSinceReceive.has(did)) return;
-    this.pushedSinceReceive.add(did);
+    if (this.closed) return;
     void this.wake(did).catch((err: unknown) => this.deps.logger.error({ err }, 'push wake failed'));
   }
 
   private async wake(did: string): Promise<void> {
+    // Most mailboxes have no subscription: one read, and no collapse state written for them.
     const subs = await this.deps.store.list(did);
-    if (subs.length === 0) {
-      // Nobody to wake: the next deposit looks again (a subscription may be registered by then).
-      this.pushedSinceReceive.delete(did);
-      return;
-    }
+    if (subs.length === 0 || !(await this.deps.store.markWoken(did))) return;
     for (const sub of subs) this.schedule(sub, 0);
   }
 
@@ -149,11 +143,11 @@ export class PushService {
 
   private async send(sub: StoredPushSubscription, state: SubscriptionState, attempt: number): Promise<void> {
     if (this.closed) return;
-    // Owner received while this send waited: it is awake, no wake needed.
-    if (!this.pushedSinceReceive.has(sub.did)) return;
     state.sending = true;
     let outcome: SendOutcome;
     try {
+      // Owner received while this send waited: it is awake, no wake needed.
+      if (!(await this.deps.store.isWoken(sub.did))) return;
       outcome = await this.deliver(sub);
     } finally {
       state.sending = false;

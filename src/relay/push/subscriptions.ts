@@ -31,10 +31,37 @@ export interface PushSubscriptionStore {
   /** Removes `endpoint` from `did`; resolves whether it was there. */
   remove(did: string, endpoint: string): Promise<boolean>;
   list(did: string): Promise<readonly StoredPushSubscription[]>;
+  /**
+   * The §5.2 collapse rule's state: marks `did` as woken and resolves true, or false when it was
+   * already woken since its owner last received. Shared by every relay process on one store, so
+   * a receive through one process re-arms the wake for a deposit through another.
+   */
+  markWoken(did: string): Promise<boolean>;
+  /** Its owner receives: the next deposit wakes it again. */
+  clearWoken(did: string): Promise<void>;
+  /** Whether `did` is woken (a deferred send checks it is still wanted). */
+  isWoken(did: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
-export class MemoryPushSubscriptionStore implements PushSubscriptionStore {
+/** One relay process owns a SQLite or memory store: the collapse state can live in its memory. */
+class LocalWokenSet {
+  private readonly woken = new Set<string>();
+  markWoken(did: string): Promise<boolean> {
+    if (this.woken.has(did)) return Promise.resolve(false);
+    this.woken.add(did);
+    return Promise.resolve(true);
+  }
+  clearWoken(did: string): Promise<void> {
+    this.woken.delete(did);
+    return Promise.resolve();
+  }
+  isWoken(did: string): Promise<boolean> {
+    return Promise.resolve(this.woken.has(did));
+  }
+}
+
+export class MemoryPushSubscriptionStore extends LocalWokenSet implements PushSubscriptionStore {
   private readonly byDid = new Map<string, StoredPushSubscription[]>();
 
   put(did: string, sub: PushSubscriptionData, now: number, max: number): Promise<number> {
@@ -75,7 +102,7 @@ interface Row {
  * deposit that wakes someone, so this runs synchronously on the event loop: microseconds,
  * not worth the mailbox store's writer thread.
  */
-export class SqlitePushSubscriptionStore implements PushSubscriptionStore {
+export class SqlitePushSubscriptionStore extends LocalWokenSet implements PushSubscriptionStore {
   private readonly db: Database.Database;
   private readonly stmts: {
     upsert: Database.Statement<[string, string, string, string, number]>;
@@ -84,6 +111,7 @@ export class SqlitePushSubscriptionStore implements PushSubscriptionStore {
   };
 
   constructor(path: string) {
+    super();
     mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');

@@ -7,7 +7,7 @@
  */
 import { openDB, type IDBPDatabase } from 'idb';
 import { openPeerEngine } from '../sync/engine';
-import type { PeerApi, PeerEngineDeps, PlatformFacts } from '../sync/types';
+import type { PeerApi, PeerEngineDeps, PlatformFacts, RelayPushState } from '../sync/types';
 import type { PeerStore, StoredRecord } from '../store/types';
 import { openIdbPeerStore } from '../store/idb';
 
@@ -147,18 +147,35 @@ export async function periodicSyncPermission(): Promise<NonNullable<PlatformFact
 
 /** Everything doctor needs from the browser. */
 export async function browserPlatformFacts(): Promise<PlatformFacts> {
-  const [periodicSync, estimate, swRun, pageRun] = await Promise.all([
+  const [periodicSync, estimate, swRun, pageRun, pushState, wanted] = await Promise.all([
     periodicSyncPermission(),
     navigator.storage?.estimate?.().catch(() => undefined),
     lastReceiveTaskRun('service-worker'),
     lastReceiveTaskRun('page'),
+    platformMeta<{ relays: readonly RelayPushState[] }>('push').catch(() => undefined),
+    notificationsWanted().catch(() => true),
   ]);
+  const permitted = typeof Notification !== 'undefined' && Notification.permission === 'granted';
   const lastRun = Math.max(swRun?.at ?? 0, pageRun?.at ?? 0);
   return {
     periodicSync,
     ...(estimate?.quota !== undefined ? { storage: { usage: estimate.usage ?? 0, quota: estimate.quota } } : {}),
     ...(lastRun > 0 ? { receiveTaskLastRunAt: lastRun } : {}),
+    push: { supported: 'PushManager' in globalThis, wanted: wanted && permitted, relays: pushState?.relays ?? [] },
   };
+}
+
+/** Reads one platform fact (e.g. push state, src/platform/push.ts). */
+export async function platformMeta<T>(key: string): Promise<T | undefined> {
+  const db = await meta();
+  return (await db.get(META_STORE, key)) as T | undefined;
+}
+
+/** Writes (or with `undefined`, deletes) one platform fact. */
+export async function setPlatformMeta(key: string, value: unknown): Promise<void> {
+  const db = await meta();
+  if (value === undefined) await db.delete(META_STORE, key);
+  else await db.put(META_STORE, value, key);
 }
 
 // ---- notification preference (set on the page, read by the service worker) -------------------

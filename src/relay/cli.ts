@@ -7,6 +7,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_OPTIONS, DID_LABEL_MODES, LOG_LEVELS, parseListenAddress, parseRateLimit, RelayOptionError, type DidLabelMode, type LogLevel, type RateLimit, type RelayOptions } from './options';
 import { parseOrigin } from './origins';
+import { DEFAULT_PUSH_OPTIONS, parseAllowedPushOrigin } from './push/options';
 // ./server (SQLite, pino, prom-client), ./store-open, ./sqlite-writer and ./static-app are imported in main(): `--help` needs none of them.
 
 const d = DEFAULT_OPTIONS;
@@ -70,6 +71,11 @@ interface CliFlags {
   minFreeDiskBytes: number;
   app?: string;
   appPath: string;
+  push: boolean;
+  vapidKeyFile: string | undefined;
+  vapidSubject: string | undefined;
+  pushMinInterval: number;
+  pushAllowEndpoint: string | undefined;
 }
 
 const program = new Command('spl-relay')
@@ -112,6 +118,11 @@ const program = new Command('spl-relay')
   .option('--metrics-secret-file <path>', 'key of hashed DID labels (default: <db>.metrics-secret, created with mode 0600 on first start)')
   .addOption(new Option('--log-level <level>', 'request log level').choices(LOG_LEVELS).default(d.logLevel))
   .option('--trust-proxy', 'take the client address from X-Forwarded-For (rightmost entry) for rate limiting', false)
+  .option('--no-push', 'turn push wake off (PROTOCOL.md §5.2): no VAPID key, /v1/push/vapid and the push routes answer 404')
+  .option('--vapid-key-file <path>', 'the VAPID key pair (default: <db>.vapid.json, created with mode 0600 on first start)')
+  .option('--vapid-subject <url>', 'mailto: or https: contact the push services see (default: https:// + the first origin)')
+  .option('--push-min-interval <seconds>', 'least time between two pushes to one subscription (decimals allowed)', positiveNumber('--push-min-interval'), DEFAULT_PUSH_OPTIONS.minIntervalSeconds)
+  .option('--push-allow-endpoint <origin>', 'one test push service (scheme://host:port, exact) exempt from the https and public-address rules', checked(parseAllowedPushOrigin))
   .option('--app <dir>', 'also serve the built app (npm run build → dist/app) from this origin')
   .option('--app-path <path>', 'URL path the app is served under (with --app)', '/')
   .showHelpAfterError('(spl-relay --help lists every option)')
@@ -151,6 +162,13 @@ const options: RelayOptions = {
   minFreeDiskBytes: flags.minFreeDiskBytes,
   metricsListen: flags.metricsListen,
   metricsSecretFile: flags.metricsSecretFile,
+  push: {
+    enabled: flags.push,
+    vapidKeyFile: flags.vapidKeyFile,
+    vapidSubject: flags.vapidSubject,
+    minIntervalSeconds: flags.pushMinInterval,
+    allowEndpoint: flags.pushAllowEndpoint,
+  },
 };
 
 async function main(): Promise<void> {

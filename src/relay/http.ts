@@ -15,7 +15,7 @@ export function setCorsHeaders(res: ServerResponse): void {
 
 export function sendPreflight(res: ServerResponse): void {
   res.writeHead(204, {
-    'Access-Control-Allow-Methods': 'GET, POST, PUT, OPTIONS',
+    'Access-Control-Allow-Methods': 'GET, POST, PUT, DELETE, OPTIONS',
     // X-Syncropel-Deposit-Token: a browser peer depositing with a token (PROTOCOL.md §5.1).
     'Access-Control-Allow-Headers': 'Authorization, Content-Type, X-Syncropel-Deposit-Token',
     'Access-Control-Max-Age': '86400',

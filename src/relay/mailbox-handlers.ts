@@ -24,10 +24,20 @@ export interface RelayContext {
   readonly senderLimiter: RateLimiter | undefined;
   /** Single use of mailbox-auth signatures (replay-guard.ts). */
   readonly replay: ReplayGuard;
+  /** Push wake (§5.2); undefined when push is off. */
+  readonly push: PushHooks | undefined;
   /** True once shutdown started: long-polls answer at once. */
   isShuttingDown(): boolean;
   /** Whether `host` (a Host header) is one of the relay's origins (PROTOCOL.md §5 "Origins"). */
   isOrigin(host: string): boolean;
+}
+
+/** What the mailbox routes tell push wake (push/service.ts). */
+export interface PushHooks {
+  /** An envelope was committed to `did`'s queue; must not delay the 202. */
+  onDeposit(did: string): void;
+  /** An authorized receive of `did` starts: its owner is awake. Resolves once that is recorded (never rejects). */
+  onReceive(did: string): Promise<void>;
 }
 
 export const MAX_ACK_IDS = 1000;
@@ -54,7 +64,7 @@ function depositTokenHash(req: IncomingMessage): string | null {
 const REPLAY_MARGIN_MS = 5_000;
 
 /** Reads a body under the size limit; answers 413 itself and resolves undefined when over it. */
-async function readLimitedBody(ctx: RelayContext, req: IncomingMessage, res: ServerResponse): Promise<Buffer | undefined> {
+export async function readLimitedBody(ctx: RelayContext, req: IncomingMessage, res: ServerResponse): Promise<Buffer | undefined> {
   const max = ctx.options.maxBody;
   const tooLarge = (): void => {
     ctx.metrics.limitHits.inc({ kind: 'payload_too_large' });
@@ -125,7 +135,12 @@ export async function handleDeposit(ctx: RelayContext, req: IncomingMessage, res
     return sendError(res, 507, 'storage_full', 'the relay is at its storage limit and takes no new envelopes; try later');
   }
   ctx.metrics.deposits.inc();
-  if (outcome.kind === 'stored') ctx.notifier.notify(did);
+  if (outcome.kind === 'stored') {
+    // A waiting long-poll means the owner is awake: it gets the envelope now, no push needed.
+    const ownerListening = ctx.notifier.isWaiting(did);
+    ctx.notifier.notify(did);
+    if (!ownerListening) ctx.push?.onDeposit(did);
+  }
   sendJson(res, 202, { id: env.id, duplicate: outcome.kind === 'duplicate', expires_at: outcome.expiresAt });
 }
 
@@ -142,7 +157,7 @@ export function rateLimited(ctx: RelayContext, res: ServerResponse, retryAfterSe
  * store's replay cache until its ts leaves the skew window; a second use is 401.
  * Answers the error itself and returns false when the request may not proceed.
  */
-async function authorizeOwner(ctx: RelayContext, req: IncomingMessage, res: ServerResponse, did: string, body: Buffer): Promise<boolean> {
+export async function authorizeOwner(ctx: RelayContext, req: IncomingMessage, res: ServerResponse, did: string, body: Buffer): Promise<boolean> {
   if (ctx.options.openMailboxes) return true;
   const host = req.headers.host ?? '';
   if (!ctx.isOrigin(host)) {
@@ -183,6 +198,8 @@ export async function handleReceive(ctx: RelayContext, req: IncomingMessage, res
   const body = await readLimitedBody(ctx, req, res);
   if (!body) return;
   if (!(await authorizeOwner(ctx, req, res, did, body))) return;
+  // Before the read: a deposit committed after this point wakes the owner again (§5.2).
+  await ctx.push?.onReceive(did);
 
   const deadline = Date.now() + q.value.waitSeconds * 1000;
   let result = await ctx.store.receive(did, q.value.limit, Date.now());

@@ -21,6 +21,11 @@ export class MailboxNotifier {
     };
   }
 
+  /** Whether a long-poll for `did` is waiting (its owner is awake: no push wake needed, §5.2). */
+  isWaiting(did: string): boolean {
+    return this.waiters.has(did);
+  }
+
   notify(did: string): void {
     const set = this.waiters.get(did);
     if (!set) return;

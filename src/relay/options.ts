@@ -1,4 +1,5 @@
 /** Relay options: defaults from PROTOCOL.md §5 (limits are relay options) and their validation. */
+import { DEFAULT_PUSH_OPTIONS, validatePushOptions, type PushOptions } from './push/options';
 
 export type DidLabelMode = 'plain' | 'hash' | 'off';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -63,6 +64,8 @@ export interface RelayOptions {
   readonly metricsListen: string | undefined;
   /** File with the key of hashed DID labels; default `<db>.metrics-secret`, created on first start. */
   readonly metricsSecretFile: string | undefined;
+  /** Push wake (PROTOCOL.md §5.2, push/options.ts). */
+  readonly push: PushOptions;
 }
 
 export const DEFAULT_OPTIONS: RelayOptions = {
@@ -101,6 +104,7 @@ export const DEFAULT_OPTIONS: RelayOptions = {
   minFreeDiskBytes: 64 * 1_048_576,
   metricsListen: undefined,
   metricsSecretFile: undefined,
+  push: DEFAULT_PUSH_OPTIONS,
 };
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -144,6 +148,7 @@ export function validateOptions(o: RelayOptions): RelayOptions {
   need(Number.isSafeInteger(o.maxDbBytes) && o.maxDbBytes >= 0, '--max-db-bytes must be a non-negative integer (0: no limit)');
   need(Number.isSafeInteger(o.minFreeDiskBytes) && o.minFreeDiskBytes >= 0, '--min-free-disk-bytes must be a non-negative integer (0: no limit)');
   if (o.metricsListen !== undefined) parseListenAddress(o.metricsListen, '--metrics-listen');
+  validatePushOptions(o.push);
   return o;
 }
 

@@ -6,10 +6,12 @@ export type Route =
   | { readonly kind: 'deposit'; readonly did: string }
   | { readonly kind: 'receive'; readonly did: string; readonly query: string }
   | { readonly kind: 'ack'; readonly did: string }
-  | { readonly kind: 'tokens'; readonly did: string };
+  | { readonly kind: 'tokens'; readonly did: string }
+  | { readonly kind: 'push_vapid' }
+  | { readonly kind: 'push'; readonly did: string };
 
 export type RouteMatch =
-  | { readonly ok: true; readonly route: Route; readonly method: 'GET' | 'POST' | 'PUT'; readonly template: string }
+  | { readonly ok: true; readonly route: Route; readonly method: 'GET' | 'POST' | 'PUT'; readonly template: string; /** A second method the route takes (push: DELETE). */ readonly alsoMethod?: 'DELETE' }
   | { readonly ok: false; readonly code: 'not_found' | 'invalid_request'; readonly message: string };
 
 const MAX_DID_LENGTH = 2048;
@@ -20,6 +22,7 @@ export function matchRoute(target: string): RouteMatch {
   const query = q < 0 ? '' : target.slice(q + 1);
   if (path === '/health') return { ok: true, route: { kind: 'health' }, method: 'GET', template: '/health' };
   if (path === '/metrics') return { ok: true, route: { kind: 'metrics' }, method: 'GET', template: '/metrics' };
+  if (path === '/v1/push/vapid') return { ok: true, route: { kind: 'push_vapid' }, method: 'GET', template: '/v1/push/vapid' };
   const parts = path.split('/');
   // ['', 'v1', 'mailbox', did, action?]
   if (parts.length < 4 || parts.length > 5 || parts[0] !== '' || parts[1] !== 'v1' || parts[2] !== 'mailbox' || !parts[3]) {
@@ -38,6 +41,7 @@ export function matchRoute(target: string): RouteMatch {
   if (action === undefined) return { ok: true, route: { kind: 'deposit', did }, method: 'POST', template: '/v1/mailbox/:did' };
   if (action === 'receive') return { ok: true, route: { kind: 'receive', did, query }, method: 'GET', template: '/v1/mailbox/:did/receive' };
   if (action === 'ack') return { ok: true, route: { kind: 'ack', did }, method: 'POST', template: '/v1/mailbox/:did/ack' };
+  if (action === 'push') return { ok: true, route: { kind: 'push', did }, method: 'PUT', alsoMethod: 'DELETE', template: '/v1/mailbox/:did/push' };
   if (action === 'tokens') return { ok: true, route: { kind: 'tokens', did }, method: 'PUT', template: '/v1/mailbox/:did/tokens' };
   return { ok: false, code: 'not_found', message: `no such route: ${clip(path)}` };
 }

@@ -20,6 +20,7 @@ import { ReplayGuard } from './replay-guard';
 import { RequestLogSampler } from './request-log';
 import { matchRoute, type Route } from './routes';
 import { PgMailboxStore } from './pg-store';
+import { createPushService, handlePushDelete, handlePushPut, handlePushVapid, systemResolver, type Resolver } from './push';
 import type { StaticApp } from './static-app';
 import { isStoreUnavailable } from './store-errors';
 import { openStore } from './store-open';
@@ -32,6 +33,8 @@ export interface StartRelayOptions extends Partial<RelayOptions> {
   readonly logger?: Logger;
   /** The built app, served on paths no relay route takes (`spl-relay --app`, static-app.ts). */
   readonly app?: StaticApp;
+  /** DNS for push endpoint checks (PROTOCOL.md §5.2); tests inject answers. */
+  readonly pushResolver?: Resolver;
 }
 
 export interface RelayHandle {
@@ -61,8 +64,8 @@ function checkOriginsConfigured(options: RelayOptions): void {
 }
 
 export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHandle> {
-  const { store: givenStore, logger: givenLogger, app, ...rest } = input;
-  const options = validateOptions({ ...DEFAULT_OPTIONS, ...dropUndefined(rest) });
+  const { store: givenStore, logger: givenLogger, app, pushResolver, ...rest } = input;
+  const options = validateOptions({ ...DEFAULT_OPTIONS, ...dropUndefined(rest), push: { ...DEFAULT_OPTIONS.push, ...dropUndefined(rest.push ?? {}) } });
   checkOriginsConfigured(options);
   const metricsAddress = options.metricsListen === undefined ? undefined : parseListenAddress(options.metricsListen, '--metrics-listen');
   const logger = givenLogger ?? createRelayLogger(options.logLevel);
@@ -92,7 +95,26 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   const logSampler = new RequestLogSampler();
   const validDids = new ValidDidMemo();
   const replay = new ReplayGuard(store, (err: unknown) => logger.error({ err }, 'recording a used signature failed'));
-  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, replay, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
+  const resolver = pushResolver ?? systemResolver;
+  let push: Awaited<ReturnType<typeof createPushService>>;
+  try {
+    push = await createPushService({
+      options: options.push,
+      db: options.db,
+      firstOrigin: () => [...origins][0] ?? 'localhost',
+      countQueued: async (did) => {
+        const r = await store.receive(did, 1, Date.now());
+        return r.envelopes.length + r.remaining;
+      },
+      registry: metrics.registry,
+      logger,
+      resolve: resolver,
+    });
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, replay, push, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
 
   async function renderMetrics(res: ServerResponse): Promise<void> {
     const text = await metrics.render(Date.now());
@@ -119,6 +141,10 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
         return handleAck(ctx, req, res, route.did);
       case 'tokens':
         return handleTokens(ctx, req, res, route.did);
+      case 'push_vapid':
+        return handlePushVapid(push, req, res);
+      case 'push':
+        return req.method === 'DELETE' ? handlePushDelete(ctx, push, req, res, route.did) : handlePushPut(ctx, push, options.push.allowEndpoint, resolver, req, res, route.did);
     }
   }
 
@@ -151,10 +177,11 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       req.resume();
       return sendError(res, match.code === 'not_found' ? 404 : 400, match.code, match.message);
     }
-    if (method !== match.method) {
+    if (method !== match.method && method !== match.alsoMethod) {
+      const allowed = match.alsoMethod ? `${match.method}, ${match.alsoMethod}` : match.method;
       req.resume();
-      return sendError(res, 405, 'method_not_allowed', `${match.template} accepts ${match.method} (and OPTIONS)`, {
-        Allow: `${match.method}, OPTIONS`,
+      return sendError(res, 405, 'method_not_allowed', `${match.template} accepts ${allowed} (and OPTIONS)`, {
+        Allow: `${allowed}, OPTIONS`,
       });
     }
     if (hostHeaderCount(req) > 1) {
@@ -226,6 +253,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     if (unmarked) logger.warn({ err: unmarked }, 'could not mark this run in the database: every signature is recorded durably before its request proceeds');
     await listen(server, options.port, options.host);
   } catch (e) {
+    await push?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw e;
   }
@@ -249,6 +277,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       await listen(metricsServer, metricsAddress.port, metricsAddress.host);
     } catch (e) {
       server.close();
+      await push?.close().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw new RelayOptionError(`--metrics-listen ${options.metricsListen}: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -296,6 +325,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       force.unref();
       await closed;
       clearTimeout(force);
+      await push?.close();
       await store.close();
       if (!givenLogger) logger.flush();
     })();

@@ -7,6 +7,7 @@
 import { cleanupOutdatedCaches, createHandlerBoundToURL, precacheAndRoute } from 'workbox-precaching';
 import { NavigationRoute, registerRoute } from 'workbox-routing';
 import { notificationsWanted, openBrowserPeer, recordReceiveTaskRun, lastReceiveTaskRun, type ReceiveTaskRun } from '../platform/browser';
+import { setUpPush } from '../platform/push';
 import type { StoredRecord } from '../store/types';
 import { FLUSH_SYNC_TAG, isPageToWorker, PERIODIC_RECEIVE_TAG, type WorkerToPage } from './messages';
 import type { ServiceWorkerScope } from './worker-scope';
@@ -53,7 +54,39 @@ self.addEventListener('message', (event) => {
 
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
-  event.waitUntil(focusOrOpenApp());
+  const data = event.notification.data as { thread?: unknown } | null;
+  event.waitUntil(focusOrOpenApp(typeof data?.thread === 'string' ? data.thread : undefined));
+});
+
+/**
+ * A relay's push wake (PROTOCOL.md §5.2): receive now, then show exactly one notification —
+ * Chrome requires a visible one per push (`userVisibleOnly`), so a push that found nothing new
+ * still shows a quiet one. The payload only says that mail waits; the sweep reads it.
+ */
+self.addEventListener('push', (event) => {
+  event.waitUntil(
+    sweep('push', { announce: false }).then(async ({ ingested }) => {
+      await announce(ingested, { always: true }).catch((e: unknown) => console.warn('syncropel: could not announce a push wake', e));
+    }),
+  );
+});
+
+/** The browser rotated the subscription: register the new one at the relays (and forget the old). */
+self.addEventListener('pushsubscriptionchange', (event) => {
+  event.waitUntil(
+    (async () => {
+      if (!(await notificationsWanted().catch(() => false))) return;
+      const opened = await openBrowserPeer({ appUrl: self.registration.scope, lockTimeoutMs: LOCK_TIMEOUT_MS });
+      try {
+        if (!opened.peer.identity()) return;
+        const json = event.newSubscription?.toJSON();
+        const given = json?.endpoint && json.keys?.p256dh && json.keys.auth ? { endpoint: json.endpoint, keys: { p256dh: json.keys.p256dh, auth: json.keys.auth } } : undefined;
+        await setUpPush(opened.peer, self.registration, given ? { subscription: given } : {});
+      } finally {
+        await opened.close();
+      }
+    })(),
+  );
 });
 
 /**
@@ -61,7 +94,9 @@ self.addEventListener('notificationclick', (event) => {
  * minutes), then a flush. The engine is opened per sweep so it always sees the page's latest
  * identity, pairs and relays; Web Locks keep it from overlapping the page's own loop.
  */
-async function sweep(trigger: string): Promise<ReceiveTaskRun> {
+async function sweep(trigger: string): Promise<ReceiveTaskRun>;
+async function sweep(trigger: string, opts: { announce: false }): Promise<{ run: ReceiveTaskRun; ingested: StoredRecord[] }>;
+async function sweep(trigger: string, opts: { announce: boolean } = { announce: true }): Promise<ReceiveTaskRun | { run: ReceiveTaskRun; ingested: StoredRecord[] }> {
   const ingested: StoredRecord[] = [];
   const seen = new Set<string>();
   let run: ReceiveTaskRun;
@@ -93,9 +128,9 @@ async function sweep(trigger: string): Promise<ReceiveTaskRun> {
   }
   // Announce first, so the run record marks the end of everything the sweep does; a failed
   // notification must not lose the record of the receive.
-  if (ingested.length > 0) await announce(ingested).catch((e: unknown) => console.warn('syncropel: could not announce new records', e));
+  if (opts.announce && ingested.length > 0) await announce(ingested).catch((e: unknown) => console.warn('syncropel: could not announce new records', e));
   await recordReceiveTaskRun(run);
-  return run;
+  return opts.announce ? run : { run, ingested };
 }
 
 /** A one-off `sync`: rejecting asks the browser to retry later, so do that while entries are pending. */
@@ -111,27 +146,43 @@ async function flushForSync(lastChance: boolean): Promise<void> {
   }
 }
 
-/** Tells open windows to refresh; notifies only when nobody is looking, permission exists and the setting is on. */
-async function announce(records: readonly StoredRecord[]): Promise<void> {
+/**
+ * Tells open windows to refresh; notifies only when nobody is looking, permission exists and the
+ * setting is on. With `always` (a push wake) exactly one notification is shown whenever the
+ * browser allows one: the summary, or a quiet one when nothing new arrived.
+ */
+async function announce(records: readonly StoredRecord[], opts: { always?: boolean } = {}): Promise<void> {
   const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
   const threads = [...new Set(records.map((r) => r.thread))];
-  for (const w of windows) w.postMessage({ type: 'ingested', count: records.length, threads } satisfies WorkerToPage);
+  if (records.length > 0) for (const w of windows) w.postMessage({ type: 'ingested', count: records.length, threads } satisfies WorkerToPage);
   const someoneLooking = windows.some((w) => w.visibilityState === 'visible');
   // Never prompt from the worker: only show when the page obtained permission earlier.
   if (someoneLooking || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
   const notes = records.filter((r) => r.signed.record.act !== 'LEARN');
   // The person's setting on the Me screen: permission granted but notifications turned off.
-  if (notes.length === 0 || !(await notificationsWanted().catch(() => true))) return;
+  const wanted = await notificationsWanted().catch(() => true);
+  if (!opts.always && (notes.length === 0 || !wanted)) return;
+  const noteThreads = [...new Set(notes.map((r) => r.thread))];
+  if (notes.length === 0) {
+    // Chrome shows its own "updated in the background" line otherwise; this one says what happened.
+    await self.registration.showNotification('Syncropel', { body: 'Checked for new notes: nothing new.', tag: 'spl-new-records', silent: true, icon: 'icons/icon-192.png' });
+    return;
+  }
   await self.registration.showNotification('Syncropel', {
     body: notes.length === 1 ? 'A new note arrived.' : `${notes.length} new notes arrived.`,
     tag: 'spl-new-records',
     icon: 'icons/icon-192.png',
+    // One thread: tapping opens it; several: the thread list.
+    data: noteThreads.length === 1 ? { thread: noteThreads[0] } : {},
   });
 }
 
-async function focusOrOpenApp(): Promise<void> {
+async function focusOrOpenApp(thread?: string): Promise<void> {
+  const hash = thread !== undefined ? `#/thread/${encodeURIComponent(thread)}` : '';
   const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
   const first = windows[0];
-  if (first?.focus) await first.focus();
-  else await self.clients.openWindow(self.registration.scope);
+  if (first?.focus) {
+    if (hash && first.navigate) await first.navigate(self.registration.scope + hash).catch(() => undefined);
+    await first.focus();
+  } else await self.clients.openWindow(self.registration.scope + hash);
 }

@@ -23,6 +23,7 @@ export interface WindowClientLike {
   readonly visibilityState?: DocumentVisibilityState;
   postMessage(message: unknown): void;
   focus?(): Promise<unknown>;
+  navigate?(url: string): Promise<unknown>;
 }
 
 export interface ExtendableMessageEvt extends ExtendableEvt {
@@ -33,6 +34,17 @@ export interface ExtendableMessageEvt extends ExtendableEvt {
 
 export interface NotificationEvt extends ExtendableEvt {
   readonly notification: Notification;
+}
+
+/** `push` (PROTOCOL.md §5.2): `data` is the relay's decrypted `{"v":1,"mailbox","queued"}`. */
+export interface PushEvt extends ExtendableEvt {
+  readonly data: { text(): string } | null;
+}
+
+/** The browser replaced (or dropped) the push subscription; `newSubscription` is absent in some browsers. */
+export interface PushSubscriptionChangeEvt extends ExtendableEvt {
+  readonly oldSubscription?: PushSubscription | null;
+  readonly newSubscription?: PushSubscription | null;
 }
 
 export interface ServiceWorkerScope {
@@ -48,4 +60,6 @@ export interface ServiceWorkerScope {
   addEventListener(type: 'sync' | 'periodicsync', listener: (event: TaggedSyncEvt) => void): void;
   addEventListener(type: 'message', listener: (event: ExtendableMessageEvt) => void): void;
   addEventListener(type: 'notificationclick', listener: (event: NotificationEvt) => void): void;
+  addEventListener(type: 'push', listener: (event: PushEvt) => void): void;
+  addEventListener(type: 'pushsubscriptionchange', listener: (event: PushSubscriptionChangeEvt) => void): void;
 }

@@ -52,6 +52,21 @@ export function runDoctor(input: DoctorInput): DoctorReport {
     for (const r of failing) add('receive_errors', 'warn', `last receive from ${r.relayUrl} failed: ${r.lastError ?? ''}`);
   }
 
+  // Push wake (§5.2): what wakes a closed app in browsers without periodic sync.
+  if (facts.push && status.relays.length > 0) {
+    const p = facts.push;
+    if (!p.supported) add('push', 'warn', 'this browser has no Web Push: a closed app is not woken when mail arrives');
+    else if (!p.wanted) add('push', 'warn', 'push wake is off: turn on notifications to be woken when mail arrives');
+    else if (p.relays.length === 0) add('push', 'warn', 'push wake is not set up yet: open the app online once with notifications on')
+    else
+      for (const r of p.relays) {
+        if (r.state === 'registered') add('push', 'pass', `${r.relayUrl} wakes this device when mail arrives (push set up)`);
+        else if (r.state === 'off') add('push', 'warn', `${r.relayUrl} runs without push: mail there waits until the app opens or syncs in the background`);
+        else if (r.state === 'other_key') add('push', 'warn', `${r.relayUrl} has another push key than the relay this browser subscribed with: it cannot wake this device`);
+        else add('push', 'warn', `push is not set up at ${r.relayUrl}: ${r.detail ?? 'registration failed'}`);
+      }
+  }
+
   if (facts.periodicSync !== undefined) {
     if (facts.periodicSync === 'granted') add('periodic_sync', 'pass', 'periodic background sync is granted');
     else if (facts.periodicSync === 'unsupported') add('periodic_sync', 'warn', 'this browser has no periodic background sync: records arrive only while the app is open');

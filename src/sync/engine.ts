@@ -74,6 +74,7 @@ import type {
   DoctorReport,
   PlatformFacts,
   PairScope,
+  PushSubscriptionJson,
 } from './types';
 
 export const DIRECT_TIMEOUT_MS = 5_000; // §7
@@ -672,7 +673,38 @@ export class PeerEngine implements PeerApi {
     return { relays };
   }
 
-  private async signedRelayRequest(relay: string, method: 'GET' | 'POST' | 'PUT', path: string, body: string): Promise<RequestInit> {
+  // ---- push wake (§5.2) ----
+
+  /** The relay's VAPID key (b64u), `null` when push is off there (404), or an error sentence. */
+  async pushVapidKey(relayUrl: string): Promise<{ key: string | null } | { error: string }> {
+    const base = new URL(relayUrl);
+    const prefix = base.pathname.replace(/\/+$/, '');
+    const res = await requestJson(this.fetchFn, `${base.origin}${prefix}/v1/push/vapid`, { method: 'GET' }, RELAY_TIMEOUT_MS, this.now);
+    if (res.status === 404) return { key: null };
+    if (res.status === 200 && isObject(res.body) && typeof res.body.public_key === 'string') return { key: res.body.public_key };
+    return { error: res.error ?? `unexpected answer (HTTP ${res.status})` };
+  }
+
+  /** Registers a browser push subscription (its `toJSON()`) for this device's mailbox at `relayUrl` (owner-signed PUT, §5.2). */
+  async registerPush(relayUrl: string, subscription: PushSubscriptionJson): Promise<{ ok: true } | { ok: false; error: string }> {
+    const body = JSON.stringify({ endpoint: subscription.endpoint, keys: { p256dh: subscription.keys.p256dh, auth: subscription.keys.auth } });
+    return this.pushRequest(relayUrl, 'PUT', body);
+  }
+
+  /** Removes a push subscription from `relayUrl` (owner-signed DELETE; idempotent). */
+  async unregisterPush(relayUrl: string, endpoint: string): Promise<{ ok: true } | { ok: false; error: string }> {
+    return this.pushRequest(relayUrl, 'DELETE', JSON.stringify({ endpoint }));
+  }
+
+  private async pushRequest(relayUrl: string, method: 'PUT' | 'DELETE', body: string): Promise<{ ok: true } | { ok: false; error: string }> {
+    const { me } = this.requireIdentity();
+    const base = new URL(relayUrl);
+    const path = `${base.pathname.replace(/\/+$/, '')}/v1/mailbox/${encodeURIComponent(me.did)}/push`;
+    const res = await requestJson(this.fetchFn, `${base.origin}${path}`, await this.signedRelayRequest(relayUrl, method, path, body), RELAY_TIMEOUT_MS, this.now);
+    return res.status === 200 ? { ok: true } : { ok: false, error: res.error ?? `HTTP ${res.status}` };
+  }
+
+  private async signedRelayRequest(relay: string, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body: string): Promise<RequestInit> {
     const { signer } = this.requireIdentity();
     const host = new URL(relay).host;
     const auth = await signMailboxRequest({ method, host, pathAndQuery: path, body }, signer, this.now());

@@ -202,11 +202,27 @@ export interface DoctorReport {
 }
 
 /** Facts only the platform knows, handed to doctor (browser: periodic sync permission, quota). */
+/** A browser `PushSubscription.toJSON()` (PROTOCOL.md §5.2). */
+export interface PushSubscriptionJson {
+  readonly endpoint: string;
+  readonly keys: { readonly p256dh: string; readonly auth: string };
+}
+
+/** Whether push wake is set up at one relay (§5.2), as the platform last saw it. */
+export interface RelayPushState {
+  readonly relayUrl: string;
+  /** registered; off (the relay runs without push); other_key (a browser holds one push key, another relay's); failed. */
+  readonly state: 'registered' | 'off' | 'other_key' | 'failed';
+  readonly detail?: string;
+}
+
 export interface PlatformFacts {
   readonly periodicSync?: 'granted' | 'denied' | 'prompt' | 'unsupported';
   readonly storage?: { readonly usage: number; readonly quota: number };
   /** When the background receive task last ran (service worker / daemon loop). */
   readonly receiveTaskLastRunAt?: number;
+  /** Push wake per relay (§5.2); undefined where the platform has no push (the headless peer) or it is not turned on. */
+  readonly push?: { readonly supported: boolean; readonly wanted: boolean; readonly relays: readonly RelayPushState[] };
 }
 
 export interface PeerApi {
@@ -218,6 +234,12 @@ export interface PeerApi {
   importIdentity(file: string, passphrase: string): Promise<Identity>;
 
   relays(): Promise<RelayEntry[]>;
+  /** The relays this device receives from. */
+  receiveRelays(): Promise<string[]>;
+  /** Push wake (§5.2): the relay's VAPID key, null when push is off there. */
+  pushVapidKey(relayUrl: string): Promise<{ key: string | null } | { error: string }>;
+  registerPush(relayUrl: string, subscription: PushSubscriptionJson): Promise<{ ok: true } | { ok: false; error: string }>;
+  unregisterPush(relayUrl: string, endpoint: string): Promise<{ ok: true } | { ok: false; error: string }>;
   setRelay(url: string, forPair?: PairScope): Promise<void>;
   clearRelay(forPair: PairScope): Promise<void>;
   /** The relay used for `peerDid`: its own entry, else the catch-all. */

@@ -12,6 +12,7 @@ import { readTestFlags } from './state/flags';
 import { ForegroundSync } from './state/foreground-sync';
 import { connectServiceWorker } from './state/sw-client';
 import { installTestProbe } from './state/test-probe';
+import { ensurePush } from './state/push';
 import { errorText } from './state/format';
 
 const withOpener = (openEnvelopes: ReturnType<typeof workerEnvelopeOpener>) => (openEnvelopes ? { openEnvelopes } : {});
@@ -52,6 +53,8 @@ async function boot(target: HTMLElement): Promise<void> {
   } catch (e) {
     app.announce(`Offline support is unavailable: ${errorText(e)}`, 'error');
   }
+  // Push wake (§5.2): keep the registration at the relays current (relays change, keys rotate).
+  if (!flags.probe) ensurePush(app.peer).catch((e: unknown) => console.warn('syncropel: push wake not set up', e));
 }
 
 /**

@@ -49,6 +49,7 @@ interface SwVersion {
   readonly registrationId: string;
   readonly status: string;
   readonly runningStatus: string;
+  readonly controlledClients?: readonly string[];
 }
 
 /** One device = one browser context (its own IndexedDB, caches, service worker). */
@@ -160,6 +161,48 @@ export class Device {
     }
   }
 
+  /**
+   * A Web Push message (PROTOCOL.md §5.2) delivered to the service worker while no window of the
+   * app is open, as a push service would: `data` is the decrypted payload. Resolves
+   * `performance.now()` just before the push was handed over (benchmarks time from there).
+   */
+  async deliverPushWithNoWindow(data: string): Promise<number> {
+    await this.close();
+    const blank = await this.context.newPage();
+    try {
+      const cdp = await this.context.newCDPSession(blank);
+      const versions = new Map<string, SwVersion>();
+      cdp.on('ServiceWorker.workerVersionUpdated', (e: { versions: (SwVersion & { versionId: string })[] }) => {
+        for (const v of e.versions) versions.set(v.versionId, v);
+      });
+      await cdp.send('ServiceWorker.enable');
+      // The closed tab must be gone from the worker's clients too: a window it still sees as
+      // visible would (rightly) get no notification.
+      const registrationId = await waitFor(
+        () => [...versions.values()].find((v) => v.status === 'activated' && (v.controlledClients ?? []).length === 0)?.registrationId,
+        20_000,
+        `${this.name}: an activated service worker with no window, seen from a blank tab`,
+      );
+      const sentAt = performance.now();
+      await cdp.send('ServiceWorker.deliverPushMessage', { origin: new URL(this.appUrl).origin, registrationId, data });
+      return sentAt;
+    } finally {
+      await blank.close();
+    }
+  }
+
+  /**
+   * The notifications the app's service worker shows now, asked inside the worker itself: no
+   * window is opened (a visible window would change what the worker shows).
+   */
+  async workerNotifications(): Promise<{ title: string; body: string; tag: string; data: unknown }[]> {
+    const worker = this.context.serviceWorkers()[0] ?? (await this.context.waitForEvent('serviceworker'));
+    return worker.evaluate(async () => {
+      const scope = self as unknown as { registration: ServiceWorkerRegistration };
+      return (await scope.registration.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data as unknown }));
+    });
+  }
+
   /** The notifications the app's service worker shows now (asked from an open app page). */
   async notifications(): Promise<{ title: string; body: string; tag: string }[]> {
     return this.requirePage().evaluate(async () => {
@@ -256,8 +299,13 @@ export async function onboard(device: Device, name: string, expectedRelay: strin
 export async function writeNote(device: Device, text: string): Promise<void> {
   const page = device.requirePage();
   const before = await page.locator('[data-testid=records] > li').count();
-  await page.getByLabel('Write a note').fill(text);
-  await page.getByRole('button', { name: 'Add note' }).click();
+  const add = page.getByRole('button', { name: 'Add note' });
+  // Right after a navigation the screen may still re-render and drop what was typed: type until the button takes it.
+  await waitFor(async () => {
+    await page.getByLabel('Write a note').fill(text);
+    return add.isEnabled();
+  }, 10_000, `${device.name}: the note editor takes the text`);
+  await add.click();
   await page.locator('[data-testid=records] > li').nth(before).waitFor();
 }
 

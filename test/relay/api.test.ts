@@ -271,7 +271,7 @@ describe('relay API (default options)', () => {
       });
       expect(res.status).toBe(204);
       expect(res.headers.get('access-control-allow-origin')).toBe('*');
-      expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, OPTIONS');
+      expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, DELETE, OPTIONS');
       expect(res.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-Syncropel-Deposit-Token');
       expect(Number(res.headers.get('access-control-max-age'))).toBeGreaterThan(0);
     }

@@ -1,0 +1,29 @@
+/** The PostgreSQL PushSubscriptionStore (PROTOCOL.md §5.2) on a throwaway cluster: the store contract, and one VAPID pair for every process. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import webpush from 'web-push';
+import { PgPushSubscriptionStore } from '../../src/relay/push/pg-subscriptions';
+import { startPostgres, type PostgresCluster } from '../helpers/postgres';
+import { pushStoreContract } from './push-store-contract';
+
+let cluster: PostgresCluster;
+let n = 0;
+beforeAll(async () => {
+  cluster = await startPostgres();
+}, 120_000);
+afterAll(() => cluster?.destroy());
+
+describe('PushSubscriptionStore (postgres)', () => {
+  pushStoreContract(async () => PgPushSubscriptionStore.open(await cluster.createDatabase(`push_${n++}`)));
+
+  it('two relay processes opening one database at once share one VAPID key pair and one collapse state', async () => {
+    const url = await cluster.createDatabase('push_shared');
+    const [a, b] = await Promise.all([PgPushSubscriptionStore.open(url), PgPushSubscriptionStore.open(url)]);
+    const [ka, kb] = await Promise.all([a.vapidKeys(webpush.generateVAPIDKeys()), b.vapidKeys(webpush.generateVAPIDKeys())]);
+    expect(kb).toEqual(ka);
+    expect(await a.markWoken('did:s')).toBe(true);
+    expect(await b.markWoken('did:s')).toBe(false);
+    await b.clearWoken('did:s');
+    expect(await a.isWoken('did:s')).toBe(false);
+    await Promise.all([a.close(), b.close()]);
+  });
+});

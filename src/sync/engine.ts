@@ -1028,17 +1028,24 @@ export class PeerEngine implements PeerApi {
     for (const [did, records] of byPeer) await this.enqueue(did, records);
   }
 
-  /** Control records from paired peers (§8–9), acted on once, when first stored. */
+  /**
+   * Control records from paired peers (§8–9). The pairing state changes are idempotent and are
+   * applied to redelivered copies too: a crash (a closed tab) between storing a record and acting
+   * on it would otherwise lose the act, the redelivery being a duplicate. Measured: a page that
+   * navigated right after a batch landed kept its pair "waiting for confirmation" for good.
+   * Token updates and history requests act once, when first stored (an old copy must not undo a
+   * newer token; a lost history request is simply asked again).
+   */
   private async afterIngest(stored: readonly StoredRecord[], inserted: readonly string[], admitted: readonly Candidate[]): Promise<void> {
     const { me } = this.requireIdentity();
     const insertedSet = new Set(inserted);
     const fresh = stored.filter((s) => insertedSet.has(s.id) && s.actor !== me.did);
-    if (fresh.length === 0) return;
     const from = new Map(admitted.map((c) => [c.signed.id, c.from]));
-    await this.forward(fresh, from);
-    for (const s of fresh) {
+    if (fresh.length) await this.forward(fresh, from);
+    for (const s of stored) {
       const r = s.signed.record;
-      if (r.thread !== PAIRS_THREAD || from.get(s.id) !== r.actor) continue;
+      if (r.actor === me.did || r.thread !== PAIRS_THREAD || from.get(s.id) !== r.actor) continue;
+      const isFresh = insertedSet.has(s.id);
       const pair = (await this.config()).pairs.get(r.actor);
       if (!pair?.enabled) continue;
       const topic = r.body.topic;
@@ -1050,15 +1057,15 @@ export class PeerEngine implements PeerApi {
       } else if (topic === 'pair.end') {
         await this.writeConfig(pairBody({ ...pair, enabled: false, waiting: false, endReason: 'ended_by_peer' }));
         await this.rotateDepositToken();
-      } else if (topic === 'pair.token' && isDepositToken(r.body.deposit_token)) {
+      } else if (isFresh && topic === 'pair.token' && isDepositToken(r.body.deposit_token)) {
         await this.writeConfig(pairBody({ ...pair, depositToken: r.body.deposit_token }));
-      } else if (topic === 'history.request' && Array.isArray(r.body.threads)) {
+      } else if (isFresh && topic === 'history.request' && Array.isArray(r.body.threads)) {
         // §11: the threads granted to the requester; its list only narrows them.
         const asked = new Set(r.body.threads.filter((t): t is string => typeof t === 'string'));
         await this.sendHistory(pair.peerDid, pair.threads.filter((t) => asked.has(t)));
       }
     }
-    this.deps.onIngest?.(fresh);
+    if (fresh.length) this.deps.onIngest?.(fresh);
   }
 
   /**

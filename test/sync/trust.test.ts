@@ -327,6 +327,30 @@ describe('§9 pairing states', () => {
     expect(doctor.checks.find((ch) => ch.id === 'pair_refusals')?.message).toContain('c');
   });
 
+  it('a confirmation stored just before a crash still confirms when it comes again (a duplicate)', async () => {
+    const a = await peer('a');
+    const b = await peer('b');
+    await a.setRelay(relay.url);
+    const { link } = await a.createInvite({ threads: ['th_ab'] });
+    await b.acceptInvite(link);
+    await a.receive();
+    await a.flushOutbox(); // pair.confirm waits at the relay for B
+    // B's process dies right after the batch is committed, before it acts on it or acks it.
+    const store = storeOf(b);
+    const dying = Object.assign(Object.create(store) as PeerStore, {
+      ingest: async (...args: Parameters<PeerStore['ingest']>) => {
+        await store.ingest(...args);
+        throw new Error('killed after commit');
+      },
+    });
+    const crashed = await openPeerEngine({ store: dying, fetch });
+    await expect(crashed.receive()).rejects.toThrow('killed after commit');
+    expect((await b.pairs())[0]).toMatchObject({ waiting: true });
+    const again = await b.receive(); // the same envelope: every record a duplicate
+    expect(again.relays[0]).toMatchObject({ ingested: 0, duplicates: 1 });
+    expect((await b.pairs())[0]?.waiting).toBeUndefined();
+  });
+
   it('an invite answered after it expired is refused as invite_expired', async () => {
     let now = Date.now();
     const a = await peer('a', { now: () => now });

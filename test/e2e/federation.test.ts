@@ -18,7 +18,7 @@ import {
   type SealedEnvelope,
 } from '../../src/core';
 import { deposit, startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, type StaticServer } from './harness';
+import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, writeNote, type StaticServer } from './harness';
 
 const LAPTOP = { width: 1024, height: 800 };
 const PHONE = { width: 412, height: 860 };
@@ -45,14 +45,6 @@ async function createIdentity(device: Device, name: string): Promise<string> {
   await page.getByRole('navigation', { name: 'Main' }).waitFor();
   await page.goto(`${device.appUrl}#/me`);
   return (await page.getByTestId('my-did').textContent())!.trim();
-}
-
-async function writeNote(device: Device, text: string): Promise<void> {
-  const page = device.requirePage();
-  const before = await page.locator('[data-testid=records] > li').count();
-  await page.getByLabel('Write a note').fill(text);
-  await page.getByRole('button', { name: 'Add note' }).click();
-  await page.locator('[data-testid=records] > li').nth(before).waitFor();
 }
 
 async function recordsShown(device: Device): Promise<{ text: string; path: string }[]> {

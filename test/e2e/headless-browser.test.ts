@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, type StaticServer } from './harness';
+import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, type StaticServer, writeNote as writeNoteOn } from './harness';
 import { removeHomes, spl, startAdvertisedServe, tempHome, type ServeProcess } from '../cli/helpers';
 
 const THREAD = 'th_shared';
@@ -40,13 +40,7 @@ async function browserRecords(): Promise<{ text: string; path: string }[]> {
     .evaluateAll((items) => items.map((li) => ({ text: li.querySelector('.record-text')?.textContent ?? '', path: li.getAttribute('data-path') ?? '' })));
 }
 
-async function writeNote(text: string): Promise<void> {
-  const page = phone.requirePage();
-  const before = await page.locator('[data-testid=records] > li').count();
-  await page.getByLabel('Write a note').fill(text);
-  await page.getByRole('button', { name: 'Add note' }).click();
-  await page.locator('[data-testid=records] > li').nth(before).waitFor();
-}
+const writeNote = (text: string): Promise<void> => writeNoteOn(phone, text);
 
 // The daemon advertises its URL (--public-url): only then do peers deliver to it directly (§7).
 const startDaemon = async (): Promise<ServeProcess> => (daemon = await startAdvertisedServe(home, daemonPort ? Number(daemonPort) : undefined));

@@ -297,14 +297,18 @@ export async function onboard(device: Device, name: string, expectedRelay: strin
 
 /** Adds a note on the open thread screen and waits for it to be listed. */
 export async function writeNote(device: Device, text: string): Promise<void> {
-  const page = device.requirePage();
+  await addNote(device.requirePage(), text, device.name);
+}
+
+/** The same on a page: types until the Add button takes the text, adds it, waits for it to be listed. */
+export async function addNote(page: Page, text: string, who = 'page'): Promise<void> {
   const before = await page.locator('[data-testid=records] > li').count();
   const add = page.getByRole('button', { name: 'Add note' });
   // Right after a navigation the screen may still re-render and drop what was typed: type until the button takes it.
   await waitFor(async () => {
     await page.getByLabel('Write a note').fill(text);
     return add.isEnabled();
-  }, 10_000, `${device.name}: the note editor takes the text`);
+  }, 20_000, `${who}: the note editor takes the text`);
   await add.click();
   await page.locator('[data-testid=records] > li').nth(before).waitFor();
 }

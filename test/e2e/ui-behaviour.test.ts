@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { createInvite, createSigner, didFromPublicKey, generateSecretKey, inviteLink } from '../../src/core';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { buildApp, Device, launchBrowser, serveStatic, waitFor, type StaticServer } from './harness';
+import { addNote, buildApp, Device, launchBrowser, serveStatic, waitFor, type StaticServer } from './harness';
 
 const PHONE = { width: 390, height: 844 };
 const DAY = 86_400_000;
@@ -231,12 +231,7 @@ describe('the app as people use it', () => {
       await page.waitForURL(/#\/thread\/th_/);
       return decodeURIComponent(new URL(page.url()).hash.replace('#/thread/', ''));
     };
-    const note = async (text: string): Promise<void> => {
-      const before = await page.locator('[data-testid=records] > li').count();
-      await page.getByLabel('Write a note').fill(text);
-      await page.getByRole('button', { name: 'Add note' }).click();
-      await page.locator('[data-testid=records] > li').nth(before).waitFor();
-    };
+    const note = (text: string): Promise<void> => addNote(page, text);
     const trip = await newThread('Trip');
     await note('pack the tent');
     await note('buy stove fuel');

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { createInvite, createSigner, didFromPublicKey, generateSecretKey, inviteLink } from '../../src/core';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { buildApp, Device, launchBrowser, SCREENSHOT_DIR, serveStatic, type StaticServer } from './harness';
+import { addNote, buildApp, Device, launchBrowser, SCREENSHOT_DIR, serveStatic, type StaticServer } from './harness';
 
 const SIZES = { phone: { width: 390, height: 844 }, laptop: { width: 1280, height: 800 } } as const;
 const SCHEMES = ['light', 'dark'] as const;
@@ -128,12 +128,7 @@ describe('every screen, phone and laptop, light and dark', () => {
       `A long note: ${'The quick brown fox jumps over the lazy dog. '.repeat(40)}`,
       'https://example.com/a/very/long/path/that/does/not/break/anywhere/naturally/and/keeps/going/on/and/on/and/on',
     ];
-    for (const text of notes) {
-      const before = await page.locator('[data-testid=records] > li').count();
-      await page.getByLabel('Write a note').fill(text);
-      await page.getByRole('button', { name: 'Add note' }).click();
-      await page.locator('[data-testid=records] > li').nth(before).waitFor();
-    }
+    for (const text of notes) await addNote(page, text);
     // The manifest's screenshots (public/screenshots, copied from here; vite.config.ts declares
     // these sizes): viewport-sized, light, before the hostile peer below is paired.
     for (const [size, viewport] of Object.entries(SIZES)) {

@@ -238,7 +238,7 @@ describe('the app as people use it', () => {
     await note(`A long list:\n${Array.from({ length: 30 }, (_, i) => `item ${i + 1}`).join('\n')}`);
 
     // Long notes start collapsed behind "Show more".
-    const long = page.locator('[data-testid=records] > li').last();
+    const long = page.locator('[data-testid=records] > li', { hasText: 'A long list:' });
     expect(await long.locator('.record-text').getAttribute('class')).toContain('collapsed');
     await long.getByRole('button', { name: 'Show more' }).click();
     expect(await long.locator('.record-text').getAttribute('class')).not.toContain('collapsed');

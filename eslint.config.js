@@ -26,4 +26,29 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { patterns: [{ regex: '^(?!@noble/|\\./|\\.\\./).*', message: 'src/core imports only @noble/* and itself' }] }],
     },
   },
+  // The arrows between the parts (README "What is in the box"): each layer names what it may use.
+  {
+    files: ['src/store/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./(?!core(/|$))', message: 'src/store depends on src/core only' }] }],
+    },
+  },
+  {
+    files: ['src/sync/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./(?!core(/|$)|store(/|$))', message: 'src/sync (the platform-free engine) depends on src/core and src/store only' }] }],
+    },
+  },
+  {
+    files: ['src/relay/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./(?!core(/|$))', message: 'src/relay depends on src/core only' }] }],
+    },
+  },
+  {
+    files: ['src/relay/*/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./\\.\\./(?!core(/|$))', message: 'src/relay depends on src/core only' }] }],
+    },
+  },
 );

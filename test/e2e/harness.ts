@@ -137,10 +137,10 @@ export class Device {
   }
 
   /**
-   * A `periodicsync` fired while no window of the app is open, as when the browser wakes the
-   * worker in the background: the app's tab is closed and a blank tab holds the CDP session.
+   * Runs `fn` with a CDP session from a blank tab once the app's tab is closed and the activated
+   * worker (matching `ready`) is seen, as when the browser wakes the worker in the background.
    */
-  async dispatchPeriodicSyncWithNoWindow(tag = 'spl-receive'): Promise<void> {
+  private async withNoWindow<T>(what: string, ready: (v: SwVersion) => boolean, fn: (cdp: CDPSession, registrationId: string) => Promise<T>): Promise<T> {
     await this.close();
     const blank = await this.context.newPage();
     try {
@@ -150,15 +150,18 @@ export class Device {
         for (const v of e.versions) versions.set(v.versionId, v);
       });
       await cdp.send('ServiceWorker.enable');
-      const registrationId = await waitFor(
-        () => [...versions.values()].find((v) => v.status === 'activated')?.registrationId,
-        20_000,
-        `${this.name}: an activated service worker, seen from a blank tab`,
-      );
-      await cdp.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin: new URL(this.appUrl).origin, registrationId, tag });
+      const registrationId = await waitFor(() => [...versions.values()].find((v) => v.status === 'activated' && ready(v))?.registrationId, 20_000, `${this.name}: ${what}`);
+      return await fn(cdp, registrationId);
     } finally {
       await blank.close();
     }
+  }
+
+  /** A `periodicsync` fired while no window of the app is open. */
+  async dispatchPeriodicSyncWithNoWindow(tag = 'spl-receive'): Promise<void> {
+    await this.withNoWindow('an activated service worker, seen from a blank tab', () => true, async (cdp, registrationId) => {
+      await cdp.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin: new URL(this.appUrl).origin, registrationId, tag });
+    });
   }
 
   /**
@@ -167,28 +170,17 @@ export class Device {
    * `performance.now()` just before the push was handed over (benchmarks time from there).
    */
   async deliverPushWithNoWindow(data: string): Promise<number> {
-    await this.close();
-    const blank = await this.context.newPage();
-    try {
-      const cdp = await this.context.newCDPSession(blank);
-      const versions = new Map<string, SwVersion>();
-      cdp.on('ServiceWorker.workerVersionUpdated', (e: { versions: (SwVersion & { versionId: string })[] }) => {
-        for (const v of e.versions) versions.set(v.versionId, v);
-      });
-      await cdp.send('ServiceWorker.enable');
-      // The closed tab must be gone from the worker's clients too: a window it still sees as
-      // visible would (rightly) get no notification.
-      const registrationId = await waitFor(
-        () => [...versions.values()].find((v) => v.status === 'activated' && (v.controlledClients ?? []).length === 0)?.registrationId,
-        20_000,
-        `${this.name}: an activated service worker with no window, seen from a blank tab`,
-      );
-      const sentAt = performance.now();
-      await cdp.send('ServiceWorker.deliverPushMessage', { origin: new URL(this.appUrl).origin, registrationId, data });
-      return sentAt;
-    } finally {
-      await blank.close();
-    }
+    // The closed tab must be gone from the worker's clients too: a window it still sees as
+    // visible would (rightly) get no notification.
+    return this.withNoWindow(
+      'an activated service worker with no window, seen from a blank tab',
+      (v) => (v.controlledClients ?? []).length === 0,
+      async (cdp, registrationId) => {
+        const sentAt = performance.now();
+        await cdp.send('ServiceWorker.deliverPushMessage', { origin: new URL(this.appUrl).origin, registrationId, data });
+        return sentAt;
+      },
+    );
   }
 
   /**

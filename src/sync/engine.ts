@@ -726,7 +726,12 @@ export class PeerEngine implements PeerApi {
     let error: string | undefined;
     let latency: number | undefined;
     const receipts = new Map<string, string[]>();
+    let aborted = false;
     for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
+      if (opts.signal?.aborted) {
+        aborted = true;
+        break;
+      }
       const path = `${mailbox}/receive?limit=${limit}&wait=${wait}`;
       const res = await requestJson(
         this.fetchFn,
@@ -734,7 +739,12 @@ export class PeerEngine implements PeerApi {
         await this.signedRelayRequest(relayUrl, 'GET', path, ''),
         RELAY_TIMEOUT_MS + wait * 1000,
         this.now,
+        opts.signal,
       );
+      if (res.aborted) {
+        aborted = true;
+        break;
+      }
       if (wait === 0 && res.status !== 0) latency = res.latencyMs; // a long-poll's duration is not latency
       if (res.status !== 200 || !isObject(res.body) || !Array.isArray(res.body.envelopes)) {
         error = res.error ?? `unexpected receive answer (HTTP ${res.status})`;
@@ -762,7 +772,8 @@ export class PeerEngine implements PeerApi {
       if (remaining === 0) break;
       wait = 0; // draining a backlog: no long-poll between pages
     }
-    await this.store.putReceiveState(receiveState(relayUrl, this.now(), report.remaining, error, latency, prior));
+    // An abort is ours, not the relay's: the state keeps what the last real answer said.
+    if (!aborted || report.envelopes > 0) await this.store.putReceiveState(receiveState(relayUrl, this.now(), report.remaining, error, latency, prior));
     await this.sendReceipts(receipts);
     return error ? { ...report, error } : report;
   }

@@ -10,6 +10,8 @@ export interface HttpOutcome {
   readonly error?: string;
   readonly retryAfterMs?: number;
   readonly latencyMs: number;
+  /** The caller's signal ended the request (not a failure of the other side). */
+  readonly aborted?: true;
 }
 
 export async function requestJson(
@@ -18,9 +20,13 @@ export async function requestJson(
   init: RequestInit,
   timeoutMs: number,
   now: () => number,
+  signal?: AbortSignal,
 ): Promise<HttpOutcome> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const onAbort = (): void => controller.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) controller.abort();
   const started = now();
   try {
     const res = await fetchFn(url, { ...init, signal: controller.signal });
@@ -36,6 +42,7 @@ export async function requestJson(
     const error = res.ok ? undefined : `HTTP ${res.status}${errorMessage(body) ? `: ${errorMessage(body)}` : ''}`;
     return { status: res.status, body, text, headers: res.headers, latencyMs: now() - started, ...(error ? { error } : {}), ...(retryAfterMs ? { retryAfterMs } : {}) };
   } catch (e) {
+    if (signal?.aborted) return { status: 0, body: undefined, error: 'aborted', aborted: true, latencyMs: now() - started };
     const aborted = controller.signal.aborted;
     return {
       status: 0,
@@ -45,6 +52,7 @@ export async function requestJson(
     };
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -141,6 +141,11 @@ export interface ReceiveOptions {
   readonly relays?: readonly string[];
   /** Told after each page of a drain (a progress bar, a progress line). */
   readonly onProgress?: (p: ReceiveProgress) => void;
+  /**
+   * Ends a waiting long-poll at once (a relay removed, shutting down). What was already received
+   * is still ingested and acked; an aborted receive records no error (it is not the relay's fault).
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface ReceiveReport {

@@ -133,6 +133,28 @@ describe('peer engine over a real relay', () => {
     expect((await a.records('th_shared')).map((r) => r.signed.record.body.text)).toContain('reply');
   });
 
+  it('an aborted long-poll ends at once, records no relay error, and the next receive gets the mail', async () => {
+    const { a, b } = await pairedThroughRelay();
+    await b.receive(); // drain pair.confirm
+    const before = await storeOf(b).getReceiveState(relay.url);
+    const controller = new AbortController();
+    const polling = b.receive({ waitSeconds: 25, signal: controller.signal });
+    // The long-poll is waiting at the relay once the relay counts it (wait on that, not on time).
+    await expect.poll(async () => (await (await fetch(`${relay.url}/metrics`)).text()).match(/^relay_long_polls_waiting (\d+)/m)?.[1], { timeout: 10_000 }).toBe('1');
+    controller.abort();
+    const report = await polling;
+    expect(report.relays[0]).toMatchObject({ envelopes: 0, ingested: 0 });
+    expect(report.relays[0]?.error).toBeUndefined();
+    expect((await storeOf(b).getReceiveState(relay.url))?.lastError).toBe(before?.lastError);
+    // A receive started with an already-aborted signal does not reach the relay at all.
+    const pre = new AbortController();
+    pre.abort();
+    await a.emit({ thread: 'th_shared', text: 'after abort' });
+    await a.flushOutbox();
+    expect((await b.receive({ signal: pre.signal })).relays[0]).toMatchObject({ envelopes: 0 });
+    expect((await b.receive()).relays[0]).toMatchObject({ envelopes: 1, ingested: 1 });
+  });
+
   it('re-delivery after a crash between ingest and ack stores nothing twice', async () => {
     const { a, b } = await pairedThroughRelay();
     await a.emit({ thread: 'th_shared', text: 'x' });

@@ -1,3 +1,5 @@
+import { isPeerError, type PeerErrorCode } from '../sync/errors';
+
 /** CLI failures carry their exit code: 2 for usage errors, 1 for everything else (issue: one line on stderr). */
 export class CliError extends Error {
   override readonly name: string = 'CliError';
@@ -19,6 +21,17 @@ export class UsageError extends CliError {
 /** The home has no identity yet: most commands refuse (exit 1); `spl doctor` reports it as a failure. */
 export class NoIdentityError extends CliError {
   override readonly name = 'NoIdentityError';
+}
+
+/** The command that gets past an engine error, by its code: the engine names no CLI commands. */
+const PEER_ERROR_HINTS: Partial<Record<PeerErrorCode, string>> = {
+  no_identity: 'spl init',
+  no_route: 'spl config relay set <url> --for-pair all',
+};
+
+export function peerErrorHint(e: unknown): string {
+  const hint = isPeerError(e) ? PEER_ERROR_HINTS[e.code] : undefined;
+  return hint ? ` (${hint})` : '';
 }
 
 /** The first line of an error's message, for the one-line stderr report. */

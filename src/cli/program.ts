@@ -8,7 +8,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { makeContext, type CliContext } from './context';
-import { CliError, oneLine } from './errors';
+import { CliError, oneLine, peerErrorHint } from './errors';
 import { resolveHome } from './home';
 import type { CliIo } from './io';
 import { parseAppUrl, parseLongPoll, parsePort, parsePublicUrl, parseThread, parseTtlDays } from './parse';
@@ -227,7 +227,7 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
       if (e.code === 'commander.executeSubCommandAsync') return e.exitCode;
       return 2;
     }
-    io.err(`error: ${oneLine(e)}\n`);
+    io.err(`error: ${oneLine(e)}${peerErrorHint(e)}\n`);
     return e instanceof CliError ? e.exitCode : 1;
   }
 }

@@ -37,7 +37,7 @@ export function runDoctor(input: DoctorInput): DoctorReport {
   }
   add('identity', 'pass', `${identity.name} (${identity.did})`);
 
-  if (health.length === 0) add('relay_configured', 'warn', 'no relay configured: nothing arrives while this device is offline (spl config relay set <url> --for-pair all)');
+  if (health.length === 0) add('relay_configured', 'warn', 'no relay configured: nothing arrives while this device is offline');
   for (const h of health) {
     if (h.ok) add('relay_reachable', 'pass', `${h.url} → /health ${h.status ?? ''} ok (${h.latencyMs ?? '?'} ms)`);
     else add('relay_reachable', 'fail', `${h.url} is not reachable: ${h.error ?? 'no answer'}; you will not receive anything through it`);

@@ -76,6 +76,16 @@ export async function doctorCommand(ctx: CliContext, opts: { json?: boolean }): 
   }
 }
 
+/** What to type about a finding: the engine names the problem, the CLI the command that fixes it. */
+const CLI_HINTS: Readonly<Record<string, string>> = {
+  relay_configured: 'spl config relay set <url> --for-pair all',
+};
+
+function withCliHint(check: DoctorCheck): DoctorCheck {
+  const hint = CLI_HINTS[check.id];
+  return hint && check.status !== 'pass' ? { ...check, message: `${check.message} (${hint})` } : check;
+}
+
 function checkPeer(ctx: CliContext, opts: { json?: boolean }): Promise<number> {
   return withPeer(ctx, async ({ peer }) => {
     const serving = runningServer(ctx.paths);
@@ -83,7 +93,7 @@ function checkPeer(ctx: CliContext, opts: { json?: boolean }): Promise<number> {
     const daemon: DoctorCheck = serving
       ? { id: 'daemon', status: 'pass', message: `spl serve is running (pid ${serving.pid}, ${serving.publicUrl})` }
       : { id: 'daemon', status: 'warn', message: 'spl serve is not running: nothing is received or retried (spl serve --daemon)' };
-    const checks = [...base.checks, daemon];
+    const checks = [...base.checks.map(withCliHint), daemon];
     const status = checks.reduce<CheckStatus>((w, c) => (rank[c.status] > rank[w] ? c.status : w), 'pass');
     printReport(ctx, { status, checks }, opts.json);
     return rank[status];

@@ -1,0 +1,73 @@
+/**
+ * Which threads each pair shares (§8, §11): the owner shares and stops sharing; a peer's offer of
+ * a thread new here is granted back on its own, any other waits for the owner to accept it.
+ */
+import { isControl, pairBody, PAIRS_THREAD, threadTitle } from './config';
+import type { PeerContext } from './context';
+import { sendHistory } from './convergence';
+import { keepControl, sendControl, writeConfig } from './emit';
+import { PeerError } from './errors';
+import { checkShareable, requirePair, setPair, unshareable } from './settings';
+import type { Pair, PendingShare } from './types';
+
+export async function shareThread(ctx: PeerContext, thread: string, peerDid: string): Promise<void> {
+  checkShareable(thread);
+  const pair = await requirePair(ctx, peerDid);
+  if (!pair.enabled) throw new PeerError('pair_state', `the pair with ${pair.name} has ended`);
+  if (pair.waiting) throw new PeerError('pair_state', `${pair.name} has not confirmed the pairing yet: only the invite's threads are shared until then`);
+  if (pair.threads.includes(thread)) return;
+  const title = threadTitle(await ctx.store.recordsByThread(thread));
+  const offer = await keepControl(ctx, { topic: 'thread.share', thread, ...(title !== undefined ? { title } : {}) });
+  await writeConfig(ctx, pairBody({ ...pair, threads: [...pair.threads, thread] }));
+  // The offer travels first in the history's first envelope: the peer grants the thread back
+  // (when it is new there) before it admits the records that follow it.
+  await sendHistory(ctx, peerDid, [thread], [offer.signed]);
+}
+
+export async function unshareThread(ctx: PeerContext, thread: string, peerDid: string): Promise<void> {
+  const pair = await requirePair(ctx, peerDid);
+  if (!pair.threads.includes(thread)) return;
+  await writeConfig(ctx, pairBody({ ...pair, threads: pair.threads.filter((t) => t !== thread) }));
+}
+
+/** Offers from paired peers of threads not (yet) granted to them. */
+export async function pendingShares(ctx: PeerContext): Promise<PendingShare[]> {
+  const cfg = await ctx.config();
+  const out = new Map<string, PendingShare>();
+  for (const r of await ctx.store.recordsByThread(PAIRS_THREAD)) {
+    const rec = r.signed.record;
+    if (!isControl(rec, 'thread.share') || typeof rec.body.thread !== 'string') continue;
+    const pair = cfg.pairs.get(rec.actor);
+    if (!pair?.enabled || pair.threads.includes(rec.body.thread)) continue;
+    const title = typeof rec.body.title === 'string' ? rec.body.title : undefined;
+    out.set(`${rec.body.thread} ${rec.actor}`, { thread: rec.body.thread, fromDid: rec.actor, fromName: pair.name, ...(title !== undefined ? { title } : {}) });
+  }
+  return [...out.values()];
+}
+
+export async function acceptShare(ctx: PeerContext, thread: string): Promise<void> {
+  const offers = (await pendingShares(ctx)).filter((p) => p.thread === thread);
+  if (offers.length === 0) throw new PeerError('not_found', `no pending share of ${thread}`);
+  const cfg = await ctx.config();
+  for (const o of offers) {
+    const pair = cfg.pairs.get(o.fromDid);
+    if (!pair) continue;
+    await setPair(ctx, { ...pair, threads: [...pair.threads, thread] });
+    // What the peer sent before the grant was dropped as ungranted: ask for it again (§11).
+    await sendControl(ctx, o.fromDid, { topic: 'history.request', threads: [thread] });
+  }
+}
+
+/**
+ * §8: a thread a peer shares is granted back on its own only when it is new here (no record held
+ * on it, granted to no one); otherwise it waits for the owner (pendingShares / acceptShare).
+ */
+export async function grantOfferedThread(ctx: PeerContext, pair: Pair, thread: string): Promise<boolean> {
+  if (unshareable(thread) || pair.threads.includes(thread)) return false;
+  const cfg = await ctx.config();
+  const grantedElsewhere = [...cfg.pairs.values()].some((p) => p.threads.includes(thread));
+  const held = (await ctx.store.threads()).some((t) => t.thread === thread);
+  if (grantedElsewhere || held) return false;
+  await writeConfig(ctx, pairBody({ ...pair, threads: [...pair.threads, thread] }));
+  return true;
+}

@@ -10,9 +10,9 @@ import { ensureHome, type HomePaths } from './home';
 
 export interface HomeConfig {
   /** Set by the person (`spl config app-url set`). */
-  readonly appUrl?: string;
+  readonly appUrl?: string | undefined;
   /** The app (origin and path) of the last invite link this home accepted. */
-  readonly pairedAppUrl?: string;
+  readonly pairedAppUrl?: string | undefined;
 }
 
 export const homeConfigFile = (paths: HomePaths): string => join(paths.dir, 'config.json');

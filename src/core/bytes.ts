@@ -1,4 +1,5 @@
 /** Byte helpers shared by every module: UTF-8, hex, base64url (RFC 4648 §5, no padding). */
+import { platformCrypto } from './platform';
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -131,6 +132,8 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 export function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
-  globalThis.crypto.getRandomValues(out);
+  const crypto = platformCrypto();
+  if (!crypto) throw new Error('no secure random source on this platform (globalThis.crypto)');
+  crypto.getRandomValues(out);
   return out;
 }

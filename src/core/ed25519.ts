@@ -23,6 +23,7 @@ import { bytesToNumberLE, equalBytes } from '@noble/curves/utils.js';
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { bufferSource, concatBytes, fromHex, randomBytes, toHex } from './bytes';
+import { platformCrypto, type PlatformKey, type PlatformSubtle } from './platform';
 
 noble.hashes.sha512 = sha512;
 
@@ -36,7 +37,7 @@ const ALG = { name: 'Ed25519' } as const;
 export type Ed25519Backend = 'webcrypto' | 'noble';
 
 interface Platform {
-  readonly subtle: SubtleCrypto;
+  readonly subtle: PlatformSubtle;
   /** Whether its verify computes the §2 equation (after our pre-checks); else it only signs. */
   readonly verifiesByRule: boolean;
 }
@@ -46,7 +47,7 @@ let platformPromise: Promise<Platform | undefined> | undefined;
 /** The platform's SubtleCrypto if it really does Ed25519, checked once with known answers. */
 function platform(): Promise<Platform | undefined> {
   platformPromise ??= (async () => {
-    const subtle = globalThis.crypto?.subtle;
+    const subtle = platformCrypto()?.subtle;
     if (!subtle) return undefined;
     try {
       const key = await subtle.importKey('raw', bufferSource(PROBE_KEY), ALG, false, ['verify']);
@@ -120,7 +121,7 @@ export function createSigner(secretKey: Uint8Array): Signer {
   if (secretKey.length !== 32) throw new RangeError('an Ed25519 secret key is 32 bytes');
   const seed = secretKey.slice();
   const publicKey = noble.getPublicKey(seed);
-  let key: Promise<CryptoKey | undefined> | undefined;
+  let key: Promise<PlatformKey | undefined> | undefined;
   return {
     publicKey,
     async sign(message) {
@@ -139,7 +140,7 @@ interface KeyState {
   /** Why the key is invalid under §2; undefined when valid. */
   readonly problem: string | undefined;
   readonly point: EdwardsPoint | undefined;
-  webKey?: Promise<CryptoKey | undefined>;
+  webKey?: Promise<PlatformKey | undefined>;
 }
 
 // The validity check costs a square root and a multiplication by L (~1 ms in pure JS); records

@@ -1,5 +1,6 @@
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { bufferSource, toHex, utf8 } from './bytes';
+import { platformCrypto } from './platform';
 
 export const sha256 = (data: Uint8Array): Uint8Array => nobleSha256(data);
 
@@ -14,7 +15,7 @@ export const HEX_ID = /^[0-9a-f]{64}$/;
  * every record it verifies, and in browsers the native digest costs a fraction of the JS one.
  */
 export async function sha256HexAsync(data: Uint8Array): Promise<string> {
-  const subtle = globalThis.crypto?.subtle;
+  const subtle = platformCrypto()?.subtle;
   if (subtle) {
     try {
       return toHex(new Uint8Array(await subtle.digest('SHA-256', bufferSource(data))));

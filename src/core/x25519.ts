@@ -6,16 +6,17 @@
  */
 import { x25519 } from '@noble/curves/ed25519.js';
 import { bufferSource, bytesEqual, concatBytes, fromHex, toHex } from './bytes';
+import { platformCrypto, type PlatformKey, type PlatformSubtle } from './platform';
 
 const ALG = { name: 'X25519' } as const;
 // PKCS#8 wrapper for a raw 32-byte X25519 private key (RFC 8410 §7, OID 1.3.101.110).
 const PKCS8_PREFIX = fromHex('302e020100300506032b656e04220420')!;
 
-let subtlePromise: Promise<SubtleCrypto | undefined> | undefined;
+let subtlePromise: Promise<PlatformSubtle | undefined> | undefined;
 
-function webCrypto(): Promise<SubtleCrypto | undefined> {
+function webCrypto(): Promise<PlatformSubtle | undefined> {
   subtlePromise ??= (async () => {
-    const subtle = globalThis.crypto?.subtle;
+    const subtle = platformCrypto()?.subtle;
     if (!subtle) return undefined;
     try {
       const a = new Uint8Array(32).fill(3);
@@ -29,16 +30,16 @@ function webCrypto(): Promise<SubtleCrypto | undefined> {
   return subtlePromise;
 }
 
-const importSecret = (subtle: SubtleCrypto, secret: Uint8Array) =>
+const importSecret = (subtle: PlatformSubtle, secret: Uint8Array) =>
   subtle.importKey('pkcs8', bufferSource(concatBytes(PKCS8_PREFIX, secret)), ALG, false, ['deriveBits']);
 
-async function derive(subtle: SubtleCrypto, secret: CryptoKey, publicKey: Uint8Array): Promise<Uint8Array> {
+async function derive(subtle: PlatformSubtle, secret: PlatformKey, publicKey: Uint8Array): Promise<Uint8Array> {
   const pub = await subtle.importKey('raw', bufferSource(publicKey), ALG, false, []);
   return new Uint8Array(await subtle.deriveBits({ name: 'X25519', public: pub }, secret, 256));
 }
 
 // A receiver opens many envelopes with one key: keep its imported form (one entry is enough).
-let cached: { id: string; key: Promise<CryptoKey> } | undefined;
+let cached: { id: string; key: Promise<PlatformKey> } | undefined;
 
 /** The X25519 shared secret of `secret` and `publicKey`. Throws for a malformed or low-order public key. */
 export async function x25519SharedSecret(secret: Uint8Array, publicKey: Uint8Array): Promise<Uint8Array> {

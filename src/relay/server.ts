@@ -55,7 +55,7 @@ export interface RelayHandle {
 const SHUTDOWN_GRACE_MS = 10_000;
 
 export function createRelayLogger(level: RelayOptions['logLevel']): Logger {
-  return pino({ level, base: undefined }, pino.destination({ dest: 1, sync: false }));
+  return pino({ level, base: null }, pino.destination({ dest: 1, sync: false }));
 }
 
 /** A relay that listens on every address must be told its origins before anything is opened. */

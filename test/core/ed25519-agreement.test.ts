@@ -56,7 +56,7 @@ interface Case {
   readonly msg: Uint8Array;
   readonly key: Uint8Array;
   /** What §2 says, where the mutation decides it. */
-  readonly expected?: boolean;
+  readonly expected?: boolean | undefined;
 }
 
 type Mutation = (base: Case, who: Author) => Case;

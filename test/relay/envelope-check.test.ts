@@ -55,7 +55,7 @@ describe('request-log sampling', () => {
     for (let i = 0; i < 1000; i++) sampler.admit(202, 1000 + i / 2);
     // …so the next second samples successes and keeps every error.
     const next = Array.from({ length: 1000 }, (_, i) => sampler.admit(i % 10 === 0 ? 507 : 202, 2000 + i / 2));
-    expect(next.filter((s, i) => i % 10 === 0).every((s) => s === 1)).toBe(true);
+    expect(next.filter((_, i) => i % 10 === 0).every((s) => s === 1)).toBe(true);
     const successes = next.filter((_, i) => i % 10 !== 0);
     expect(successes.filter((s) => s === 50)).toHaveLength(Math.floor(900 / 50));
     expect(successes.filter((s) => s !== 0 && s !== 50)).toHaveLength(0);

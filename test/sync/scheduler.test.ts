@@ -10,7 +10,7 @@ import { openIdbPeerStore } from '../../src/store/idb';
 import { openPeerEngine } from '../../src/sync/engine';
 import { outboxNextDueAt } from '../../src/sync/outbox-due';
 import { backoffDelayMs, RECEIVE_BACKOFF, retryDelayMs, SENDER_RETRY } from '../../src/sync/retry';
-import { MIN_CYCLE_MS, summarizeStates, SyncScheduler, type OnlineState, type SchedulerClock, type SchedulerEvent, type SchedulerPeer } from '../../src/sync/scheduler';
+import { MIN_CYCLE_MS, summarizeStates, SyncScheduler, type OnlineState, type RelayLoopState, type SchedulerClock, type SchedulerEvent, type SchedulerPeer } from '../../src/sync/scheduler';
 import type { FlushReport, ReceiveOptions, ReceiveReport } from '../../src/sync/types';
 import { deposit, junkSealed, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
 
@@ -117,11 +117,11 @@ describe('delay formulas (one for sender retries and receive backoff)', () => {
   it('summarises loops: offline wins, then failing relays by name with the earliest retry, else listening', () => {
     expect(summarizeStates(new Map())).toEqual({ kind: 'idle' });
     expect(summarizeStates(new Map([['a', { kind: 'listening' }]]))).toEqual({ kind: 'listening' });
-    const failing = new Map([
+    const failing = new Map<string, RelayLoopState>([
       ['a', { kind: 'backing-off', error: 'HTTP 503', retryAt: 9 }],
       ['b', { kind: 'listening' }],
       ['c', { kind: 'backing-off', error: 'refused', retryAt: 5 }],
-    ] as const);
+    ]);
     expect(summarizeStates(failing)).toEqual({ kind: 'backing-off', error: 'a: HTTP 503; c: refused', retryAt: 5 });
     expect(summarizeStates(new Map([...failing, ['d', { kind: 'offline' }]]))).toEqual({ kind: 'offline' });
   });
@@ -289,12 +289,12 @@ describe('flush', () => {
     const queriesAtStart = dueQueries;
 
     // Nothing happens before the entry is due: no flush, no query.
-    clock.advanceTo(due! - 1);
+    clock.advanceTo(due - 1);
     await until(() => true, 'settle');
     expect(p.flushes).toHaveLength(flushesAtStart);
     expect(dueQueries).toBe(queriesAtStart);
 
-    clock.advanceTo(due!);
+    clock.advanceTo(due);
     await until(() => p.flushes.length === flushesAtStart + 1, 'flush at the due time');
     await until(() => s.nextFlushAt() === due, 're-armed at the new due time');
     expect(due).toBe(clock.now() + 60_000);

@@ -14,25 +14,15 @@
  */
 import type { FlushReport, PeerApi, ReceiveProgress, ReceiveReport } from './types';
 import { backoffDelayMs, RECEIVE_BACKOFF, SENDER_RETRY, type BackoffPolicy } from './retry';
+import { RetryTimer } from './retry-timer';
+import { alwaysOnline, realClock, type OnlineState, type SchedulerClock } from './scheduler-clock';
 import { summarizeStates, type RelayLoopState, type SchedulerEvent, type SchedulerSummary } from './scheduler-events';
 
+export * from './scheduler-clock';
 export * from './scheduler-events';
 
 export type SchedulerPeer = Pick<PeerApi, 'identity' | 'receiveRelays' | 'receive' | 'flushOutbox'>;
 export type RelayReceiveResult = ReceiveReport['relays'][number];
-
-export interface SchedulerClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** Whether the device has a network (browsers say so; Node is always "online"). */
-export interface OnlineState {
-  isOnline(): boolean;
-  /** Calls `listener` on each change; returns the unsubscribe. */
-  subscribe(listener: (online: boolean) => void): () => void;
-}
 
 export interface SchedulerOptions {
   readonly peer: SchedulerPeer;
@@ -53,12 +43,6 @@ export const MIN_CYCLE_MS = 1_000;
 /** The retry timer never sleeps longer: another context sharing the store may have queued something. */
 const MAX_DUE_WAIT_MS = SENDER_RETRY.capMs;
 
-const realClock: SchedulerClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-};
-const alwaysOnline: OnlineState = { isOnline: () => true, subscribe: () => () => undefined };
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 interface Loop {
@@ -80,6 +64,8 @@ export class SyncScheduler {
   private readonly waitSeconds: number;
   private readonly listeners = new Set<(e: SchedulerEvent) => void>();
   private readonly loops = new Map<string, Loop>();
+  /** Loops aborted but not yet ended. */
+  private readonly ending = new Set<Promise<void>>();
   private running = false;
   private unsubscribeOnline: (() => void) | undefined;
   private flushing: Promise<FlushReport | undefined> | undefined;
@@ -87,17 +73,16 @@ export class SyncScheduler {
   private flushFailures = 0;
   private reconciling: Promise<void> = Promise.resolve();
   private reconcileQueued: Promise<void> | undefined;
-  private dueTimer: unknown;
-  private dueAt: number | undefined;
-  private armGeneration = 0;
+  private readonly retryTimer: RetryTimer | undefined;
 
-  constructor(private readonly opts: SchedulerOptions) {
+  constructor(opts: SchedulerOptions) {
     this.peer = opts.peer;
     this.clock = opts.clock ?? realClock;
     this.random = opts.random ?? Math.random;
     this.online = opts.online ?? alwaysOnline;
     this.backoff = opts.backoff ?? RECEIVE_BACKOFF;
     this.waitSeconds = opts.waitSeconds ?? DEFAULT_LONG_POLL_SECONDS;
+    this.retryTimer = opts.nextDueAt ? new RetryTimer(this.clock, opts.nextDueAt, () => void this.flush(), MAX_DUE_WAIT_MS) : undefined;
   }
 
   /** Subscribes to events; returns the unsubscribe. */
@@ -122,7 +107,7 @@ export class SyncScheduler {
 
   /** When the retry timer fires next (undefined: nothing pending, or not running). */
   nextFlushAt(): number | undefined {
-    return this.dueAt;
+    return this.retryTimer?.firesAt;
   }
 
   /** Starts the loops (once there is an identity), flushes what is due and arms the retry timer. */
@@ -139,10 +124,10 @@ export class SyncScheduler {
     this.running = false;
     this.unsubscribeOnline?.();
     this.unsubscribeOnline = undefined;
-    this.clearDueTimer();
-    this.armGeneration++;
+    this.retryTimer?.clear();
     this.again = undefined;
     await this.reconcile(); // not running: every loop is removed
+    await Promise.all([...this.ending]);
     await this.flushing;
   }
 
@@ -231,9 +216,13 @@ export class SyncScheduler {
     for (const l of removed) {
       this.loops.delete(l.relay);
       l.controller.abort(); // ends its long-poll at once (the engine records no error for it)
+      // Not awaited here: a loop queued for another tab's receive lock ends only when it gets it,
+      // and that must not hold up starting loops again (stop() awaits them).
+      const reason = this.running ? 'removed' : 'stopped';
+      const ended = l.done.then(() => this.emit({ type: 'loop-stopped', relay: l.relay, reason }));
+      this.ending.add(ended);
+      void ended.finally(() => this.ending.delete(ended));
     }
-    await Promise.all(removed.map((l) => l.done));
-    for (const l of removed) this.emit({ type: 'loop-stopped', relay: l.relay, reason: this.running ? 'removed' : 'stopped' });
     if (!this.running) return;
     for (const url of wanted) {
       if (this.loops.has(url)) continue;
@@ -329,36 +318,12 @@ export class SyncScheduler {
     for (const l of this.loops.values()) l.wake?.();
   }
 
-  // ---- the retry timer ----
-
+  /** Sets the retry timer (running, and given `nextDueAt`, only). */
   private async armDueTimer(): Promise<void> {
-    if (!this.running || !this.opts.nextDueAt) return;
-    const generation = ++this.armGeneration;
-    let due: number | undefined;
-    try {
-      due = await this.opts.nextDueAt();
-    } catch (e) {
-      this.emit({ type: 'error', where: 'retry-timer', error: message(e) });
-      due = this.clock.now(); // try again after the floor below
-    }
-    if (!this.running || generation !== this.armGeneration) return; // a later arming wins
-    this.clearDueTimer();
-    if (due === undefined) return;
-    // Entries still due after a flush (it failed) are retried with backoff, not in a tight loop.
+    if (!this.running || !this.retryTimer) return;
     const floor = this.flushFailures > 0 ? backoffDelayMs(this.flushFailures, this.backoff, this.random) : MIN_CYCLE_MS;
-    const wait = Math.min(MAX_DUE_WAIT_MS, Math.max(floor, due - this.clock.now()));
-    this.dueAt = this.clock.now() + wait;
-    this.dueTimer = this.clock.setTimeout(() => {
-      this.dueTimer = undefined;
-      this.dueAt = undefined;
-      void this.flush();
-    }, wait);
-  }
-
-  private clearDueTimer(): void {
-    if (this.dueTimer !== undefined) this.clock.clearTimeout(this.dueTimer);
-    this.dueTimer = undefined;
-    this.dueAt = undefined;
+    await this.retryTimer.arm(floor, (error) => this.emit({ type: 'error', where: 'retry-timer', error }));
+    if (!this.running) this.retryTimer.clear(); // stopped while it read the store
   }
 
   private emit(e: SchedulerEvent): void {

@@ -183,6 +183,7 @@ describe('receive loops', () => {
     await s.refresh();
     expect(r2.opts.signal?.aborted).toBe(true);
     expect(r1.opts.signal?.aborted).toBe(false);
+    await until(() => events.some((e) => e.type === 'loop-stopped'), 'r2 loop ended');
     expect(events.filter((e) => e.type === 'loop-stopped')).toEqual([{ type: 'loop-stopped', relay: 'https://r2.test', reason: 'removed' }]);
     expect([...s.states().keys()].sort()).toEqual(['https://r1.test', 'https://r3.test']);
     await until(() => p.waiting('https://r3.test') !== undefined, 'r3 long-poll');
@@ -362,7 +363,7 @@ describe('over a real relay', () => {
     // The long-poll would hold 25 s; removal must end it long before that.
     await peer.clearRelay('all');
     await s.refresh();
-    expect(events).toContainEqual({ type: 'loop-stopped', relay: relay.url, reason: 'removed' });
+    await waitFor(() => events.find((e) => e.type === 'loop-stopped' && e.relay === relay.url && e.reason === 'removed'), 5_000, 'the loop ended');
     await waitFor(async () => (await longPollsWaiting()) === '0', 5_000, 'the relay saw the long-poll end');
     expect((await store.getReceiveState(relay.url))?.lastError).toBeUndefined();
     expect(events.filter((e) => e.type === 'received' && e.result.error !== undefined)).toEqual([]);

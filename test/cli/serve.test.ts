@@ -356,7 +356,7 @@ describe('relay config applies without a restart', () => {
 
     // Clearing the relay aborts the daemon's waiting long-poll (25 s) instead of letting it run out.
     const longPollsWaiting = async () => (await (await fetch(`${relay.url}/metrics`)).text()).match(/^relay_long_polls_waiting (\d+)/m)?.[1];
-    await waitFor(async () => (await longPollsWaiting()) === '1', 10_000, 'the daemon long-polls the relay')
+    await waitFor(async () => (await longPollsWaiting()) === '1', 10_000, 'the daemon long-polls the relay');
     expect((await spl(home, 'config', 'relay', 'clear', '--for-pair', 'all')).code).toBe(0);
     await s.waitForLog(/no longer configured: receive loop stopped/, 5_000);
     await waitFor(async () => (await longPollsWaiting()) === '0', 5_000, 'the long-poll ended at the relay');

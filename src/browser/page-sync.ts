@@ -47,9 +47,13 @@ export class PageSync {
     this.scheduler.on((e) => this.handle(e));
   }
 
+  /** Another tab may have changed the relays; a focused page re-reads them. */
+  private readonly onFocus = (): void => void this.scheduler.refresh();
+
   /** Begins syncing while the page is visible, and follows visibility from then on. */
   attach(): void {
     document.addEventListener('visibilitychange', this.onVisibility);
+    globalThis.addEventListener('focus', this.onFocus);
     if (document.visibilityState === 'visible') this.start();
   }
 

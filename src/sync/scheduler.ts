@@ -145,15 +145,27 @@ export class SyncScheduler {
 
   /**
    * "Sync now": retry every pending envelope, and receive from each relay whose long-poll is not
-   * already waiting there (one that is returns the moment something arrives).
+   * already waiting there (one that is returns the moment something arrives). Rejects when the
+   * flush failed (a relay's failure is in the loop's state instead).
    */
   async syncNow(): Promise<FlushReport | undefined> {
     if (!this.peer.identity()) return undefined;
-    const flushed = this.flush({ all: true });
-    const urls = this.running ? [...this.loops.values()].filter((l) => !l.polling).map((l) => l.relay) : await this.peer.receiveRelays();
-    await Promise.all(urls.map((url) => this.receiveOnce(url, 0)));
-    for (const l of this.loops.values()) l.wake?.();
-    return flushed;
+    let failure: string | undefined;
+    const off = this.on((e) => {
+      if (e.type === 'flush-failed') failure = e.error;
+    });
+    try {
+      const flushed = this.flush({ all: true });
+      const urls = this.running ? [...this.loops.values()].filter((l) => !l.polling).map((l) => l.relay) : await this.peer.receiveRelays();
+      await Promise.all(urls.map((url) => this.receiveOnce(url, 0)));
+      for (const l of this.loops.values()) l.wake?.();
+      const report = await flushed;
+      // The owner asked: a flush that could not run is an answer they should see.
+      if (!report && failure !== undefined) throw new Error(failure);
+      return report;
+    } finally {
+      off();
+    }
   }
 
   /** One bounded pass without loops (a service worker's event): receive from every relay without waiting, then flush. */
@@ -260,9 +272,11 @@ export class SyncScheduler {
       if (failures > 0) this.emit({ type: 'recovered', relay: loop.relay });
       if (failures > 0 || result.ingested > 0) void this.flush({ all: true });
       failures = 0;
-      // Records may carry config (relays set on another of the owner's devices) or queue replies.
+      // Records may carry config (relays set on another of the owner's devices) or queue replies;
+      // otherwise the config is still re-read once a cycle (another tab may have changed it).
       if (result.envelopes > 0) void this.refresh();
-      else if (this.clock.now() - started < MIN_CYCLE_MS) await this.pause(loop, MIN_CYCLE_MS - (this.clock.now() - started));
+      else void this.reconcile();
+      if (result.envelopes === 0 && this.clock.now() - started < MIN_CYCLE_MS) await this.pause(loop, MIN_CYCLE_MS - (this.clock.now() - started));
     }
   }
 

@@ -241,6 +241,25 @@ describe('receive loops', () => {
     await until(() => p.waiting('https://r2.test')?.opts.waitSeconds === 25, 'r2 long-poll again');
     await s.stop();
   });
+  it('re-read the config once a cycle: a relay another context added gets a loop when a long-poll ends empty', async () => {
+    const clock = new FakeClock();
+    const p = scriptedPeer(['https://r1.test']);
+    const s = new SyncScheduler({ peer: p.peer, clock });
+    await s.start();
+    await until(() => p.waiting('https://r1.test') !== undefined, 'r1 long-poll');
+    p.relays.push('https://r2.test'); // written by another tab or process; nobody told the scheduler
+    clock.t += 25_000;
+    p.waiting('https://r1.test')!.answer(okRow('https://r1.test')); // the wait ran out, nothing came
+    await until(() => p.waiting('https://r2.test') !== undefined, 'r2 long-poll');
+    await s.stop();
+  });
+
+  it('sync now rejects with the reason when the flush fails (the owner asked and should know)', async () => {
+    const p = scriptedPeer([]);
+    p.setFlush(() => Promise.reject(new Error('storage is full')));
+    const s = new SyncScheduler({ peer: p.peer, clock: new FakeClock() });
+    await expect(s.syncNow()).rejects.toThrow('storage is full');
+  });
 });
 
 describe('flush', () => {

@@ -93,8 +93,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
       watch?.close();
+      await server.close(); // first: a direct delivery must not start a flush once the scheduler stopped
       await scheduler.stop();
-      await server.close();
       await node.close();
       clearServeState(paths, process.pid); // last: `spl serve --stop` waits for these files to go
       log('stopped');

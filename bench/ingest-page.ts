@@ -13,7 +13,7 @@ import {
 } from '../src/core';
 import { openIdbPeerStore } from '../src/store/idb';
 import { openPeerEngine, type PeerEngine } from '../src/sync/engine';
-import { defaultWorkerCount, workerEnvelopeOpener } from '../src/platform/envelope-opener';
+import { defaultWorkerCount, workerEnvelopeOpener } from '../src/browser/envelope-opener';
 
 /** `page`: verification on workers, as the app's page runs it; `inline`: as the service worker runs it. */
 type Mode = 'page' | 'inline';

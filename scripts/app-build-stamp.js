@@ -4,14 +4,14 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-/** Everything the built app depends on (src/platform too: the app imports platform/browser). */
+/** Everything the built app depends on (src/browser: the page's and the service worker's wiring). */
 export const APP_BUILD_INPUTS = [
   'src/ui',
   'src/sw',
   'src/core',
   'src/sync',
   'src/store',
-  'src/platform',
+  'src/browser',
   'public',
   'index.html',
   'vite.config.ts',

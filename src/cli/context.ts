@@ -1,6 +1,6 @@
 /** What every command gets: where to write, which home, and a way to open the peer in it. */
 import { existsSync } from 'node:fs';
-import type { NodePeer } from '../platform/node';
+import type { NodePeer } from './node-peer';
 import type { PeerEngine } from '../sync/engine';
 import type { Identity } from '../store/types';
 import { NoIdentityError } from './errors';
@@ -42,7 +42,7 @@ export async function withPeer<T>(ctx: CliContext, fn: (p: OpenedPeer) => Promis
   ensureHome(ctx.paths.dir, ctx.io.err);
   const serving = runningServer(ctx.paths);
   const appUrl = inviteAppUrl(ctx)?.url;
-  const { openNodePeer } = await import('../platform/node'); // SQLite and crypto: only for commands that open the peer
+  const { openNodePeer } = await import('./node-peer'); // SQLite and crypto: only for commands that open the peer
   const node = await openNodePeer({
     dbPath: ctx.paths.db,
     ...(appUrl ? { appUrl } : {}),
@@ -60,7 +60,7 @@ export async function withPeer<T>(ctx: CliContext, fn: (p: OpenedPeer) => Promis
 /** Opens (creating) the home's store whether or not it has an identity: for `spl init`. */
 export async function withNewPeer<T>(ctx: CliContext, fn: (node: NodePeer) => Promise<T>): Promise<T> {
   ensureHome(ctx.paths.dir, ctx.io.err);
-  const { openNodePeer } = await import('../platform/node');
+  const { openNodePeer } = await import('./node-peer');
   const node = await openNodePeer({ dbPath: ctx.paths.db });
   try {
     return await fn(node);

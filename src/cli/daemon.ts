@@ -1,18 +1,17 @@
 /**
- * `spl serve`: the direct endpoint, one receive loop per relay, and the outbox flusher. Config is
- * re-read every second from the store, so relays set by another `spl` process (same SQLite file)
- * start or stop their receive loops without a restart.
+ * `spl serve`: the direct endpoint, and the sync scheduler (src/sync/scheduler.ts): one receive
+ * loop per relay, the outbox flushed when entries come due. Writes by other `spl` processes to the
+ * same SQLite file (a relay set, a note emitted) are noticed within a second (./store-watch.ts), so
+ * loops start or stop and new entries go out without a restart.
  */
-import { openNodePeer, type NodePeer } from '../platform/node';
+import { openNodePeer, type NodePeer } from './node-peer';
 import { CliError } from './errors';
 import { ensureHome, type HomePaths } from './home';
 import { startDirectServer, urlHostName, type DirectServer } from './direct-server';
-import { ReceiveLoop } from './receive-loop';
 import { clearServeState, runningServer, writeServeState } from './serve-state';
+import { watchStore } from './store-watch';
 import { isObject } from '../core';
-
-/** How often config and the outbox are re-read. */
-export const WATCH_INTERVAL_MS = 1_000;
+import { SyncScheduler, type SchedulerEvent } from '../sync/scheduler';
 
 export interface DaemonOptions {
   readonly paths: HomePaths;
@@ -34,34 +33,16 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-/** A fetch that lets a receive loop abort its own in-flight long-poll (and nothing else). */
-function abortableFetch(loops: ReadonlyMap<string, ReceiveLoop>, receivePrefix: (relay: string) => string): typeof fetch {
-  return (input, init) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    for (const [relay, loop] of loops) {
-      if (url.startsWith(receivePrefix(relay))) {
-        const signal = init?.signal ? AbortSignal.any([init.signal, loop.signal]) : loop.signal;
-        return fetch(input, { ...init, signal });
-      }
-    }
-    return fetch(input, init);
-  };
-}
-
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { paths, log } = opts;
   const other = runningServer(paths);
   if (other && other.pid !== process.pid) throw new CliError(`spl serve is already running for ${paths.dir} (pid ${other.pid}, ${other.url}); stop it with spl serve --stop`);
   ensureHome(paths.dir, (m) => log(m.trim()));
 
-  const loops = new Map<string, ReceiveLoop>();
-  let did = '';
-  const receivePrefix = (relay: string) => `${new URL(relay).origin}${new URL(relay).pathname.replace(/\/+$/, '')}/v1/mailbox/${encodeURIComponent(did)}/receive`;
   const node: NodePeer = await openNodePeer({
     dbPath: paths.db,
     ...(opts.appUrl ? { appUrl: opts.appUrl } : {}),
     ...(opts.publicUrls?.[0] ? { peerUrl: opts.publicUrls[0] } : {}),
-    fetch: abortableFetch(loops, receivePrefix),
     onIngest: (records) => log(`stored ${records.length} new record(s) from peers`),
   });
   const me = node.peer.identity();
@@ -69,51 +50,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await node.close();
     throw new CliError(`no identity in ${paths.dir}: run "spl init" first`);
   }
-  did = me.did;
-  const { peer, store } = node;
-
-  // ---- outbox: single-flight; a request during a flush runs one more afterwards ----
-  let flushing: Promise<void> | undefined;
-  let again: { all: boolean } | undefined;
-  let stopping = false;
-  const flush = (all: boolean): Promise<void> => {
-    if (flushing) {
-      again = { all: all || (again?.all ?? false) };
-      return flushing;
-    }
-    flushing = (async () => {
-      let next: { all: boolean } | undefined = { all };
-      while (next && !stopping) {
-        again = undefined;
-        try {
-          const r = await peer.flushOutbox({ all: next.all });
-          if (r.attempted > 0) log(`outbox: attempted ${r.attempted}: ${r.direct} direct, ${r.relay} via relay, ${r.pending} pending, ${r.rejected} rejected`);
-        } catch (e) {
-          log(`outbox flush failed: ${e instanceof Error ? e.message : String(e)}`);
-        }
-        next = again;
-      }
-    })().finally(() => (flushing = undefined));
-    return flushing;
-  };
-
-  // ---- receive loops follow the config ----
-  const reconcile = async (): Promise<void> => {
-    const wanted = new Set(await peer.receiveRelays());
-    for (const [url, loop] of loops) {
-      if (!wanted.has(url)) {
-        loops.delete(url);
-        log(`relay ${url} no longer configured: receive loop stopped`);
-        await loop.stop();
-      }
-    }
-    for (const url of wanted) {
-      if (!loops.has(url) && !stopping) {
-        log(`receiving from ${url}`);
-        loops.set(url, new ReceiveLoop(url, peer, store, { log, onProgress: () => void flush(true) }, opts.longPollSeconds));
-      }
-    }
-  };
+  const { peer } = node;
+  const scheduler = new SyncScheduler({ peer, nextDueAt: () => node.nextDueAt(), ...(opts.longPollSeconds !== undefined ? { waitSeconds: opts.longPollSeconds } : {}) });
+  scheduler.on(logLine(log));
 
   let server: DirectServer;
   try {
@@ -127,7 +66,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         const accepted = isObject(res.body) && Array.isArray(res.body.accepted) ? res.body.accepted.length : 0;
         if (res.status === 200 && accepted > 0) {
           log(`direct delivery: ${accepted} new record(s)`);
-          void flush(true); // the sender is online: whatever waits for it may go now
+          void scheduler.flush({ all: true }); // the sender is online: whatever waits for it may go now
         }
       },
     });
@@ -141,43 +80,67 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   writeServeState(paths, { pid: process.pid, url: server.url, ...(publicUrl ? { publicUrl } : {}), startedAt: Date.now() });
   log(`listening on ${server.url} as ${me.name} (${me.did})${publicUrl ? `, advertised as ${publicUrl}` : ', no direct URL advertised (--public-url)'}`);
 
-  await reconcile();
-  void flush(true); // starting up is the network coming back
-
-  let timer: NodeJS.Timeout | undefined;
-  let ticking: Promise<void> | undefined;
-  const tick = async (): Promise<void> => {
-    try {
-      await reconcile();
-      if ((await store.dueOutbox(Date.now())).length > 0) await flush(false);
-    } catch (e) {
-      log(`watch failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  };
-  const schedule = () => {
-    timer = setTimeout(() => {
-      ticking = tick().finally(() => {
-        ticking = undefined;
-        if (!stopping) schedule();
-      });
-    }, WATCH_INTERVAL_MS);
-  };
-  schedule();
+  await scheduler.start();
+  void scheduler.flush({ all: true }); // starting up is the network coming back (§10)
+  let watch: ReturnType<typeof watchStore> | undefined;
+  try {
+    watch = watchStore(paths.db, () => void scheduler.refresh(), log);
+  } catch (e) {
+    log(`cannot watch the store for other spl processes' changes (restart spl serve after changing relays): ${e instanceof Error ? e.message : String(e)}`);
+  }
 
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
-      stopping = true;
-      clearTimeout(timer);
-      await ticking;
-      await Promise.all([...loops.values()].map((l) => l.stop()));
-      loops.clear();
-      await flushing;
-      await server.close();
+      watch?.close();
+      await server.close(); // first: a direct delivery must not start a flush once the scheduler stopped
+      await scheduler.stop();
       await node.close();
       clearServeState(paths, process.pid); // last: `spl serve --stop` waits for these files to go
       log('stopped');
     })());
 
   return { url: server.url, ...(publicUrl ? { publicUrl } : {}), did: me.did, stop };
+}
+
+/** The daemon's log lines for what the scheduler does; a relay's repeated failure is said once. */
+function logLine(log: (msg: string) => void): (e: SchedulerEvent) => void {
+  const lastError = new Map<string, string>();
+  return (e) => {
+    switch (e.type) {
+      case 'loop-started':
+        return log(`receiving from ${e.relay}`);
+      case 'loop-stopped':
+        lastError.delete(e.relay);
+        return e.reason === 'removed' ? log(`relay ${e.relay} no longer configured: receive loop stopped`) : undefined;
+      case 'progress':
+        // A backlog after a long absence: one progress line per page while the relay holds more.
+        if (e.progress.remaining > 0) log(`catching up from ${e.progress.relay}: ${e.progress.envelopes} envelope(s) so far, ${e.progress.remaining} still queued`);
+        return;
+      case 'received': {
+        const r = e.result;
+        if (r.error !== undefined) {
+          if (lastError.get(e.relay) !== r.error) log(`receive from ${e.relay} failed: ${r.error} (retrying with backoff)`);
+          lastError.set(e.relay, r.error);
+        } else if (r.envelopes > 0) {
+          log(`received ${r.envelopes} envelope(s) from ${e.relay}: ${r.ingested} new record(s), ${r.duplicates} duplicate(s), ${r.dropped} dropped, ${r.acked} acked`);
+        }
+        return;
+      }
+      case 'recovered':
+        lastError.delete(e.relay);
+        return log(`receive from ${e.relay} works again`);
+      case 'flushed': {
+        const r = e.report;
+        if (r.attempted > 0) log(`outbox: attempted ${r.attempted}: ${r.direct} direct, ${r.relay} via relay, ${r.pending} pending, ${r.rejected} rejected`);
+        return;
+      }
+      case 'flush-failed':
+        return log(`outbox flush failed: ${e.error}`);
+      case 'error':
+        return log(`sync ${e.where}${e.relay ? ` for ${e.relay}` : ''} failed: ${e.error}`);
+      default:
+        return;
+    }
+  };
 }

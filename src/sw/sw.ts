@@ -6,10 +6,12 @@
  */
 import { cleanupOutdatedCaches, createHandlerBoundToURL, precacheAndRoute } from 'workbox-precaching';
 import { NavigationRoute, registerRoute } from 'workbox-routing';
-import { notificationsWanted, openBrowserPeer, recordReceiveTaskRun, lastReceiveTaskRun, type ReceiveTaskRun } from '../platform/browser';
-import { setUpPush } from '../platform/push';
-import type { StoredRecord } from '../store/types';
-import { FLUSH_SYNC_TAG, isPageToWorker, PERIODIC_RECEIVE_TAG, type WorkerToPage } from './messages';
+import { openBrowserPeer } from '../browser/peer';
+import { lastReceiveTaskRun, notificationsWanted, recordReceiveTaskRun, type ReceiveTaskRun } from '../browser/platform-meta';
+import { setUpPush } from '../browser/push';
+import { FLUSH_SYNC_TAG, isPageToWorker, PERIODIC_RECEIVE_TAG, type WorkerToPage } from '../browser/sw-messages';
+import { SyncScheduler } from '../sync/scheduler';
+import type { StoredRecord } from '../sync/store-types';
 import type { ServiceWorkerScope } from './worker-scope';
 
 declare const self: ServiceWorkerScope;
@@ -90,8 +92,8 @@ self.addEventListener('pushsubscriptionchange', (event) => {
 });
 
 /**
- * One background receive sweep: a plain poll (no long-poll: the browser gives us seconds, not
- * minutes), then a flush. The engine is opened per sweep so it always sees the page's latest
+ * One background receive sweep: the scheduler's bounded pass, a plain poll of every relay (no
+ * long-poll: the browser gives us seconds, not minutes), then a flush. The engine is opened per sweep so it always sees the page's latest
  * identity, pairs and relays; Web Locks keep it from overlapping the page's own loop.
  */
 async function sweep(trigger: string): Promise<ReceiveTaskRun>;
@@ -116,9 +118,8 @@ async function sweep(trigger: string, opts: { announce: boolean } = { announce: 
     if (!opened.peer.identity()) {
       run = { at: Date.now(), by: 'service-worker', trigger, ingested: 0, error: 'no identity on this device yet' };
     } else {
-      const report = await opened.peer.receive({ waitSeconds: 0 });
-      await opened.peer.flushOutbox();
-      const errors = report.relays.flatMap((r) => (r.error ? [`${r.url}: ${r.error}`] : []));
+      const { received } = await new SyncScheduler({ peer: opened.peer }).runOnce();
+      const errors = received.flatMap((r) => (r.error !== undefined ? [`${r.url}: ${r.error}`] : []));
       run = { at: Date.now(), by: 'service-worker', trigger, ingested: ingested.length, ...(errors.length ? { error: errors.join('; ') } : {}) };
     }
   } catch (e) {
@@ -139,8 +140,15 @@ async function flushForSync(lastChance: boolean): Promise<void> {
   try {
     if (!opened.peer.identity()) return;
     // The browser fires `sync` when connectivity returns: retry every pending envelope now (§10).
-    const report = await opened.peer.flushOutbox({ all: true });
-    if (report.pending > 0 && !lastChance) throw new Error(`${report.pending} envelope(s) still pending`);
+    const scheduler = new SyncScheduler({ peer: opened.peer });
+    let failure: string | undefined;
+    scheduler.on((e) => {
+      if (e.type === 'flush-failed') failure = e.error;
+    });
+    const report = await scheduler.flush({ all: true });
+    if (lastChance) return;
+    if (!report) throw new Error(`the flush failed: ${failure ?? 'unknown error'}`);
+    if (report.pending > 0) throw new Error(`${report.pending} envelope(s) still pending`);
   } finally {
     await opened.close();
   }

@@ -1,15 +1,15 @@
 /**
  * Boots the PWA: opens this device's peer (IndexedDB + engine), mounts the Svelte app, starts the
- * foreground sync loop and connects the service worker.
+ * page's sync scheduler and connects the service worker.
  */
 import { mount } from 'svelte';
 import './app.css';
 import App from './App.svelte';
-import { openBrowserPeer, pageAppUrl } from '../platform/browser';
-import { workerEnvelopeOpener } from '../platform/envelope-opener';
+import { openBrowserPeer, pageAppUrl } from '../browser/peer';
+import { workerEnvelopeOpener } from '../browser/envelope-opener';
+import { PageSync } from '../browser/page-sync';
 import { AppModel } from './state/app.svelte';
 import { readTestFlags } from './state/flags';
-import { ForegroundSync } from './state/foreground-sync';
 import { connectServiceWorker } from './state/sw-client';
 import { installTestProbe } from './state/test-probe';
 import { ensurePush } from './state/push';
@@ -31,7 +31,7 @@ async function boot(target: HTMLElement): Promise<void> {
   notifyIngest = () => app.changed();
   if (flags.probe) installTestProbe(app, opened.store);
   if (!flags.noForeground) {
-    app.sync = new ForegroundSync(app.peer, {
+    app.sync = new PageSync(opened, {
       changed: () => app.changed(),
       state: (s) => (app.connection = s),
       progress: (p) => {

@@ -307,6 +307,15 @@ describe('spl serve --daemon / --stop', () => {
 });
 
 describe('relay config applies without a restart', () => {
+  // A relay of its own: daemons of the tests above long-poll the shared one, and this test counts long-polls.
+  let relay: RelayProcess;
+  beforeAll(async () => {
+    relay = await startRelayProcess(['--no-rate-limit']);
+  });
+  afterAll(async () => {
+    await relay?.stop();
+  });
+
   it('a relay set by another spl process starts receiving within seconds; a record arriving both ways is stored once; clearing stops the loop', async () => {
     const home = await tempHome();
     await spl(home, 'init', '--name', 'Headless');
@@ -345,8 +354,13 @@ describe('relay config applies without a restart', () => {
     const stored = JSON.parse((await spl(home, 'records', '--thread', 'th_plans', '--json')).stdout) as { id: string; path: string }[];
     expect(stored.filter((r) => r.id === both.id)).toEqual([expect.objectContaining({ path: 'direct' })]);
 
+    // Clearing the relay aborts the daemon's waiting long-poll (25 s) instead of letting it run out.
+    const longPollsWaiting = async () => (await (await fetch(`${relay.url}/metrics`)).text()).match(/^relay_long_polls_waiting (\d+)/m)?.[1];
+    await waitFor(async () => (await longPollsWaiting()) === '1', 10_000, 'the daemon long-polls the relay');
     expect((await spl(home, 'config', 'relay', 'clear', '--for-pair', 'all')).code).toBe(0);
     await s.waitForLog(/no longer configured: receive loop stopped/, 5_000);
+    await waitFor(async () => (await longPollsWaiting()) === '0', 5_000, 'the long-poll ended at the relay');
+    expect(s.lines.join('\n')).not.toMatch(/receive from .* failed/);
     const status = JSON.parse((await spl(home, 'fleet', 'sync', 'status', '--json')).stdout) as { relays: unknown[] };
     expect(status.relays).toEqual([]);
     expect(await s.stop()).toBe(0);

@@ -7,7 +7,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signRecord, type SyncRecord } from '../../src/core';
-import { openNodePeer } from '../../src/platform/node';
+import { openNodePeer } from '../../src/cli/node-peer';
 import { homePaths } from '../../src/cli/home';
 import { ROOT } from '../helpers/paths';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';

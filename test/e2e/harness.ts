@@ -231,7 +231,7 @@ export class Device {
     );
   }
 
-  /** Reads the receive-task run the SW or the page recorded (src/platform/browser.ts). */
+  /** Reads the receive-task run the SW or the page recorded (src/browser/platform-meta.ts). */
   async lastRun(by: 'service-worker' | 'page'): Promise<{ at: number; trigger: string; ingested: number; error?: string } | undefined> {
     return this.requirePage().evaluate(
       (key) =>

@@ -3,9 +3,10 @@
  * counter screens re-read on, the flash message (aria-live) screens write to, and this device's
  * local hiding lists (archive, delete).
  */
-import type { Identity } from '../../store/types';
+import type { Identity } from '../../sync/store-types';
 import type { Pair, PeerApi } from '../../sync/types';
-import type { ForegroundState, ForegroundSync } from './foreground-sync';
+import type { PageSync } from '../../browser/page-sync';
+import type { SchedulerSummary } from '../../sync/scheduler-events';
 import type { WorkerConnection } from './sw-client';
 import { requestBackgroundFlush } from './sw-client';
 import { shortDid } from './format';
@@ -30,7 +31,7 @@ export class AppModel {
   revision = $state(0);
   /** The one flash message, owned by the screen it was said on; announced politely. */
   flash = $state<Flash | undefined>(undefined);
-  connection = $state<ForegroundState>({ kind: 'idle' });
+  connection = $state<SchedulerSummary>({ kind: 'idle' });
   /** A backlog being fetched after a long absence: envelopes so far and still waiting at the relay. */
   draining = $state<{ received: number; remaining: number } | undefined>(undefined);
   /** Whether any relay is configured (the header says "No relay set" rather than "unreachable"). */
@@ -40,7 +41,7 @@ export class AppModel {
   worker = $state<WorkerConnection | undefined>(undefined);
   /** The browser's install offer, kept until used (Chromium: `beforeinstallprompt`). */
   installPrompt = $state<InstallPromptEvent | undefined>(undefined);
-  sync: ForegroundSync | undefined;
+  sync: PageSync | undefined;
 
   readonly lists = new LocalLists(browserKeyValue());
   readonly lastSeen = new LastSeen(browserKeyValue());
@@ -119,8 +120,9 @@ export class AppModel {
    */
   async deliverSoon(): Promise<void> {
     try {
-      const report = await this.peer.flushOutbox();
-      if (report.pending > 0 || !navigator.onLine) await requestBackgroundFlush(this.worker);
+      // Through the scheduler when it runs: one flush at a time, and its retry timer re-armed.
+      const report = this.sync ? await this.sync.flush() : await this.peer.flushOutbox();
+      if (!report || report.pending > 0 || !navigator.onLine) await requestBackgroundFlush(this.worker);
     } catch {
       await requestBackgroundFlush(this.worker);
     }

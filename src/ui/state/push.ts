@@ -2,8 +2,8 @@
  * Push wake from the page (PROTOCOL.md §5.2): set up only with the owner's consent (permission
  * granted and notifications on), at start and when they are turned on; torn down when turned off.
  */
-import { notificationsWanted } from '../../platform/browser';
-import { pushRecord, pushSupported, setUpPush, tearDownPush, type PushRecord, type SetUpPushOptions } from '../../platform/push';
+import { notificationsWanted } from '../../browser/platform-meta';
+import { pushRecord, pushSupported, setUpPush, tearDownPush, type PushRecord, type SetUpPushOptions } from '../../browser/push';
 import type { PeerApi, RelayPushState } from '../../sync/types';
 
 const registration = async (): Promise<ServiceWorkerRegistration | undefined> =>

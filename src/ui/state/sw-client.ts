@@ -3,8 +3,8 @@
  * where the browser grants it, one-off background sync for the outbox, and messaging.
  */
 import { Workbox } from 'workbox-window';
-import { FLUSH_SYNC_TAG, isWorkerToPage, PERIODIC_RECEIVE_TAG, type PageToWorker, type WorkerToPage } from '../../sw/messages';
-import { periodicSyncPermission } from '../../platform/browser';
+import { FLUSH_SYNC_TAG, isWorkerToPage, PERIODIC_RECEIVE_TAG, type PageToWorker, type WorkerToPage } from '../../browser/sw-messages';
+import { periodicSyncPermission } from '../../browser/probes';
 
 /** Periodic Background Sync and Background Sync are not in TypeScript's DOM lib yet. */
 interface SyncCapableRegistration extends ServiceWorkerRegistration {

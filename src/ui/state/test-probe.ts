@@ -2,7 +2,7 @@
  * A read-only window into the store for the browser end-to-end tests, installed only when the page
  * was opened with an `e2e-*` query flag. It reads IndexedDB through the same store the app uses.
  */
-import type { Counters, PeerStore } from '../../store/types';
+import type { Counters, PeerStore } from '../../sync/store-types';
 import type { PushSubscriptionJson, RelayPushState } from '../../sync/types';
 import type { AppModel } from './app.svelte';
 import { ensurePush } from './push';

@@ -3,7 +3,7 @@
  * is `{kind: "thread", text: <title>}`; notes are `{kind: "note", text}`. The protocol's own
  * threads (config, pairing) are not shown as conversations.
  */
-import type { StoredRecord } from '../../store/types';
+import type { StoredRecord } from '../../sync/store-types';
 import { randomBytes, toHex } from '../../core';
 
 export const SYSTEM_THREADS: ReadonlySet<string> = new Set(['th_engine_config', 'th_federation_pairs']);

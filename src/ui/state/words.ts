@@ -4,7 +4,7 @@
  */
 import type { InviteErrorCode } from '../../core';
 import type { CheckStatus, DoctorCheck } from '../../sync/types';
-import type { CounterName, DeliveryPath } from '../../store/types';
+import type { CounterName, DeliveryPath } from '../../sync/store-types';
 import type { Route } from './routes';
 
 const rtf = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });

@@ -7,7 +7,7 @@
  */
 import { fromB64u } from '../core';
 import type { PeerApi, PushSubscriptionJson, RelayPushState } from '../sync/types';
-import { platformMeta, setPlatformMeta } from './browser';
+import { platformMeta, setPlatformMeta } from './platform-meta';
 
 const PUSH_KEY = 'push';
 

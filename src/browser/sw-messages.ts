@@ -1,5 +1,5 @@
-/** Messages between the page and the service worker (both directions), shared by src/ui and src/sw. */
-import type { ReceiveTaskRun } from '../platform/browser';
+/** Messages between the page and the service worker (both directions), shared by the page (src/ui) and the service worker (src/sw). */
+import type { ReceiveTaskRun } from './platform-meta';
 
 export const PERIODIC_RECEIVE_TAG = 'spl-receive';
 export const FLUSH_SYNC_TAG = 'spl-flush';

@@ -1,11 +1,14 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
+import svelte from 'eslint-plugin-svelte';
+import svelteConfig from './svelte.config.js';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'test-results/', 'data/', '**/*.svelte'] },
+  { ignores: ['node_modules/', 'dist/', 'test-results/', 'data/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
+  ...svelte.configs.recommended,
   {
     languageOptions: {
       globals: { ...globals.node, ...globals.browser },
@@ -50,5 +53,22 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./\\.\\./(?!core(/|$))', message: 'src/relay depends on src/core only' }] }],
     },
+  },
+  {
+    // Components: Svelte's recommended rules with the TypeScript parser for <script lang="ts">.
+    // Without type information (the type-aware rules need a project that holds .svelte files);
+    // svelte-check (in npm test) type-checks them.
+    files: ['**/*.svelte'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      parserOptions: { parser: tseslint.parser, extraFileExtensions: ['.svelte'], svelteConfig, projectService: false, project: null },
+    },
+    // As typescript-eslint advises for TypeScript: the compiler (svelte-check) knows DOM types and vite's defines, no-undef does not.
+    rules: { ...tseslint.configs.disableTypeChecked.rules, 'no-undef': 'off' },
+  },
+  {
+    // Rune modules (*.svelte.ts): plain TypeScript to the TS parser, type-aware like every .ts file.
+    files: ['**/*.svelte.ts'],
+    languageOptions: { parserOptions: { parser: tseslint.parser } },
   },
 );

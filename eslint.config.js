@@ -71,4 +71,12 @@ export default tseslint.config(
     files: ['**/*.svelte.ts'],
     languageOptions: { parserOptions: { parser: tseslint.parser } },
   },
+  {
+    // Benchmarks and the support they share with tests (support/) never import a test or a
+    // test-only harness: what both need lives in support/.
+    files: ['bench/**/*.ts', 'support/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./)+test(/|$)', message: 'bench/ and support/ import nothing from test/: move what both need to support/' }] }],
+    },
+  },
 );

@@ -3,7 +3,7 @@
  * process (bin/spl.js), and a foreground `spl serve` that is ready once it logs its URL.
  * Everything waits on conditions with deadlines; nothing sleeps.
  */
-import { freePort } from '../helpers/ports';
+import { freePort } from '../../support/ports';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createInvite, inviteLink, signRecord, type SignedRecord } from '../../src/core';
 import { runCli } from '../../src/cli/program';
-import { ROOT } from '../helpers/paths';
-import { newPeer, note, type TestPeer } from '../core/fixtures';
+import { ROOT } from '../../support/paths';
+import { newPeer, note, type TestPeer } from '../../support/fixtures';
 
 export const SPL_BIN = join(ROOT, 'bin', 'spl.js');
 

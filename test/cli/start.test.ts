@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { appBuildStamp } from '../../scripts/app-build-stamp.js';
-import { ROOT } from '../helpers/paths';
+import { ROOT } from '../../support/paths';
 import { cleanEnv } from './helpers';
 
 const temps: string[] = [];

@@ -21,8 +21,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecretKey, createSigner, didFromPublicKey, openEnvelope } from '../../src/core';
-import { waitFor } from '../helpers/relay-process';
-import { ROOT } from '../helpers/paths';
+import { waitFor } from '../../support/relay-process';
+import { ROOT } from '../../support/paths';
 import { cleanEnv, removeHomes, SPL_BIN, tempHome } from '../cli/helpers';
 
 const run = promisify(execFile);

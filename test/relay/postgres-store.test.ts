@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { SWEEP_LOCK_KEY } from '../../src/relay/pg-migrations';
 import { PgMailboxStore } from '../../src/relay/pg-store';
-import { startPostgres, type PostgresCluster } from '../helpers/postgres';
-import { waitFor } from '../helpers/relay-process';
+import { startPostgres, type PostgresCluster } from '../../support/postgres';
+import { waitFor } from '../../support/relay-process';
 import { runMailboxStoreContract } from '../contracts/mailbox-store';
 import { vitestRegistrar } from '../contracts/vitest-registrar';
 

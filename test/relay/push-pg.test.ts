@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { PgPushSubscriptionStore } from '../../src/relay/push/pg-subscriptions';
-import { startPostgres, type PostgresCluster } from '../helpers/postgres';
+import { startPostgres, type PostgresCluster } from '../../support/postgres';
 import { runPushSubscriptionStoreContract } from '../contracts/push-subscription-store';
 import { vitestRegistrar } from '../contracts/vitest-registrar';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { build, type Rolldown } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../helpers/paths';
+import { ROOT } from '../../support/paths';
 import { CHROMIUM_CAPABILITIES, CHROMIUM_SUITE_NAME, type StoreContractPage } from '../contracts/peer-store.browser-page';
 import { peerStoreContractTestNames } from '../contracts/peer-store';
 import type { ContractRunReport } from '../contracts/mini-runner';

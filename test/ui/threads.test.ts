@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { signRecord, type JsonObject, type SyncRecord } from '../../src/core';
 import type { StoredRecord } from '../../src/store/types';
 import { canRename, isTitleRecord, newThreadId, recordText, SYSTEM_THREADS, threadRoot, threadTitle } from '../../src/ui/state/threads';
-import { newPeer, type TestPeer } from '../core/fixtures';
+import { newPeer, type TestPeer } from '../../support/fixtures';
 import { toStored } from '../store/fixtures';
 
 const THREAD = 'th_trip';

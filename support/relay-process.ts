@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { signMailboxRequest, type Signer } from '../../src/core';
+import { signMailboxRequest, type Signer } from '../src/core/index';
 import { ROOT } from './paths';
 
 export interface RelayProcess {

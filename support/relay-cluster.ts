@@ -4,7 +4,7 @@
  * balancer would present to every relay alike).
  */
 import { request } from 'node:http';
-import { signMailboxRequest, type Envelope, type Signer } from '../../src/core';
+import { signMailboxRequest, type Envelope, type Signer } from '../src/core/index';
 import { mailboxPath, signedAck, signedReceive } from './relay-process';
 
 export interface ReceiveBody {

@@ -99,7 +99,7 @@ export function spawnProcess(spec: ProcessSpec): RunningProcess {
       const listener = (line: string) => {
         if (accepts(line)) done(() => resolve(line));
       };
-      const timer = setTimeout(() => done(() => reject(new Error(`${spec.name} printed no ${what} within ${timeoutMs} ms; output:\n${output()}`))), timeoutMs);
+      const timer = setTimeout(() => done(() => reject(new Error(`${spec.name} did not print ${what} within ${timeoutMs} ms; output:\n${output()}`))), timeoutMs);
       listeners.add(listener);
       // On exit, its last words (often the reason) may still be in the pipes: quote them once in.
       void closed.then((code) => done(() => reject(new Error(`${spec.name} exited (${code}) before printing ${what}; output:\n${output()}`))));

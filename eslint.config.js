@@ -1,6 +1,8 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
+import svelte from 'eslint-plugin-svelte';
+import svelteConfig from './svelte.config.js';
 
 /**
  * `no-restricted-imports` for a layer of nested folders: at each depth, a relative import that
@@ -25,9 +27,10 @@ function layer(dir, allowed, message, { node = false } = {}) {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'test-results/', 'data/', '**/*.svelte'] },
+  { ignores: ['node_modules/', 'dist/', 'test-results/', 'data/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
+  ...svelte.configs.recommended,
   {
     languageOptions: {
       globals: { ...globals.node, ...globals.browser },
@@ -79,6 +82,31 @@ export default tseslint.config(
     files: ['src/relay/*/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./\\.\\./(?!core(/|$))', message: 'src/relay depends on src/core only' }] }],
+    },
+  },
+  {
+    // Components: Svelte's recommended rules with the TypeScript parser for <script lang="ts">.
+    // Without type information (the type-aware rules need a project that holds .svelte files);
+    // svelte-check (in npm test) type-checks them.
+    files: ['**/*.svelte'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      parserOptions: { parser: tseslint.parser, extraFileExtensions: ['.svelte'], svelteConfig, projectService: false, project: null },
+    },
+    // As typescript-eslint advises for TypeScript: the compiler (svelte-check) knows DOM types and vite's defines, no-undef does not.
+    rules: { ...tseslint.configs.disableTypeChecked.rules, 'no-undef': 'off' },
+  },
+  {
+    // Rune modules (*.svelte.ts): plain TypeScript to the TS parser, type-aware like every .ts file.
+    files: ['**/*.svelte.ts'],
+    languageOptions: { parserOptions: { parser: tseslint.parser } },
+  },
+  {
+    // Benchmarks and the support they share with tests (support/) never import a test or a
+    // test-only harness: what both need lives in support/.
+    files: ['bench/**/*.ts', 'support/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./)+test(/|$)', message: 'bench/ and support/ import nothing from test/: move what both need to support/' }] }],
     },
   },
 );

@@ -7,36 +7,19 @@
  * receive-and-flush loop like a daemon. The baseline measured in the same run: the same records
  * handed from one store to another with no relay, network or verification (one `ingest`).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openSqlitePeerStore } from '../src/store/sqlite';
 import { openPeerEngine, type PeerEngine } from '../src/sync/engine';
+import { startRelayProcess } from '../support/relay-process';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const N = Number(process.env.BENCH_RECORDS ?? 1000);
 const THREAD = 'th_bench_convergence';
 const dir = mkdtempSync(join(tmpdir(), 'spl-bench-conv-'));
 
-async function startRelay(): Promise<{ url: string; stop(): void }> {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'spl-relay.js'), '--host', '127.0.0.1', '--port', '0', '--db', join(dir, 'relay.sqlite'), '--no-rate-limit', '--log-level', 'warn'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (c: string) => {
-      out += c;
-      const m = /"url":"([^"]+)"/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    proc.once('exit', (code) => reject(new Error(`relay exited ${code}`)));
-  });
-  return { url, stop: () => proc.kill('SIGTERM') };
-}
+/** The relay (stderr into a pipe, kept for a failure message: at --log-level warn it stays quiet). */
+const startRelay = () => startRelayProcess(['--db', join(dir, 'relay.sqlite'), '--no-rate-limit', '--log-level', 'warn']);
 
 async function peer(name: string, relay: string): Promise<PeerEngine> {
   const store = await openSqlitePeerStore(join(dir, `${name}.sqlite`));
@@ -111,6 +94,6 @@ try {
     }),
   );
 } finally {
-  relay.stop();
+  await relay.stop();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -21,9 +21,9 @@ import {
   type SignedRecord,
   type Signer,
 } from '../src/core';
-import { startRelayProcess } from '../test/helpers/relay-process';
-import { launchBrowser, serveStatic } from '../test/e2e/harness';
-import { ROOT } from '../test/helpers/paths';
+import { startRelayProcess } from '../support/relay-process';
+import { launchBrowser, serveStatic } from '../support/browser-harness';
+import { ROOT } from '../support/paths';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 5000);
 const PER_ENVELOPE = 50;

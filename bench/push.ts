@@ -8,10 +8,10 @@
  *   the relay (acks follow the store commit), p50 over rounds of one note each; polled every 5 ms.
  */
 import type { Browser } from 'playwright-core';
-import { newPeer } from '../test/core/fixtures';
-import { startPushServiceStandIn } from '../test/helpers/push-service';
-import { deposit, hostOf, junkSealed, mailboxPath, signedReceive, startRelayProcess } from '../test/helpers/relay-process';
-import { buildApp, Device, launchBrowser, onboard, relayQueueSize, serveStatic, waitFor, writeNote } from '../test/e2e/harness';
+import { newPeer } from '../support/fixtures';
+import { startPushServiceStandIn } from '../support/push-service';
+import { deposit, hostOf, junkSealed, mailboxPath, signedReceive, startRelayProcess } from '../support/relay-process';
+import { buildApp, Device, launchBrowser, onboard, relayQueueSize, serveStatic, waitFor, writeNote } from '../support/browser-harness';
 import { signMailboxRequest } from '../src/core';
 
 const RELAY_SAMPLES = Number(process.env.BENCH_PUSH_SAMPLES ?? 60);

@@ -14,7 +14,7 @@
  *   empty and a full relay side by side in alternating rounds; the relay is checked to serve the
  *   bulk envelopes.
  *
- * PostgreSQL is a throwaway cluster (test/helpers/postgres.ts) with default settings (fsync on,
+ * PostgreSQL is a throwaway cluster (support/postgres.ts) with default settings (fsync on,
  * synchronous_commit on).
  */
 import { Agent } from 'node:http';
@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createHash, randomBytes } from 'node:crypto';
 import { openSqlite } from '../src/relay/sqlite-writer';
-import { startPostgres } from '../test/helpers/postgres';
+import { startPostgres } from '../support/postgres';
 import {
   depositLoad,
   httpCall,

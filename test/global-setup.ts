@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT } from './helpers/paths';
+import { ROOT } from '../support/paths';
 
 export default function setup(): void {
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-node.js'), '--quiet'], { cwd: ROOT, encoding: 'utf8' });

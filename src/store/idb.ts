@@ -5,8 +5,13 @@
  * await requests of that same transaction (never unrelated work such as crypto or fetch), because
  * IndexedDB auto-commits a transaction as soon as it has no pending requests at the end of a task.
  * Writes issue all their requests first and then await `tx.done`, so a batch costs one commit.
+ *
+ * Parts: ./idb-schema.ts (stores, indexes, upgrade), ./idb-transactions.ts (the raw-API ingest and
+ * appendOwn transactions, write helpers); this module holds the PeerStore methods and the opener.
  */
-import { unwrap, wrap, type DBSchema, type IDBPDatabase, type IDBPObjectStore, type StoreNames } from 'idb';
+import { unwrap, wrap } from 'idb';
+import { IDB_SCHEMA_VERSION, IDENTITY_KEY, threadRange, upgrade, type PeerDb } from './idb-schema';
+import { abandon, addCounters, appendOwnTransaction, ingestTransaction, issue } from './idb-transactions';
 import {
   COUNTER_NAMES,
   parseDropCount,
@@ -24,38 +29,7 @@ import {
   type StoredRecord,
 } from './types';
 
-/** Bump on every schema change and add an `if (oldVersion < N)` block to `upgrade`. */
-export const IDB_SCHEMA_VERSION = 1;
-
-/** The identity store holds one row under this key. */
-const IDENTITY_KEY = 'self';
-
-interface PeerDbSchema extends DBSchema {
-  identity: { key: typeof IDENTITY_KEY; value: Identity };
-  records: {
-    key: string;
-    value: StoredRecord;
-    // Two indexes only: every index costs each put (measured: 5 indexes ran puts at less than
-    // half the rate of none). Prefix ranges serve the rest: by actor on actor_thread_clock, by
-    // thread on thread_receivedAt.
-    indexes: {
-      /** maxClock(actor, thread); any per-actor query. */
-      actor_thread_clock: [string, string, number];
-      /** recordsByThread, and threads(): per-thread count and newest arrival without reading any record. */
-      thread_receivedAt: [string, number];
-    };
-  };
-  outbox: { key: string; value: OutboxEntry; indexes: { path: string; nextAttemptAt: number } };
-  receive_state: { key: string; value: ReceiveState };
-  /** Named counters, and per-sender drop counts under `drop:<reason>:<did>` keys. */
-  counters: { key: string; value: number };
-  invites: { key: string; value: InviteRecord };
-}
-
-type PeerDb = IDBPDatabase<PeerDbSchema>;
-
-/** The whole key range of one thread in a [thread, …] compound index. */
-const threadRange = (thread: string) => IDBKeyRange.bound([thread], [thread, []]);
+export { IDB_SCHEMA_VERSION } from './idb-schema';
 
 /** Record order within a thread: (clock, actor, id), strings by code unit like SQLite's BINARY on ASCII. */
 function compareRecords(a: StoredRecord, b: StoredRecord): number {
@@ -68,144 +42,6 @@ function compareRecords(a: StoredRecord, b: StoredRecord): number {
 function compareOutbox(a: OutboxEntry, b: OutboxEntry): number {
   if (a.createdAt !== b.createdAt) return a.createdAt - b.createdAt;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
-/**
- * Issues a write without awaiting it. Its outcome is the transaction's: a failing request aborts
- * the transaction and rejects `tx.done`, which the caller awaits; the request's own promise is
- * silenced so an abort does not also surface as N unhandled rejections.
- */
-function issue(request: Promise<unknown>): void {
-  request.catch(() => undefined);
-}
-
-/** Aborts a transaction that is being abandoned, so none of its issued writes commit. */
-function abandon(tx: { abort(): void; done: Promise<void> }): void {
-  tx.done.catch(() => undefined); // the abort rejects `done`; that is the point, not an error
-  try {
-    tx.abort();
-  } catch {
-    // already finished or aborted: nothing of ours can commit any more
-  }
-}
-
-/**
- * Adds `delta` to the stored counters within their transaction: reads every touched counter,
- * then issues the puts without awaiting them (the caller awaits the transaction's `done`).
- */
-async function addCounters<S extends StoreNames<PeerDbSchema>[]>(
-  counters: IDBPObjectStore<PeerDbSchema, S, 'counters', 'readwrite'>,
-  delta: CounterDelta,
-): Promise<void> {
-  const changes = (Object.entries(delta) as [CounterName, number | undefined][]).filter(
-    (e): e is [CounterName, number] => e[1] !== undefined && e[1] !== 0,
-  );
-  const current = await Promise.all(changes.map(([name]) => counters.get(name)));
-  changes.forEach(([name, by], i) => issue(counters.put((current[i] ?? 0) + by, name)));
-}
-
-/**
- * One ingest transaction on the raw IndexedDB API: on batches of thousands, per-request promises
- * (idb's wrapper) or even per-request handlers cost more than the writes themselves (measured in
- * Chromium: setting `onsuccess`/`onerror` on each request was a third of the main thread's time).
- *
- * So the records are `add`ed with no handler at all: `add` answers "already stored" itself with a
- * ConstraintError, caught by one capture listener on the transaction, which stops the event
- * before it can abort the transaction or reach anyone else and notes the duplicate. Requests run
- * in order, so when the counter reads issued after the adds answer, every add has answered; the
- * counter writes then go out in the same transaction.
- */
-function ingestTransaction(
-  db: IDBDatabase,
-  records: readonly StoredRecord[],
-  counters: CounterDelta,
-  outbox: readonly OutboxEntry[],
-): Promise<IngestResult> {
-  return new Promise((resolve, reject) => {
-    // Strict: the engine acks at the relay once this resolves, after which the relay forgets the
-    // envelope; Chromium's default ("relaxed", no flush) could lose acked records on power loss.
-    const tx = db.transaction(['records', 'counters', 'outbox'], 'readwrite', { durability: 'strict' });
-    const duplicate = new Set<IDBRequest>();
-    let result: IngestResult | undefined;
-    let failure: Error | undefined;
-    tx.addEventListener(
-      'error',
-      (event) => {
-        const request = event.target;
-        if (request instanceof IDBRequest && request.error?.name === 'ConstraintError' && request.source === recordStore) {
-          event.preventDefault(); // a duplicate, not a failure of the batch
-          event.stopPropagation();
-          duplicate.add(request);
-        }
-      },
-      { capture: true },
-    );
-    tx.oncomplete = () => (result ? resolve(result) : reject(new Error('IndexedDB ingest committed without a result')));
-    tx.onabort = () => reject(failure ?? tx.error ?? new Error('IndexedDB ingest transaction aborted'));
-    const recordStore = tx.objectStore('records');
-    let adds: IDBRequest[];
-    try {
-      for (const e of outbox) tx.objectStore('outbox').put(e);
-      adds = records.map((r) => recordStore.add(r));
-    } catch (e) {
-      // E.g. a value that cannot be cloned throws synchronously: the writes already issued must
-      // not commit without the rest.
-      failure = e instanceof Error ? e : new Error(String(e));
-      tx.abort();
-      return;
-    }
-    const counterStore = tx.objectStore('counters');
-    const names = [...new Set([...(Object.keys(counters) as CounterName[]), 'records_ingested', 'records_duplicate'] as const)];
-    const reads = names.map((name) => counterStore.get(name));
-    const last = reads[reads.length - 1]!;
-    last.onsuccess = () => {
-      const inserted: string[] = [];
-      const duplicates: string[] = [];
-      adds.forEach((request, i) => (duplicate.has(request) ? duplicates : inserted).push(records[i]!.id));
-      const delta: CounterDelta = { ...counters, records_ingested: (counters.records_ingested ?? 0) + inserted.length, records_duplicate: (counters.records_duplicate ?? 0) + duplicates.length };
-      names.forEach((name, i) => {
-        const by = delta[name] ?? 0;
-        if (by !== 0) counterStore.put(((reads[i]!.result as number | undefined) ?? 0) + by, name);
-      });
-      result = { inserted, duplicates };
-    };
-  });
-}
-
-/**
- * appendOwn on the raw API: the newest clock of the record's (actor, thread) is read and the
- * record added in one readwrite transaction, which IndexedDB runs alone against every other
- * writer of the records store (page and service worker included).
- */
-function appendOwnTransaction(db: IDBDatabase, record: StoredRecord, outbox: readonly OutboxEntry[]): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction(['records', 'counters', 'outbox'], 'readwrite', { durability: 'strict' });
-    let appended = false;
-    let failure: Error | undefined;
-    tx.oncomplete = () => resolve(appended);
-    tx.onabort = () => reject(failure ?? tx.error ?? new Error('IndexedDB append transaction aborted'));
-    const records = tx.objectStore('records');
-    const range = IDBKeyRange.bound([record.actor, record.thread], [record.actor, record.thread, []]);
-    const newest = records.index('actor_thread_clock').openKeyCursor(range, 'prev');
-    newest.onsuccess = () => {
-      const key = newest.result?.key as [string, string, number] | undefined;
-      if (key && key[2] >= record.clock) return; // taken: commit nothing (no write was issued)
-      try {
-        records.add(record);
-        for (const e of outbox) tx.objectStore('outbox').put(e);
-      } catch (e) {
-        failure = e instanceof Error ? e : new Error(String(e)); // e.g. a value that cannot be cloned
-        tx.abort();
-        return;
-      }
-      const counters = tx.objectStore('counters');
-      const count = counters.get('records_ingested');
-      count.onsuccess = () => {
-        counters.put(((count.result as number | undefined) ?? 0) + 1, 'records_ingested');
-        appended = true;
-      };
-    };
-  });
 }
 
 export class IdbPeerStore implements PeerStore {
@@ -375,23 +211,6 @@ export class IdbPeerStore implements PeerStore {
     this.db.close();
     return Promise.resolve();
   }
-}
-
-/** Schema migrations: one `if (oldVersion < N)` block per version, applied in order. */
-function upgrade(db: PeerDb, oldVersion: number): void {
-  if (oldVersion < 1) {
-    db.createObjectStore('identity');
-    const records = db.createObjectStore('records', { keyPath: 'id' });
-    records.createIndex('actor_thread_clock', ['actor', 'thread', 'clock']);
-    records.createIndex('thread_receivedAt', ['thread', 'receivedAt']);
-    const outbox = db.createObjectStore('outbox', { keyPath: 'id' });
-    outbox.createIndex('path', 'path');
-    outbox.createIndex('nextAttemptAt', 'nextAttemptAt');
-    db.createObjectStore('receive_state', { keyPath: 'relayUrl' });
-    db.createObjectStore('counters');
-    db.createObjectStore('invites', { keyPath: 'nonce' });
-  }
-  // if (oldVersion < 2) { … the next migration … }
 }
 
 /**

@@ -5,21 +5,24 @@
  * WAL with `synchronous = FULL`: a resolved write is on disk. better-sqlite3 is synchronous, so
  * each write method is one `db.transaction(...)` that runs to completion before any other call
  * can interleave; that is what makes `redeemInvite` and concurrent ingests atomic.
+ *
+ * Parts: ./sqlite-schema.ts (tables, migrations), ./sqlite-statements.ts (prepared SQL),
+ * ./sqlite-rows.ts (rows ↔ values); this module holds the transactions and the PeerStore methods.
  */
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { SignedRecord } from '../core';
+import { toInvite, toOutbox, toReceiveState, toRecord } from './sqlite-rows';
+import { migrate } from './sqlite-schema';
+import { prepareStatements, type Statements } from './sqlite-statements';
 import {
   COUNTER_NAMES,
   parseDropCount,
   type ClockKey,
   type DropCount,
-  type ArrivalPath,
   type CounterDelta,
   type CounterName,
   type Counters,
-  type DeliveryPath,
   type Identity,
   type IngestResult,
   type InviteRecord,
@@ -29,175 +32,7 @@ import {
   type StoredRecord,
 } from './types';
 
-/**
- * Schema migrations; MIGRATIONS[n] takes `user_version` n to n + 1. Append, never edit: a
- * database already at version n never runs entries before n again.
- */
-const MIGRATIONS: readonly string[] = [
-  `
-  CREATE TABLE identity (
-    id         INTEGER PRIMARY KEY CHECK (id = 1),  -- one identity per device
-    did        TEXT    NOT NULL,
-    name       TEXT    NOT NULL,
-    secret_key BLOB    NOT NULL,
-    created_at INTEGER NOT NULL
-  );
-  CREATE TABLE records (
-    id          TEXT    PRIMARY KEY,
-    signed      TEXT    NOT NULL,  -- the SignedRecord as JSON
-    thread      TEXT    NOT NULL,
-    actor       TEXT    NOT NULL,
-    clock       INTEGER NOT NULL,
-    received_at INTEGER NOT NULL,
-    path        TEXT    NOT NULL,
-    via         TEXT
-  );
-  -- recordsByThread reads this index in order; maxClock reads the last entry of a range.
-  CREATE INDEX records_by_thread ON records (thread, clock, actor, id);
-  CREATE INDEX records_by_actor ON records (actor, thread, clock);
-  -- Covers threads(): count and max(received_at) per thread without touching the table.
-  CREATE INDEX records_by_thread_arrival ON records (thread, received_at);
-  CREATE TABLE outbox (
-    id              TEXT    PRIMARY KEY,
-    to_did          TEXT    NOT NULL,
-    record_ids      TEXT    NOT NULL,  -- JSON array
-    records         TEXT    NOT NULL,  -- JSON array of SignedRecord
-    envelope        TEXT    NOT NULL,
-    created_at      INTEGER NOT NULL,
-    expires_at      INTEGER NOT NULL,
-    path            TEXT    NOT NULL,
-    attempts        INTEGER NOT NULL,
-    next_attempt_at INTEGER NOT NULL,
-    last_error      TEXT,
-    delivered_to    TEXT,
-    delivered_at    INTEGER,
-    rejected_reason TEXT
-  );
-  CREATE INDEX outbox_due ON outbox (path, next_attempt_at);
-  CREATE INDEX outbox_by_expiry ON outbox (expires_at);
-  CREATE TABLE receive_state (
-    relay_url       TEXT    PRIMARY KEY,
-    last_receive_at INTEGER,
-    last_success_at INTEGER,
-    backlog         INTEGER NOT NULL,
-    last_error      TEXT,
-    last_latency_ms INTEGER
-  );
-  CREATE TABLE counters (
-    name  TEXT    PRIMARY KEY,
-    value INTEGER NOT NULL
-  ) WITHOUT ROWID;
-  CREATE TABLE invites (
-    nonce      TEXT    PRIMARY KEY,
-    exp        INTEGER NOT NULL,
-    threads    TEXT    NOT NULL,  -- JSON array
-    created_at INTEGER NOT NULL,
-    used_by    TEXT
-  );
-  `,
-];
-
-export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
-
-interface IdentityRow {
-  did: string;
-  name: string;
-  secret_key: Buffer;
-  created_at: number;
-}
-interface RecordRow {
-  id: string;
-  signed: string;
-  thread: string;
-  actor: string;
-  clock: number;
-  received_at: number;
-  path: string;
-  via: string | null;
-}
-interface OutboxRow {
-  id: string;
-  to_did: string;
-  record_ids: string;
-  records: string;
-  envelope: string;
-  created_at: number;
-  expires_at: number;
-  path: string;
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-  delivered_to: string | null;
-  delivered_at: number | null;
-  rejected_reason: string | null;
-}
-interface ReceiveStateRow {
-  relay_url: string;
-  last_receive_at: number | null;
-  last_success_at: number | null;
-  backlog: number;
-  last_error: string | null;
-  last_latency_ms: number | null;
-}
-interface InviteRow {
-  nonce: string;
-  exp: number;
-  threads: string;
-  created_at: number;
-  used_by: string | null;
-}
-
-// Rows come only from this module's own writes, so their JSON columns are trusted.
-const parseJson = <T>(text: string): T => JSON.parse(text) as T;
-
-/** Spreads `{ [key]: value }` only when the column is not NULL, so optional fields stay absent. */
-const opt = <K extends string, V>(key: K, value: V | null): { [P in K]?: V } =>
-  (value === null ? {} : { [key]: value }) as { [P in K]?: V };
-
-const toRecord = (r: RecordRow): StoredRecord => ({
-  id: r.id,
-  signed: parseJson<SignedRecord>(r.signed),
-  thread: r.thread,
-  actor: r.actor,
-  clock: r.clock,
-  receivedAt: r.received_at,
-  path: r.path as ArrivalPath,
-  ...opt('via', r.via),
-});
-
-const toOutbox = (r: OutboxRow): OutboxEntry => ({
-  id: r.id,
-  toDid: r.to_did,
-  recordIds: parseJson<string[]>(r.record_ids),
-  records: parseJson<SignedRecord[]>(r.records),
-  envelope: r.envelope,
-  createdAt: r.created_at,
-  expiresAt: r.expires_at,
-  path: r.path as DeliveryPath,
-  attempts: r.attempts,
-  nextAttemptAt: r.next_attempt_at,
-  ...opt('lastError', r.last_error),
-  ...opt('deliveredTo', r.delivered_to),
-  ...opt('deliveredAt', r.delivered_at),
-  ...opt('rejectedReason', r.rejected_reason),
-});
-
-const toReceiveState = (r: ReceiveStateRow): ReceiveState => ({
-  relayUrl: r.relay_url,
-  ...opt('lastReceiveAt', r.last_receive_at),
-  ...opt('lastSuccessAt', r.last_success_at),
-  backlog: r.backlog,
-  ...opt('lastError', r.last_error),
-  ...opt('lastLatencyMs', r.last_latency_ms),
-});
-
-const toInvite = (r: InviteRow): InviteRecord => ({
-  nonce: r.nonce,
-  exp: r.exp,
-  threads: parseJson<string[]>(r.threads),
-  createdAt: r.created_at,
-  ...opt('usedBy', r.used_by),
-});
+export { SQLITE_SCHEMA_VERSION } from './sqlite-schema';
 
 /** better-sqlite3 is synchronous: run `fn` now and hand its result or error over as a promise. */
 function settle<T>(fn: () => T): Promise<T> {
@@ -208,74 +43,8 @@ function settle<T>(fn: () => T): Promise<T> {
   }
 }
 
-/** Brings the schema to SQLITE_SCHEMA_VERSION, one transaction per migration step. */
-function migrate(db: Database.Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`peer database schema version ${current} is newer than this program understands (${MIGRATIONS.length})`);
-  }
-  for (let version = current; version < MIGRATIONS.length; version++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[version]!);
-      db.pragma(`user_version = ${version + 1}`);
-    })();
-  }
-}
-
-function prepareStatements(db: Database.Database) {
-  return {
-    getIdentity: db.prepare<[], IdentityRow>('SELECT did, name, secret_key, created_at FROM identity WHERE id = 1'),
-    insertIdentity: db.prepare<[string, string, Uint8Array, number]>(
-      'INSERT INTO identity (id, did, name, secret_key, created_at) VALUES (1, ?, ?, ?, ?)',
-    ),
-    insertRecord: db.prepare<[string, string, string, string, number, number, string, string | null]>(
-      `INSERT INTO records (id, signed, thread, actor, clock, received_at, path, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO NOTHING`,
-    ),
-    getRecord: db.prepare<[string], RecordRow>('SELECT * FROM records WHERE id = ?'),
-    hasRecord: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM records WHERE id = ?'),
-    recordsByThread: db.prepare<[string], RecordRow>('SELECT * FROM records WHERE thread = ? ORDER BY clock, actor, id'),
-    maxClock: db.prepare<[string, string], { clock: number | null }>('SELECT max(clock) AS clock FROM records WHERE actor = ? AND thread = ?'),
-    threads: db.prepare<[], { thread: string; count: number; lastReceivedAt: number }>(
-      'SELECT thread, count(*) AS count, max(received_at) AS lastReceivedAt FROM records GROUP BY thread ORDER BY thread',
-    ),
-    countRecords: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM records'),
-    idAtClock: db.prepare<[string, string, number], { id: string }>('SELECT id FROM records WHERE actor = ? AND thread = ? AND clock = ? ORDER BY id LIMIT 1'),
-    dropCounts: db.prepare<[], { name: string; value: number }>("SELECT name, value FROM counters WHERE name >= 'drop:' AND name < 'drop;' ORDER BY value DESC"),
-    putOutbox: db.prepare<
-      [string, string, string, string, string, number, number, string, number, number, string | null, string | null, number | null, string | null]
-    >(
-      `INSERT OR REPLACE INTO outbox (id, to_did, record_ids, records, envelope, created_at, expires_at, path, attempts,
-         next_attempt_at, last_error, delivered_to, delivered_at, rejected_reason)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    getOutbox: db.prepare<[string], OutboxRow>('SELECT * FROM outbox WHERE id = ?'),
-    listOutbox: db.prepare<[], OutboxRow>('SELECT * FROM outbox ORDER BY created_at, id'),
-    dueOutbox: db.prepare<[number], OutboxRow>(
-      "SELECT * FROM outbox WHERE path = 'pending' AND next_attempt_at <= ? ORDER BY created_at, id",
-    ),
-    pruneOutbox: db.prepare<[number]>('DELETE FROM outbox WHERE expires_at <= ?'),
-    getReceiveState: db.prepare<[string], ReceiveStateRow>('SELECT * FROM receive_state WHERE relay_url = ?'),
-    putReceiveState: db.prepare<[string, number | null, number | null, number, string | null, number | null]>(
-      `INSERT OR REPLACE INTO receive_state (relay_url, last_receive_at, last_success_at, backlog, last_error, last_latency_ms)
-       VALUES (?, ?, ?, ?, ?, ?)`,
-    ),
-    listReceiveStates: db.prepare<[], ReceiveStateRow>('SELECT * FROM receive_state ORDER BY relay_url'),
-    getCounters: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM counters'),
-    bumpCounter: db.prepare<[string, number]>(
-      'INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value',
-    ),
-    putInvite: db.prepare<[string, number, string, number, string | null]>(
-      'INSERT OR REPLACE INTO invites (nonce, exp, threads, created_at, used_by) VALUES (?, ?, ?, ?, ?)',
-    ),
-    getInvite: db.prepare<[string], InviteRow>('SELECT * FROM invites WHERE nonce = ?'),
-    // Valid through `exp` inclusive, as parseInvite treats it (expired only when exp < now).
-    redeemInvite: db.prepare<[string, string, number]>('UPDATE invites SET used_by = ? WHERE nonce = ? AND used_by IS NULL AND exp >= ?'),
-  };
-}
-
 export class SqlitePeerStore implements PeerStore {
-  private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly stmt: Statements;
   // Write transactions run as BEGIN IMMEDIATE (`.immediate`): the daemon and a one-shot `spl`
   // command share the file, and a deferred transaction upgrading to a write can fail with BUSY.
   private readonly ingestTx: Database.Transaction<(records: readonly StoredRecord[], counters: CounterDelta, outbox: readonly OutboxEntry[]) => IngestResult>;

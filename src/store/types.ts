@@ -1,7 +1,7 @@
 /**
  * The peer's storage contract. The engine (src/sync) depends only on this interface; each
  * adapter sits beside it (IndexedDB for browsers, SQLite for the headless peer) and one contract
- * suite (test/store/contract.ts) runs against every adapter.
+ * suite (test/contracts/peer-store.ts) runs against every adapter.
  *
  * Every method that writes more than one thing does so in ONE transaction: a crash leaves either
  * all of it or none of it.

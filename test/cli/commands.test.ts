@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
 import { resolveHome } from '../../src/cli/home';
 import { cleanEnv, DEAD_URL, remotePeer, removeHomes, spl, splProcess, tempHome } from './helpers';
 

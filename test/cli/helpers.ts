@@ -1,18 +1,19 @@
 /**
  * Helpers for CLI tests: temp homes, `spl` in-process (fast: runCli with buffers) or as a real
- * process (bin/spl.js), and a foreground `spl serve` that is ready once it logs its URL.
+ * process (bin/spl.js), and a foreground `spl serve` that is ready once it logs its URL
+ * (spawning, waiting and stopping: support/process.ts).
  * Everything waits on conditions with deadlines; nothing sleeps.
  */
-import { freePort } from '../helpers/ports';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from '../../support/ports';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { createInvite, inviteLink, signRecord, type SignedRecord } from '../../src/core';
 import { runCli } from '../../src/cli/program';
-import { ROOT } from '../helpers/paths';
-import { newPeer, note, type TestPeer } from '../core/fixtures';
+import { ROOT } from '../../support/paths';
+import { runToExit, startProcess } from '../../support/process';
+import { newPeer, note, type TestPeer } from '../../support/fixtures';
 
 export const SPL_BIN = join(ROOT, 'bin', 'spl.js');
 
@@ -53,23 +54,9 @@ export async function spl(home: string | undefined, ...args: string[]): Promise<
 }
 
 /** `node bin/spl.js ...args` as a real process; `input` is written to its stdin (else stdin is empty). */
-export function splProcess(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv(), timeoutMs = 30_000, input?: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [SPL_BIN, ...args], { cwd: ROOT, env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    if (input !== undefined) proc.stdin?.end(input);
-    let stdout = '';
-    let stderr = '';
-    proc.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`spl ${args.join(' ')} timed out: ${stderr}`));
-    }, timeoutMs);
-    proc.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+export async function splProcess(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv(), timeoutMs = 30_000, input?: string): Promise<CliResult> {
+  const { code, stdout, stderr } = await runToExit({ name: `spl ${args.join(' ')}`, args: [SPL_BIN, ...args], env, ...(input === undefined ? {} : { input }) }, timeoutMs);
+  return { code: code ?? -1, stdout, stderr };
 }
 
 export interface ServeProcess {
@@ -78,63 +65,26 @@ export interface ServeProcess {
   readonly lines: readonly string[];
   /** Resolves with the first log line matching `re` (already seen or future). */
   waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
-  /** SIGTERM, resolves the exit code. */
+  /** SIGTERM (SIGKILL past the bound, support/process.ts), resolves the exit code. */
   stop(): Promise<number | null>;
 }
 
+const LISTENING = /listening on (http:\/\/\S+)/;
+
 /** `spl serve --port 0` in the foreground, ready once it logs "listening on <url>". */
-export function startServe(home: string, extra: readonly string[] = []): Promise<ServeProcess> {
-  const proc = spawn(process.execPath, [SPL_BIN, '--home', home, 'serve', '--port', '0', '--long-poll', '2', ...extra], {
-    cwd: ROOT,
-    env: cleanEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
-  let stderr = '';
-  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  createInterface({ input: proc.stdout }).on('line', (line) => {
-    lines.push(line);
-    for (const w of [...waiters]) {
-      if (w.re.test(line)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
-    }
-  });
-  const waitForLog = (re: RegExp, timeoutMs = 15_000): Promise<string> => {
-    const seen = lines.find((l) => re.test(l));
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no log line ${String(re)} within ${timeoutMs} ms; got:\n${lines.join('\n')}\n${stderr}`)), timeoutMs);
-      waiters.push({
-        re,
-        resolve: (l) => {
-          clearTimeout(timer);
-          resolve(l);
-        },
-      });
-    });
+export async function startServe(home: string, extra: readonly string[] = []): Promise<ServeProcess> {
+  const { process: serve, line } = await startProcess(
+    { name: 'spl serve', args: [SPL_BIN, '--home', home, 'serve', '--port', '0', '--long-poll', '2', ...extra], env: cleanEnv() },
+    LISTENING,
+    20_000,
+  );
+  return {
+    url: LISTENING.exec(line)![1]!,
+    proc: serve.proc,
+    lines: serve.lines,
+    waitForLog: (re, timeoutMs = 15_000) => serve.waitForLine(re, timeoutMs),
+    stop: () => serve.stop(),
   };
-  return Promise.race([
-    waitForLog(/listening on (http:\/\/\S+)/, 20_000).then((line) => {
-      const url = /listening on (http:\/\/\S+)/.exec(line)![1]!;
-      return {
-        url,
-        proc,
-        lines,
-        waitForLog,
-        stop: () => {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-          return exited;
-        },
-      };
-    }),
-    exited.then((code) => {
-      throw new Error(`spl serve exited (${code}) before listening: ${stderr}`);
-    }),
-  ]);
 }
 
 /**

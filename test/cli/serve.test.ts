@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
 import { buildPlainEnvelope, recordId, sealEnvelope, verifyReceipt } from '../../src/core';
 import { homePaths } from '../../src/cli/home';
-import { deposit, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
+import { deposit, startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
 import { DEAD_URL, postRecords, remotePeer, removeHomes, spl, splProcess, startServe, tempHome, type ServeProcess } from './helpers';
 
 let relay: RelayProcess;

@@ -2,14 +2,14 @@
  * `npm start` (scripts/start.js): whatever fails, nothing it started is left running; and the
  * app build is reused only while its inputs (scripts/app-build-stamp.js) are unchanged.
  */
-import { spawn } from 'node:child_process';
+import { runToExit } from '../../support/process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { appBuildStamp } from '../../scripts/app-build-stamp.js';
-import { ROOT } from '../helpers/paths';
+import { ROOT } from '../../support/paths';
 import { cleanEnv } from './helpers';
 
 const temps: string[] = [];
@@ -39,16 +39,11 @@ describe('npm start', () => {
     await new Promise<void>((r) => occupier.listen(0, '127.0.0.1', r));
     const appPort = (occupier.address() as { port: number }).port;
     try {
-      const proc = spawn(process.execPath, [join(ROOT, 'scripts', 'start.js')], {
-        cwd: ROOT,
+      const { code, stdout, stderr } = await runToExit({
+        name: 'npm start',
+        args: [join(ROOT, 'scripts', 'start.js')],
         env: cleanEnv({ SPL_RELAY_PORT: '0', SPL_APP_PORT: String(appPort), SPL_RELAY_DB: join(tempDir(), 'relay.sqlite') }),
-        stdio: ['ignore', 'pipe', 'pipe'],
       });
-      let stdout = '';
-      let stderr = '';
-      proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
       expect(code, stderr).toBe(1);
       expect(stderr).toContain(`the app port ${appPort} is in use`);
       expect(stderr).toContain('--app-port');
@@ -62,10 +57,8 @@ describe('npm start', () => {
   });
 
   it('rejects a bad port with a usage line (exit 2), before starting anything', async () => {
-    const proc = spawn(process.execPath, [join(ROOT, 'scripts', 'start.js'), '--app-port', 'http'], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    expect(await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)))).toBe(2);
+    const { code, stderr } = await runToExit({ name: 'npm start', args: [join(ROOT, 'scripts', 'start.js'), '--app-port', 'http'], env: cleanEnv() });
+    expect(code).toBe(2);
     expect(stderr).toMatch(/^npm start: --app-port must be a port number \(0-65535\), not "http"\nusage: npm start -- \[--relay-port <port>\] \[--app-port <port>\]/);
   });
 });
@@ -75,11 +68,12 @@ describe('the app build npm start runs', () => {
     const outDir = tempDir();
     // The build as scripts/start.js runs it, in its own process: everything it prints is captured.
     const script = `import { build } from 'vite'; await build({ root: ${JSON.stringify(ROOT)}, mode: 'production', logLevel: 'warn', build: { outDir: ${JSON.stringify(outDir)}, emptyOutDir: true, sourcemap: false } });`;
-    const proc = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: cleanEnv({ SPL_DEFAULT_RELAY: 'http://127.0.0.1:8787', NODE_ENV: 'production' }), stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    expect(await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)))).toBe(0);
+    const build = await runToExit(
+      { name: 'vite build', args: ['--input-type=module', '-e', script], env: cleanEnv({ SPL_DEFAULT_RELAY: 'http://127.0.0.1:8787', NODE_ENV: 'production' }) },
+      110_000,
+    );
+    const out = build.stdout + build.stderr;
+    expect(build.code, out).toBe(0);
     expect(out).toBe('');
     expect(existsSync(join(outDir, 'sw.js')) && existsSync(join(outDir, 'index.html'))).toBe(true);
   }, 120_000);

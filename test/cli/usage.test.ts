@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signRecord, type SyncRecord } from '../../src/core';
 import { openNodePeer } from '../../src/cli/node-peer';
 import { homePaths } from '../../src/cli/home';
-import { ROOT } from '../helpers/paths';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
+import { ROOT } from '../../support/paths';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
 import { cleanEnv, remotePeer, removeHomes, spl, SPL_BIN, splProcess, tempHome } from './helpers';
 
 let relay: RelayProcess;

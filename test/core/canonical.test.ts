@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CanonicalJsonError, canonicalize, parseRecord } from '../../src/core';
-import { note } from './fixtures';
+import { note } from '../../support/fixtures';
 
 describe('canonical JSON (RFC 8785)', () => {
   it('round-trips: parsing the canonical text and canonicalising again gives the same text', () => {

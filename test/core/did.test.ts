@@ -25,7 +25,7 @@ import {
   x25519PublicKeyFromDid,
   type Signer,
 } from '../../src/core';
-import { newPeer, note, signedNotes } from './fixtures';
+import { newPeer, note, signedNotes } from '../../support/fixtures';
 
 const Point = ed25519.Point;
 const P = Point.CURVE().p;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { didFromPublicKey, fromHex, publicKeyFromDid, verifyWith, type Ed25519Backend } from '../../src/core';
-import { VECTORS } from '../helpers/paths';
+import { VECTORS } from '../../support/paths';
 
 const BACKENDS: readonly Ed25519Backend[] = ['webcrypto', 'noble'];
 const hex = (s: string): Uint8Array => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { build, type Rolldown } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, VECTORS } from '../helpers/paths';
+import { ROOT, VECTORS } from '../../support/paths';
 import type { Ed25519Page, HexCase, PageVerdict } from './ed25519-browser-page';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

@@ -12,7 +12,7 @@ import {
   utf8,
   type Envelope,
 } from '../../src/core';
-import { newPeer, plainEnvelope } from './fixtures';
+import { newPeer, plainEnvelope } from '../../support/fixtures';
 
 const alice = newPeer();
 const bob = newPeer();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createInvite, encodeInvite, inviteLink, parseInvite, toB64u, utf8 } from '../../src/core';
-import { newPeer } from './fixtures';
+import { newPeer } from '../../support/fixtures';
 
 const alice = newPeer();
 const now = 1_700_000_000_000;

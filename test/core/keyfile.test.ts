@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { exportIdentity, importIdentity } from '../../src/core';
-import { newPeer } from './fixtures';
+import { newPeer } from '../../support/fixtures';
 
 const alice = newPeer();
 const identity = { did: alice.did, name: 'Alice laptop', secretKey: alice.secretKey };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { signMailboxRequest, verifyMailboxAuth, type MailboxRequest } from '../../src/core';
-import { newPeer } from './fixtures';
+import { newPeer } from '../../support/fixtures';
 
 const owner = newPeer();
 const path = `/v1/mailbox/${encodeURIComponent(owner.did)}/receive?limit=10`;

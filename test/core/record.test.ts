@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseRecord, recordId, signRecord, verifySignedRecord, toB64u } from '../../src/core';
-import { newPeer, note } from './fixtures';
+import { newPeer, note } from '../../support/fixtures';
 
 describe('records (§3)', () => {
   it('signs and verifies; the ID is the hash of the seven hashed fields', async () => {

@@ -17,7 +17,7 @@ import {
   base58Decode,
   fromB64u,
 } from '../../src/core';
-import { VECTORS } from '../helpers/paths';
+import { VECTORS } from '../../support/paths';
 
 describe('RFC 8785 vectors (shared/vectors/jcs)', () => {
   const dir = join(VECTORS, 'jcs');

@@ -8,9 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
 import { removeHomes, spl, startAdvertisedServe, tempHome, type ServeProcess } from '../cli/helpers';
-import { buildApp, Device, launchBrowser, onboard, serveStatic, waitFor, writeNote, type StaticServer } from './harness';
+import { buildApp, Device, launchBrowser, onboard, serveStatic, waitFor, writeNote, type StaticServer } from '../../support/browser-harness';
 
 let relay: RelayProcess;
 let app: { dir: string; cleanup(): Promise<void> };

@@ -17,8 +17,8 @@ import {
   toB64u,
   type SealedEnvelope,
 } from '../../src/core';
-import { deposit, startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, writeNote, type StaticServer } from './harness';
+import { deposit, startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, writeNote, type StaticServer } from '../../support/browser-harness';
 
 const LAPTOP = { width: 1024, height: 800 };
 const PHONE = { width: 412, height: 860 };

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, type StaticServer, writeNote as writeNoteOn } from './harness';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, type StaticServer, writeNote as writeNoteOn } from '../../support/browser-harness';
 import { removeHomes, spl, startAdvertisedServe, tempHome, type ServeProcess } from '../cli/helpers';
 
 const THREAD = 'th_shared';

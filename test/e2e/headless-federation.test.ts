@@ -7,8 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
-import { relayQueueSize } from './harness';
+import { startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
+import { relayQueueSize } from '../../support/browser-harness';
 import { postRecords, removeHomes, spl, startAdvertisedServe, tempHome, type ServeProcess } from '../cli/helpers';
 
 const THREAD = 'th_shared';

@@ -13,7 +13,7 @@
  * Needs root (CI runs as root): creating namespaces fails loudly otherwise. Everything it creates
  * is removed in afterAll, whether the tests passed or not.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,8 +21,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecretKey, createSigner, didFromPublicKey, openEnvelope } from '../../src/core';
-import { waitFor } from '../helpers/relay-process';
-import { ROOT } from '../helpers/paths';
+import { waitFor } from '../../support/relay-process';
+import { ROOT } from '../../support/paths';
+import { startProcess, type RunningProcess } from '../../support/process';
 import { cleanEnv, removeHomes, SPL_BIN, tempHome } from '../cli/helpers';
 
 const run = promisify(execFile);
@@ -35,35 +36,21 @@ const RELAY = `http://${ADDR.r}:8787`;
 const THREAD = 'th_across';
 
 const ip = (...args: string[]) => run('ip', args);
-const procs = new Set<ChildProcess>();
+const procs = new Set<RunningProcess>();
 let workDir: string;
 let laptop: string; // A
 let phone: string; // B
 let phoneDid: string;
 
 /** A long-running process inside a namespace, ready when a stdout line matches `ready`. */
-function startIn(ns: string, argv: string[], ready: RegExp): Promise<{ proc: ChildProcess; stop: () => Promise<void> }> {
-  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, ...argv], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.add(proc);
-  let out = '';
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+async function startIn(ns: string, argv: string[], ready: RegExp): Promise<{ proc: ChildProcess; stop: () => Promise<void> }> {
+  const { process: running } = await startProcess({ name: `${argv.join(' ')} in ${ns}`, command: 'ip', args: ['netns', 'exec', ns, process.execPath, ...argv], env: cleanEnv() }, ready, 20_000);
+  procs.add(running);
   const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    await exited;
-    procs.delete(proc);
+    await running.stop();
+    procs.delete(running);
   };
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${argv.join(' ')} in ${ns} did not start: ${out}`)), 20_000);
-    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    proc.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (ready.test(out)) {
-        clearTimeout(timer);
-        resolve({ proc, stop });
-      }
-    });
-    void exited.then(() => reject(new Error(`${argv.join(' ')} in ${ns} exited: ${out}`)));
-  });
+  return { proc: running.proc, stop };
 }
 
 /** `spl` as a real process on the host a namespace stands for. */
@@ -116,8 +103,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-  await Promise.all([...procs].map((p) => new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r)))));
+  await Promise.all([...procs].map((p) => p.kill()));
   for (const ns of Object.values(NS)) await ip('netns', 'del', ns).catch(() => undefined);
   const left = (await ip('netns', 'list')).stdout;
   expect(left).not.toContain(TAG);

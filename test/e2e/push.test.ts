@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { startPushServiceStandIn, type PushServiceStandIn } from '../helpers/push-service';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { buildApp, Device, launchBrowser, onboard, recordsShown, relayQueueSize, serveStatic, waitFor, writeNote, type StaticServer } from './harness';
+import { startPushServiceStandIn, type PushServiceStandIn } from '../../support/push-service';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import { buildApp, Device, launchBrowser, onboard, recordsShown, relayQueueSize, serveStatic, waitFor, writeNote, type StaticServer } from '../../support/browser-harness';
 
 let relay: RelayProcess;
 let standIn: PushServiceStandIn;

@@ -7,8 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { buildApp, Device, launchBrowser, onboard, recordsShown, waitFor, writeNote } from './harness';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import { buildApp, Device, launchBrowser, onboard, recordsShown, waitFor, writeNote } from '../../support/browser-harness';
 
 const APP_PATH = '/syncropel/';
 let app: { dir: string; cleanup(): Promise<void> };

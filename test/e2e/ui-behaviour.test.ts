@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { createInvite, createSigner, didFromPublicKey, generateSecretKey, inviteLink } from '../../src/core';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { addNote, buildApp, Device, launchBrowser, serveStatic, waitFor, type StaticServer } from './harness';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import { addNote, buildApp, Device, launchBrowser, serveStatic, waitFor, type StaticServer } from '../../support/browser-harness';
 
 const PHONE = { width: 390, height: 844 };
 const DAY = 86_400_000;

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { createInvite, createSigner, didFromPublicKey, generateSecretKey, inviteLink } from '../../src/core';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { addNote, buildApp, Device, launchBrowser, SCREENSHOT_DIR, serveStatic, type StaticServer } from './harness';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import { addNote, buildApp, Device, launchBrowser, SCREENSHOT_DIR, serveStatic, type StaticServer } from '../../support/browser-harness';
 
 const SIZES = { phone: { width: 390, height: 844 }, laptop: { width: 1280, height: 800 } } as const;
 const SCHEMES = ['light', 'dark'] as const;

@@ -5,8 +5,8 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMailboxRequest, type Envelope } from '../../src/core';
 import { uniquePlain, uniqueSealed } from './fixtures';
-import { newPeer } from '../core/fixtures';
-import { deposit, hostOf, mailboxPath, runRelayToExit, signedAck, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
+import { newPeer } from '../../support/fixtures';
+import { deposit, hostOf, mailboxPath, runRelayToExit, signedAck, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
 
 interface ReceiveBody {
   envelopes: Envelope[];

@@ -9,8 +9,8 @@ import { connect, type Socket } from 'node:net';
 import { execSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signMailboxRequest } from '../../src/core';
-import { newPeer, type TestPeer } from '../core/fixtures';
-import { deposit, hostOf, junkSealed, mailboxPath, openFds, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
+import { newPeer, type TestPeer } from '../../support/fixtures';
+import { deposit, hostOf, junkSealed, mailboxPath, openFds, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
 
 const ATTACKER = '127.0.0.2';
 const SILENT_SOCKETS = 3000;

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/core';
-import { newPeer } from '../core/fixtures';
-import { deposit, signedAck, signedReceive, startRelayProcess } from '../helpers/relay-process';
+import { newPeer } from '../../support/fixtures';
+import { deposit, signedAck, signedReceive, startRelayProcess } from '../../support/relay-process';
 import { uniqueSealed } from './fixtures';
 
 const dir = mkdtempSync(join(tmpdir(), 'relay-durability-'));

@@ -9,7 +9,7 @@ import { fromB64u, parseEnvelope, publicKeyFromDid, toB64u } from '../../src/cor
 import { isStrictB64uOfAtLeast, parseDepositedEnvelope } from '../../src/relay/envelope-check';
 import { RequestLogSampler } from '../../src/relay/request-log';
 import { ValidDidMemo } from '../../src/relay/did-memo';
-import { newPeer } from '../core/fixtures';
+import { newPeer } from '../../support/fixtures';
 
 const b64uChars = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ .'.split(''));
 /** Mostly base64url text of varied lengths, some with a stray character or padding. */

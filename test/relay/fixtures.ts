@@ -1,7 +1,7 @@
 /** Envelopes for relay tests: each call yields a distinct envelope ID (fresh record content). */
 import { randomUUID } from 'node:crypto';
 import { buildPlainEnvelope, sealEnvelope, signRecord, type PlainEnvelope, type SealedEnvelope } from '../../src/core';
-import { note, type TestPeer } from '../core/fixtures';
+import { note, type TestPeer } from '../../support/fixtures';
 
 export async function uniquePlain(from: TestPeer, to: TestPeer, n = 1): Promise<PlainEnvelope> {
   const tag = randomUUID();

@@ -7,8 +7,8 @@ import { connect } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMailboxRequest, type Envelope } from '../../src/core';
-import { newPeer, type TestPeer } from '../core/fixtures';
-import { hostOf, mailboxPath, signedReceive, startRelayProcess, type RelayProcess } from '../helpers/relay-process';
+import { newPeer, type TestPeer } from '../../support/fixtures';
+import { hostOf, mailboxPath, signedReceive, startRelayProcess, type RelayProcess } from '../../support/relay-process';
 import { uniquePlain, uniqueSealed } from './fixtures';
 
 let relay: RelayProcess;

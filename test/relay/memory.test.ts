@@ -1,4 +1,5 @@
 import { MemoryMailboxStore } from '../../src/relay/memory-store';
-import { mailboxStoreContract } from './store-contract';
+import { runMailboxStoreContract } from '../contracts/mailbox-store';
+import { vitestRegistrar } from '../contracts/vitest-registrar';
 
-mailboxStoreContract('memory', { open: () => Promise.resolve({ store: new MemoryMailboxStore() }) });
+runMailboxStoreContract(vitestRegistrar, 'memory', () => Promise.resolve({ store: new MemoryMailboxStore() }), { persistent: false });

@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { newPeer } from '../core/fixtures';
-import { deposit, junkSealed, startRelayProcess, waitFor } from '../helpers/relay-process';
+import { newPeer } from '../../support/fixtures';
+import { deposit, junkSealed, startRelayProcess, waitFor } from '../../support/relay-process';
 
 const dir = mkdtempSync(join(tmpdir(), 'relay-metrics-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { signMailboxRequest, type Envelope } from '../../src/core';
-import { newPeer, type TestPeer } from '../core/fixtures';
-import { deposit, hostOf, mailboxPath, signedReceive, startRelayProcess } from '../helpers/relay-process';
+import { newPeer, type TestPeer } from '../../support/fixtures';
+import { deposit, hostOf, mailboxPath, signedReceive, startRelayProcess } from '../../support/relay-process';
 import { uniquePlain, uniqueSealed } from './fixtures';
 
 const dir = mkdtempSync(join(tmpdir(), 'relay-migration-'));

@@ -8,8 +8,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMailboxRequest } from '../../src/core';
 import { findDuplicateKey, parseJsonStrict } from '../../src/relay/strict-json';
-import { newPeer } from '../core/fixtures';
-import { deposit, hostOf, junkSealed, mailboxPath, runRelayToExit, signedReceive, startRelayProcess, type RelayProcess } from '../helpers/relay-process';
+import { newPeer } from '../../support/fixtures';
+import { deposit, hostOf, junkSealed, mailboxPath, runRelayToExit, signedReceive, startRelayProcess, type RelayProcess } from '../../support/relay-process';
 
 interface ErrorBody {
   error: { code: string; message: string };

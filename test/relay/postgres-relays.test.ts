@@ -7,10 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newPeer } from '../core/fixtures';
-import { startPostgres, type PostgresCluster } from '../helpers/postgres';
-import { drain, getWithHost, longPollsWaiting, signedPutTokens, signReceive, type ReceiveBody } from '../helpers/relay-cluster';
-import { deposit, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
+import { newPeer } from '../../support/fixtures';
+import { startPostgres, type PostgresCluster } from '../../support/postgres';
+import { drain, getWithHost, longPollsWaiting, signedPutTokens, signReceive, type ReceiveBody } from '../../support/relay-cluster';
+import { deposit, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
 import { uniqueSealed } from './fixtures';
 
 let cluster: PostgresCluster;

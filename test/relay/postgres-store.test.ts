@@ -7,9 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { SWEEP_LOCK_KEY } from '../../src/relay/pg-migrations';
 import { PgMailboxStore } from '../../src/relay/pg-store';
-import { startPostgres, type PostgresCluster } from '../helpers/postgres';
-import { waitFor } from '../helpers/relay-process';
-import { mailboxStoreContract } from './store-contract';
+import { startPostgres, type PostgresCluster } from '../../support/postgres';
+import { waitFor } from '../../support/relay-process';
+import { runMailboxStoreContract } from '../contracts/mailbox-store';
+import { vitestRegistrar } from '../contracts/vitest-registrar';
 
 let cluster: PostgresCluster;
 beforeAll(async () => {
@@ -20,13 +21,16 @@ afterAll(() => cluster?.destroy());
 let n = 0;
 const freshDatabase = () => cluster.createDatabase(`contract_${++n}`);
 
-mailboxStoreContract('postgres', {
-  open: async () => {
+runMailboxStoreContract(
+  vitestRegistrar,
+  'postgres',
+  async () => {
     const url = await freshDatabase();
     const open = () => PgMailboxStore.open(url, { statsMaxAgeMs: 0 });
     return { store: await open(), reopen: open };
   },
-});
+  { persistent: true },
+);
 
 const T0 = 1_700_000_000_000;
 const lim = (cap: number) => ({ cap, unsolicitedEnvelopes: 100, unsolicitedBytes: 1_048_576 });

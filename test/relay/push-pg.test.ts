@@ -2,8 +2,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { PgPushSubscriptionStore } from '../../src/relay/push/pg-subscriptions';
-import { startPostgres, type PostgresCluster } from '../helpers/postgres';
-import { pushStoreContract } from './push-store-contract';
+import { startPostgres, type PostgresCluster } from '../../support/postgres';
+import { runPushSubscriptionStoreContract } from '../contracts/push-subscription-store';
+import { vitestRegistrar } from '../contracts/vitest-registrar';
 
 let cluster: PostgresCluster;
 let n = 0;
@@ -12,9 +13,17 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => cluster?.destroy());
 
-describe('PushSubscriptionStore (postgres)', () => {
-  pushStoreContract(async () => PgPushSubscriptionStore.open(await cluster.createDatabase(`push_${n++}`)));
+runPushSubscriptionStoreContract(
+  vitestRegistrar,
+  'postgres',
+  async () => {
+    const url = await cluster.createDatabase(`push_${n++}`);
+    return { store: await PgPushSubscriptionStore.open(url), reopen: () => PgPushSubscriptionStore.open(url) };
+  },
+  { persistent: true },
+);
 
+describe('PushSubscriptionStore (postgres)', () => {
   it('two relay processes opening one database at once share one VAPID key pair and one collapse state', async () => {
     const url = await cluster.createDatabase('push_shared');
     const [a, b] = await Promise.all([PgPushSubscriptionStore.open(url), PgPushSubscriptionStore.open(url)]);

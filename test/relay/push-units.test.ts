@@ -6,12 +6,14 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkEndpoint, isPublicUnicast } from '../../src/relay/push/address';
 import { parseSubscription } from '../../src/relay/push/handlers';
-import { MemoryPushSubscriptionStore, SqlitePushSubscriptionStore, type PushSubscriptionStore } from '../../src/relay/push/subscriptions';
-import { pushStoreContract } from './push-store-contract';
+import { MemoryPushSubscriptionStore, SqlitePushSubscriptionStore } from '../../src/relay/push/subscriptions';
+import { runPushSubscriptionStoreContract } from '../contracts/push-subscription-store';
+import { vitestRegistrar } from '../contracts/vitest-registrar';
 import { loadVapidKeys } from '../../src/relay/push/vapid-key';
 
 const dir = mkdtempSync(join(tmpdir(), 'spl-push-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let subsSeq = 0;
 
 describe('endpoint addresses', () => {
   it.each([
@@ -92,22 +94,16 @@ describe('parseSubscription', () => {
   });
 });
 
-describe.each([
-  ['memory', (): Promise<PushSubscriptionStore> => Promise.resolve(new MemoryPushSubscriptionStore())],
-  ['sqlite', (): Promise<PushSubscriptionStore> => Promise.resolve(new SqlitePushSubscriptionStore(join(dir, `subs-${Math.random()}.sqlite`)))],
-])('PushSubscriptionStore (%s)', (_name, make) => {
-  pushStoreContract(make);
-});
-
-it('SQLite subscriptions survive a reopen', async () => {
-  const path = join(dir, 'persist.sqlite');
-  const a = new SqlitePushSubscriptionStore(path);
-  await a.put('did:x', { endpoint: 'https://p/1', p256dh: 'k', auth: 'a' }, 1, 5);
-  await a.close();
-  const b = new SqlitePushSubscriptionStore(path);
-  expect((await b.list('did:x')).map((s) => s.endpoint)).toEqual(['https://p/1']);
-  await b.close();
-});
+runPushSubscriptionStoreContract(vitestRegistrar, 'memory', () => Promise.resolve({ store: new MemoryPushSubscriptionStore() }), { persistent: false });
+runPushSubscriptionStoreContract(
+  vitestRegistrar,
+  'sqlite',
+  () => {
+    const path = join(dir, `subs-${++subsSeq}.sqlite`);
+    return Promise.resolve({ store: new SqlitePushSubscriptionStore(path), reopen: () => Promise.resolve(new SqlitePushSubscriptionStore(path)) });
+  },
+  { persistent: true },
+);
 
 it('the VAPID key file is created with mode 0600 and reused', () => {
   const path = join(dir, 'keys', 'relay.sqlite.vapid.json');

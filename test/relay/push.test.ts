@@ -1,12 +1,12 @@
 /**
  * Push wake (PROTOCOL.md §5.2) against a real relay process and a Web Push service stand-in on
- * loopback that verifies the VAPID JWT and decrypts every push (test/helpers/push-service.ts).
+ * loopback that verifies the VAPID JWT and decrypts every push (support/push-service.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMailboxRequest, type Signer } from '../../src/core';
-import { newPeer } from '../core/fixtures';
-import { startPushServiceStandIn, type PushServiceStandIn, type StandInSubscription } from '../helpers/push-service';
-import { deposit, hostOf, junkSealed, mailboxPath, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
+import { newPeer } from '../../support/fixtures';
+import { startPushServiceStandIn, type PushServiceStandIn, type StandInSubscription } from '../../support/push-service';
+import { deposit, hostOf, junkSealed, mailboxPath, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
 
 const INTERVAL_S = 0.5;
 

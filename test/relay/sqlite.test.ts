@@ -3,20 +3,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteMailboxStore } from '../../src/relay/sqlite-store';
-import { mailboxStoreContract } from './store-contract';
+import { runMailboxStoreContract } from '../contracts/mailbox-store';
+import { vitestRegistrar } from '../contracts/vitest-registrar';
 
 const dir = mkdtempSync(join(tmpdir(), 'relay-sqlite-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 
-mailboxStoreContract('sqlite file', {
-  open: () => {
+runMailboxStoreContract(
+  vitestRegistrar,
+  'sqlite file',
+  () => {
     const path = join(dir, `store-${++n}`, 'relay.sqlite'); // parent directory is created
     return Promise.resolve({ store: new SqliteMailboxStore(path), reopen: () => Promise.resolve(new SqliteMailboxStore(path)) });
   },
-});
+  { persistent: true },
+);
 
-mailboxStoreContract('sqlite :memory:', { open: () => Promise.resolve({ store: new SqliteMailboxStore(':memory:') }) });
+runMailboxStoreContract(vitestRegistrar, 'sqlite :memory:', () => Promise.resolve({ store: new SqliteMailboxStore(':memory:') }), { persistent: false });
 
 describe('SqliteMailboxStore specifics', () => {
   it('batches concurrent writes into one transaction (group commit), durable on reopen', async () => {

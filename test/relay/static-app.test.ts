@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadStaticApp, normalizeAppPath } from '../../src/relay/static-app';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
 
 const SECRET = 'do-not-serve-this-secret';
 let base: string;

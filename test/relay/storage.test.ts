@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { newPeer } from '../core/fixtures';
-import { deposit, junkSealed, runRelayToExit, signedAck, signedReceive, startRelayProcess, waitFor } from '../helpers/relay-process';
+import { newPeer } from '../../support/fixtures';
+import { deposit, junkSealed, runRelayToExit, signedAck, signedReceive, startRelayProcess, waitFor } from '../../support/relay-process';
 
 const dir = mkdtempSync(join(tmpdir(), 'relay-storage-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

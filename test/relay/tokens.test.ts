@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newPeer } from '../core/fixtures';
-import { deposit, junkSealed, signedAck, signedPutTokens, signedReceive, startRelayProcess, type RelayProcess } from '../helpers/relay-process';
+import { newPeer } from '../../support/fixtures';
+import { deposit, junkSealed, signedAck, signedPutTokens, signedReceive, startRelayProcess, type RelayProcess } from '../../support/relay-process';
 
 const FLOOD = 2000;
 const CONCURRENCY = 50;

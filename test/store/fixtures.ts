@@ -3,7 +3,7 @@
  * src/core and the store types.
  */
 import { signRecord, type SignedRecord, type SyncRecord } from '../../src/core';
-import { newPeer, type TestPeer } from '../core/fixtures';
+import { newPeer, type TestPeer } from '../../support/fixtures';
 import type { ArrivalPath, Identity, InviteRecord, OutboxEntry, StoredRecord } from '../../src/store/types';
 
 export const T0 = 1_700_000_000_000;

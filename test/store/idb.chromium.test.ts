@@ -1,7 +1,7 @@
 /**
  * The same PeerStore contract in real Chromium against its real IndexedDB: vite bundles
- * ./browser-entry.ts in memory, a throwaway server on 127.0.0.1 (a secure context, so WebCrypto
- * signs) serves it, and each contract test is reported here as its own vitest test.
+ * test/contracts/peer-store.browser-entry.ts in memory, a throwaway server on 127.0.0.1 (a secure
+ * context, so WebCrypto signs) serves it, and each contract test is reported here as its own vitest test.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { build, type Rolldown } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../helpers/paths';
-import { CHROMIUM_CAPABILITIES, CHROMIUM_SUITE_NAME, type StoreContractPage } from './browser-page';
-import { contractTestNames } from './contract';
-import type { ContractRunReport } from './mini-runner';
+import { ROOT } from '../../support/paths';
+import { CHROMIUM_CAPABILITIES, CHROMIUM_SUITE_NAME, type StoreContractPage } from '../contracts/peer-store.browser-page';
+import { peerStoreContractTestNames } from '../contracts/peer-store';
+import type { ContractRunReport } from '../contracts/mini-runner';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PAGE_HTML = '<!doctype html><meta charset="utf-8"><title>store contract</title><link rel="icon" href="data:,"><script type="module" src="/contract.js"></script>';
@@ -29,7 +29,7 @@ async function bundleRunner(): Promise<string> {
       target: 'es2022',
       minify: false,
       sourcemap: 'inline', // readable stacks in failure reports
-      lib: { entry: join(ROOT, 'test/store/browser-entry.ts'), formats: ['es'], fileName: () => 'contract.js' },
+      lib: { entry: join(ROOT, 'test/contracts/peer-store.browser-entry.ts'), formats: ['es'], fileName: () => 'contract.js' },
     },
   });
   const outputs = (Array.isArray(output) ? output : [output]) as Rolldown.RolldownOutput[];
@@ -50,7 +50,7 @@ function serve(script: string): Promise<Server> {
   });
 }
 
-const names = contractTestNames(CHROMIUM_SUITE_NAME, CHROMIUM_CAPABILITIES);
+const names = peerStoreContractTestNames(CHROMIUM_SUITE_NAME, CHROMIUM_CAPABILITIES);
 let browser: Browser | undefined;
 let server: Server | undefined;
 let report: ContractRunReport | undefined;

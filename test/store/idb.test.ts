@@ -3,9 +3,9 @@ import 'fake-indexeddb/auto'; // idb needs the IDB* classes as globals for its i
 import { IDBFactory } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import { IDB_SCHEMA_VERSION, openIdbPeerStore } from '../../src/store/idb';
-import { runPeerStoreContract } from './contract';
+import { runPeerStoreContract } from '../contracts/peer-store';
 import { newActor, storedNotes } from './fixtures';
-import { vitestRegistrar } from './vitest-registrar';
+import { vitestRegistrar } from '../contracts/vitest-registrar';
 
 let seq = 0;
 

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SQLITE_SCHEMA_VERSION, openSqlitePeerStore } from '../../src/store/sqlite';
-import { runPeerStoreContract } from './contract';
+import { runPeerStoreContract } from '../contracts/peer-store';
 import { newActor, storedNotes } from './fixtures';
-import { vitestRegistrar } from './vitest-registrar';
+import { vitestRegistrar } from '../contracts/vitest-registrar';
 
 const dir = mkdtempSync(join(tmpdir(), 'peer-sqlite-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

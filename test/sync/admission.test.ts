@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPlainEnvelope, sealEnvelope, serializeEnvelope, signRecord } from '../../src/core';
 import { openIdbPeerStore } from '../../src/store/idb';
 import { openPeerEngine, type PeerEngine } from '../../src/sync/engine';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { newPeer, note } from '../core/fixtures';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import { newPeer, note } from '../../support/fixtures';
 
 const QUOTA = 20;
 let relay: RelayProcess;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openIdbPeerStore } from '../../src/store/idb';
 import { openPeerEngine, type PeerEngine } from '../../src/sync/engine';
 import { MAX_NOTE_BYTES } from '../../src/sync/types';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
 
 let relay: RelayProcess;
 beforeAll(async () => {

@@ -16,8 +16,8 @@ import { openSqlitePeerStore } from '../../src/store/sqlite';
 import { openPeerEngine, type PeerEngine } from '../../src/sync/engine';
 import type { PeerEngineDeps } from '../../src/sync/types';
 import type { PeerStore } from '../../src/store/types';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { newPeer, note } from '../core/fixtures';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import { newPeer, note } from '../../support/fixtures';
 
 let relay: RelayProcess;
 const servers: Server[] = [];

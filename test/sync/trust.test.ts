@@ -23,8 +23,8 @@ import { openIdbPeerStore } from '../../src/store/idb';
 import { openPeerEngine, type PeerEngine } from '../../src/sync/engine';
 import type { DirectResponse, PeerEngineDeps } from '../../src/sync/types';
 import type { PeerStore } from '../../src/store/types';
-import { startRelayProcess, type RelayProcess } from '../helpers/relay-process';
-import { newPeer, note, type TestPeer } from '../core/fixtures';
+import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import { newPeer, note, type TestPeer } from '../../support/fixtures';
 
 let relay: RelayProcess;
 const servers: Server[] = [];

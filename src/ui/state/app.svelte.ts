@@ -45,9 +45,12 @@ export class AppModel {
 
   readonly lists = new LocalLists(browserKeyValue());
   readonly lastSeen = new LastSeen(browserKeyValue());
+  // Each set is replaced whole, never mutated in place: $state tracks the reassignment, no SvelteSet needed.
+  /* eslint-disable svelte/prefer-svelte-reactivity */
   archived = $state<ReadonlySet<string>>(new Set());
   deletedThreads = $state<ReadonlySet<string>>(new Set());
   hiddenNotes = $state<ReadonlySet<string>>(new Set());
+  /* eslint-enable svelte/prefer-svelte-reactivity */
 
   constructor(readonly peer: PeerApi) {
     this.identity = peer.identity();

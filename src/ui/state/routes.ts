@@ -12,8 +12,10 @@ export function parseRoute(hash: string): Route {
   const h = hash.replace(/^#\/?/, '');
   const [screen, arg] = h.split('/');
   switch (screen) {
-    case 'thread':
-      return arg ? { screen: 'thread', thread: decodeURIComponent(arg) } : { screen: 'threads' };
+    case 'thread': {
+      const thread = arg ? decodeSegment(arg) : undefined;
+      return thread ? { screen: 'thread', thread } : { screen: 'threads' };
+    }
     case 'pair':
     case 'relays':
     case 'sync':
@@ -22,6 +24,15 @@ export function parseRoute(hash: string): Route {
       return { screen };
     default:
       return { screen: 'threads' };
+  }
+}
+
+/** A hand-typed or truncated link (`%E0%A4%A`) must not throw out of hashchange: it opens the list. */
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
   }
 }
 

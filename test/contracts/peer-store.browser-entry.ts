@@ -1,10 +1,10 @@
 /**
- * Bundled by ./idb.chromium.test.ts into a page: runs the contract against the browser's own
+ * Bundled by test/store/idb.chromium.test.ts into a page: runs the contract against the browser's own
  * IndexedDB and exposes the report as `runStoreContract()`.
  */
 import { openIdbPeerStore } from '../../src/store/idb';
-import { CHROMIUM_CAPABILITIES, CHROMIUM_SUITE_NAME, type StoreContractPage } from './browser-page';
-import { runPeerStoreContract } from './contract';
+import { CHROMIUM_CAPABILITIES, CHROMIUM_SUITE_NAME, type StoreContractPage } from './peer-store.browser-page';
+import { runPeerStoreContract } from './peer-store';
 import { runRegistered } from './mini-runner';
 
 const runId = Date.now().toString(36);

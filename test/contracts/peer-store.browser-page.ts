@@ -1,6 +1,6 @@
-/** What the in-page contract runner (./browser-entry.ts) and its Node driver agree on. */
-import type { StoreCapabilities } from './contract';
+/** What the in-page PeerStore contract runner (./peer-store.browser-entry.ts) and its Node driver (test/store/idb.chromium.test.ts) agree on. */
 import type { ContractRunReport } from './mini-runner';
+import type { StoreCapabilities } from './registrar';
 
 export const CHROMIUM_SUITE_NAME = 'IndexedDB in Chromium';
 export const CHROMIUM_CAPABILITIES: StoreCapabilities = { persistent: true };

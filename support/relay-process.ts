@@ -1,22 +1,22 @@
 /**
  * A real relay process for tests: `node bin/spl-relay.js --host 127.0.0.1 --port 0 …`, ready once
- * it prints its listening line (no sleeps). Plus signed receive/ack helpers (PROTOCOL.md §6),
+ * it prints its listening line (no sleeps; spawning and stopping: ./process.ts). Plus signed receive/ack helpers (PROTOCOL.md §6),
  * reusable by browser e2e tests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { signMailboxRequest, type Signer } from '../../src/core';
+import { signMailboxRequest, type Signer } from '../src/core/index';
 import { ROOT } from './paths';
+import { runToExit, startProcess } from './process';
 
 export interface RelayProcess {
   readonly url: string;
   readonly proc: ChildProcess;
   /** Log lines (stdout) seen so far, parsed when JSON. */
   readonly logs: readonly Record<string, unknown>[];
-  /** SIGTERM and wait for exit; resolves the exit code. */
+  /** SIGTERM and wait for exit (SIGKILL past the bound, ./process.ts); resolves the exit code. */
   stop(): Promise<number | null>;
   /** SIGKILL (crash) and wait for exit. */
   kill9(): Promise<void>;
@@ -26,62 +26,39 @@ export interface RelayProcess {
 
 const STARTUP_TIMEOUT_MS = 20_000;
 
-/** Starts a relay; `args` are extra CLI options (e.g. `['--db', ':memory:', '--cap', '3']`). */
-export function startRelayProcess(args: readonly string[] = []): Promise<RelayProcess> {
-  const hasDb = args.includes('--db');
-  const proc = spawn(
-    process.execPath,
-    [join(ROOT, 'bin', 'spl-relay.js'), '--host', '127.0.0.1', '--port', '0', ...(hasDb ? [] : ['--db', ':memory:']), ...args],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const logs: Record<string, unknown>[] = [];
-  let stderr = '';
-  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  // A test runner or benchmark that dies (timeout, Ctrl-C) must not leave relays behind.
-  const reap = (): void => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-  };
-  process.once('exit', reap);
-  void exited.then(() => process.off('exit', reap));
+const parseLogLine = (line: string): Record<string, unknown> => {
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : { raw: line };
+  } catch {
+    return { raw: line };
+  }
+};
 
-  return new Promise<RelayProcess>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`relay did not start within ${STARTUP_TIMEOUT_MS} ms: ${stderr}`));
-    }, STARTUP_TIMEOUT_MS);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`relay exited (${code}) before listening: ${stderr}`));
-    });
-    createInterface({ input: proc.stdout }).on('line', (line) => {
-      let entry: Record<string, unknown>;
-      try {
-        entry = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        entry = { raw: line };
-      }
-      logs.push(entry);
-      if (entry.msg === 'listening' && typeof entry.url === 'string') {
-        clearTimeout(timer);
-        const url = entry.url;
-        resolve({
-          url,
-          proc,
-          logs,
-          exited,
-          stop: () => {
-            if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-            return exited;
-          },
-          kill9: async () => {
-            if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-            await exited;
-          },
-        });
-      }
-    });
-  });
+/** Starts a relay; `args` are extra CLI options (e.g. `['--db', ':memory:', '--cap', '3']`). */
+export async function startRelayProcess(args: readonly string[] = []): Promise<RelayProcess> {
+  const hasDb = args.includes('--db');
+  const logs: Record<string, unknown>[] = [];
+  const { process: relay, line } = await startProcess(
+    {
+      name: 'spl-relay',
+      args: [join(ROOT, 'bin', 'spl-relay.js'), '--host', '127.0.0.1', '--port', '0', ...(hasDb ? [] : ['--db', ':memory:']), ...args],
+      onLine: (l) => logs.push(parseLogLine(l)),
+    },
+    (l) => {
+      const entry = parseLogLine(l);
+      return entry.msg === 'listening' && typeof entry.url === 'string';
+    },
+    STARTUP_TIMEOUT_MS,
+  );
+  return {
+    url: parseLogLine(line).url as string,
+    proc: relay.proc,
+    logs,
+    exited: relay.exited,
+    stop: () => relay.stop(),
+    kill9: () => relay.kill(),
+  };
 }
 
 /** The Host header fetch will send for `url` (what the relay puts in the signed string). */
@@ -159,21 +136,7 @@ export function junkSealed(toDid: string, ciphertextBytes = 256): Record<string,
 
 /** Runs `spl-relay` with `args` expecting it to exit before listening; resolves its code and stderr. */
 export function runRelayToExit(args: readonly string[], timeoutMs = 20_000): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'spl-relay.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let stdout = '';
-  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`spl-relay did not exit within ${timeoutMs} ms; stdout: ${stdout}`));
-    }, timeoutMs);
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr, stdout });
-    });
-  });
+  return runToExit({ name: 'spl-relay', args: [join(ROOT, 'bin', 'spl-relay.js'), ...args] }, timeoutMs);
 }
 
 /** Open file descriptors of a process (Linux /proc). */

@@ -1,7 +1,7 @@
 /**
  * The PeerStore contract (src/store/types.ts): every adapter runs this one suite, in Node under
- * vitest and, for IndexedDB, also in real Chromium. It depends on no test framework: tests are
- * handed to a `ContractRegistrar` and assert with ./assert.
+ * vitest and, for IndexedDB, also in real Chromium (./peer-store.browser-entry.ts). Shape and
+ * registrar: ./registrar.ts.
  */
 import { COUNTER_NAMES, type Counters, type OutboxEntry, type PeerStore, type ReceiveState, type StoredRecord } from '../../src/store/types';
 import { assert } from './assert';
@@ -16,22 +16,13 @@ import {
   storedNotes,
   toStored,
   type TestActor,
-} from './fixtures';
+} from '../store/fixtures';
+import { collectTestNames, storeTest, type ContractRegistrar, type StoreUnderTest, type StoreCapabilities, type StoreFactory } from './registrar';
 
-export interface ContractRegistrar {
-  test(name: string, fn: () => Promise<void>): void;
-  /** A measurement worth reporting (e.g. a timing); never an assertion. */
-  note(message: string): void;
-}
+export type { StoreCapabilities } from './registrar';
 
-export interface OpenedStore {
-  readonly store: PeerStore;
-  /** Opens the same storage again; absent when the adapter does not persist (SQLite :memory:). */
-  readonly reopen?: () => Promise<PeerStore>;
-}
-
-/** Opens a fresh, empty store. */
-export type PeerStoreFactory = () => Promise<OpenedStore>;
+/** Opens a fresh, empty PeerStore. */
+export type PeerStoreFactory = StoreFactory<PeerStore>;
 
 export const BATCH_SIZE = 2_000;
 
@@ -46,11 +37,6 @@ function byClockActorId(a: StoredRecord, b: StoredRecord): number {
 
 const ids = (records: readonly { id: string }[]) => records.map((r) => r.id);
 
-export interface StoreCapabilities {
-  /** The storage outlives close(): the factory's `reopen` opens it again. */
-  readonly persistent: boolean;
-}
-
 /** A copy of `r` whose body throws when read: neither IndexedDB (clone) nor SQLite (serialise) can store it. */
 function unstorable(r: StoredRecord): StoredRecord {
   const record = { ...r.signed.record };
@@ -64,15 +50,7 @@ function unstorable(r: StoredRecord): StoredRecord {
 }
 
 export function runPeerStoreContract(t: ContractRegistrar, name: string, factory: PeerStoreFactory, capabilities: StoreCapabilities): void {
-  const test = (title: string, fn: (opened: OpenedStore) => Promise<void>) =>
-    t.test(`PeerStore contract (${name}) › ${title}`, async () => {
-      const opened = await factory();
-      try {
-        await fn(opened);
-      } finally {
-        await opened.store.close();
-      }
-    });
+  const test: (title: string, fn: (opened: StoreUnderTest<PeerStore>) => Promise<void>) => void = storeTest(t, `PeerStore contract (${name})`, factory);
 
   // One pair of actors for the whole suite: signing keys are cheap, but there is no need to churn.
   let actors: { a: TestActor; b: TestActor } | undefined;
@@ -485,9 +463,6 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
 }
 
 /** Every test name the contract registers, without running anything (for per-test reporting). */
-export function contractTestNames(name: string, capabilities: StoreCapabilities): string[] {
-  const names: string[] = [];
-  const register: ContractRegistrar = { test: (title) => void names.push(title), note: () => undefined };
-  runPeerStoreContract(register, name, () => Promise.reject(new Error('only collecting names')), capabilities);
-  return names;
+export function peerStoreContractTestNames(name: string, capabilities: StoreCapabilities): string[] {
+  return collectTestNames((t) => runPeerStoreContract(t, name, () => Promise.reject(new Error('only collecting names')), capabilities));
 }

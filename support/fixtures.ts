@@ -8,7 +8,7 @@ import {
   type SignedRecord,
   type Signer,
   type SyncRecord,
-} from '../../src/core';
+} from '../src/core/index';
 
 export interface TestPeer {
   readonly did: string;

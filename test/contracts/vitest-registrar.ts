@@ -1,6 +1,6 @@
 /** Registers contract tests as vitest tests (Node runs). */
 import { it } from 'vitest';
-import type { ContractRegistrar } from './contract';
+import type { ContractRegistrar } from './registrar';
 
 export const vitestRegistrar: ContractRegistrar = {
   test: (name, fn) => {

@@ -2,7 +2,7 @@
  * A minimal, dependency-free test runner for the contract outside vitest (bundled into a page):
  * runs registered tests one after another and reports every outcome instead of stopping at the first.
  */
-import type { ContractRegistrar } from './contract';
+import type { ContractRegistrar } from './registrar';
 
 export interface ContractFailure {
   readonly name: string;

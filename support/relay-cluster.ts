@@ -4,7 +4,7 @@
  * balancer would present to every relay alike).
  */
 import { request } from 'node:http';
-import { signMailboxRequest, type Envelope, type Signer } from '../../src/core';
+import { signMailboxRequest, type Envelope, type Signer } from '../src/core/index';
 import { mailboxPath, signedAck, signedReceive } from './relay-process';
 
 export interface ReceiveBody {
@@ -52,10 +52,5 @@ export async function longPollsWaiting(url: string): Promise<number> {
   return line === undefined ? -1 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-/** PUT /v1/mailbox/{did}/tokens (PROTOCOL.md §5.1), signed by the owner. */
-export async function signedPutTokens(relayUrl: string, did: string, signer: Signer, tokens: readonly string[]): Promise<Response> {
-  const pathAndQuery = `${mailboxPath(did)}/tokens`;
-  const body = JSON.stringify({ tokens });
-  const authorization = await signMailboxRequest({ method: 'PUT', host: new URL(relayUrl).host, pathAndQuery, body }, signer);
-  return fetch(relayUrl + pathAndQuery, { method: 'PUT', headers: { authorization, 'content-type': 'application/json' }, body });
-}
+/** One implementation for both (./relay-process.ts). */
+export { signedPutTokens } from './relay-process';

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'vite';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
-import { ROOT } from '../helpers/paths';
-import { waitFor } from '../helpers/relay-process';
+import { ROOT } from './paths';
+import { waitFor } from './relay-process';
 import { serveStatic, type StaticServer } from './static-server';
 
 export const SCREENSHOT_DIR = join(ROOT, 'test-results', 'screens');

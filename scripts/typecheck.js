@@ -8,16 +8,17 @@ import { createRequire } from 'node:module';
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 const programs = ['tsconfig.core.json', 'tsconfig.node.json', 'tsconfig.browser.json', 'tsconfig.json'];
 
+/** @type {{ project: string; code: number | null; out: string }[]} */
 const results = await Promise.all(
   programs.map(
     (project) =>
-      new Promise((resolve) => {
+      /** @type {Promise<{ project: string; code: number | null; out: string }>} */ (new Promise((resolve) => {
         const child = spawn(process.execPath, [tsc, '-p', project], { stdio: ['ignore', 'pipe', 'pipe'] });
         let out = '';
         child.stdout.on('data', (d) => (out += d));
         child.stderr.on('data', (d) => (out += d));
         child.on('close', (code) => resolve({ project, code, out }));
-      }),
+      })),
   ),
 );
 let failed = false;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { watchStore } from '../../src/cli/store-watch';
 import { openSqlitePeerStore } from '../../src/store/sqlite';
-import { waitFor } from '../helpers/relay-process';
+import { waitFor } from '../../support/relay-process';
 
 const dirs: string[] = [];
 afterAll(async () => {

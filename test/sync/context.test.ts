@@ -9,7 +9,7 @@ import { openIdbPeerStore } from '../../src/store/idb';
 import type { PeerStore } from '../../src/store/types';
 import { openPeerEngine } from '../../src/sync/engine';
 import { isPeerError, PeerError, type PeerErrorCode } from '../../src/sync/errors';
-import { newPeer } from '../core/fixtures';
+import { newPeer } from '../../support/fixtures';
 
 let seq = 0;
 const freshStore = (): Promise<PeerStore> => openIdbPeerStore(`context-${seq++}`, new IDBFactory());

@@ -17,8 +17,11 @@ const PEER = 'did:key:z6MkpeerPEERpeerPEERpeerPEERpeerPEERpeerPEERpee';
 const zero = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as unknown as Counters;
 const identity: Identity = { did: 'did:key:z6Mkself', name: 'laptop', secretKey: new Uint8Array(32), createdAt: NOW - 100 * HOUR };
 
-function relayState(over: Partial<ReceiveState> = {}): ReceiveState & { forPairs: string[] } {
-  return { relayUrl: RELAY, backlog: 0, lastReceiveAt: NOW - 5 * MIN, lastSuccessAt: NOW - 5 * MIN, ...over, forPairs: ['all'] };
+/** A receive relay's state: `over` replaces fields, `without` leaves optional ones out. */
+function relayState(over: Partial<ReceiveState> = {}, without: readonly ('lastReceiveAt' | 'lastSuccessAt')[] = []): ReceiveState & { forPairs: string[] } {
+  const state: ReceiveState & { forPairs: string[] } = { relayUrl: RELAY, backlog: 0, lastReceiveAt: NOW - 5 * MIN, lastSuccessAt: NOW - 5 * MIN, ...over, forPairs: ['all'] };
+  for (const key of without) delete state[key];
+  return state;
 }
 
 function status(over: { relays?: SyncStatus['relays']; counters?: Partial<Counters> } = {}): SyncStatus {
@@ -74,7 +77,7 @@ describe('runDoctor', () => {
   });
 
   it('the receive task: never run and stale (over 24 h) warn; the freshest of task and relay counts', () => {
-    expect(statusOf(runDoctor(input({ status: status({ relays: [relayState({ lastReceiveAt: undefined })] }) })).checks, 'receive_task')).toBe('warn');
+    expect(statusOf(runDoctor(input({ status: status({ relays: [relayState({}, ['lastReceiveAt'])] }) })).checks, 'receive_task')).toBe('warn');
     expect(statusOf(runDoctor(input({ status: status({ relays: [relayState({ lastReceiveAt: NOW - 25 * HOUR })] }) })).checks, 'receive_task')).toBe('warn');
     expect(statusOf(runDoctor(input({ status: status({ relays: [relayState({ lastReceiveAt: NOW - 23 * HOUR })] }) })).checks, 'receive_task')).toBe('pass');
     // The relay's own record is old, but the background task ran a minute ago.

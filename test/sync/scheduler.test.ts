@@ -12,7 +12,7 @@ import { outboxNextDueAt } from '../../src/sync/outbox-due';
 import { backoffDelayMs, RECEIVE_BACKOFF, retryDelayMs, SENDER_RETRY } from '../../src/sync/retry';
 import { MIN_CYCLE_MS, summarizeStates, SyncScheduler, type OnlineState, type RelayLoopState, type SchedulerClock, type SchedulerEvent, type SchedulerPeer } from '../../src/sync/scheduler';
 import type { FlushReport, ReceiveOptions, ReceiveReport } from '../../src/sync/types';
-import { deposit, junkSealed, startRelayProcess, waitFor, type RelayProcess } from '../helpers/relay-process';
+import { deposit, junkSealed, startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
 
 /** Timers on a clock that moves only when the test says so. */
 class FakeClock implements SchedulerClock {

@@ -3,6 +3,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 import svelte from 'eslint-plugin-svelte';
 import svelteConfig from './svelte.config.js';
+import prettier from 'eslint-config-prettier';
 
 /**
  * `no-restricted-imports` for a layer of nested folders: at each depth, a relative import that
@@ -110,4 +111,6 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./)+test(/|$)', message: 'bench/ and support/ import nothing from test/: move what both need to support/' }] }],
     },
   },
+  // Layout is Prettier's (npm run format): no lint rule argues with it.
+  prettier,
 );

@@ -40,10 +40,10 @@ export class PageSync {
   };
 
   constructor(
-    opened: Pick<BrowserPeer, 'peer' | 'nextDueAt'>,
+    opened: Pick<BrowserPeer, 'peer'>,
     private readonly events: PageSyncEvents,
   ) {
-    this.scheduler = new SyncScheduler({ peer: opened.peer, nextDueAt: () => opened.nextDueAt(), online: browserOnlineState });
+    this.scheduler = new SyncScheduler({ peer: opened.peer, online: browserOnlineState });
     this.scheduler.on((e) => this.handle(e));
   }
 

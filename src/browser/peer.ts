@@ -3,7 +3,6 @@
  * store and coordinate through Web Locks, so only one of them receives or flushes a relay at a time.
  */
 import { openPeerEngine } from '../sync/engine';
-import { outboxNextDueAt } from '../sync/outbox-due';
 import type { PeerApi, PeerEngineDeps } from '../sync/types';
 import type { PeerStore, StoredRecord } from '../store/types';
 import { openIdbPeerStore } from '../store/idb';
@@ -15,8 +14,6 @@ export const PEER_DB_NAME = 'syncropel-peer';
 export interface BrowserPeer {
   readonly peer: PeerApi;
   readonly store: PeerStore;
-  /** When the earliest pending outbox entry is due (the scheduler's retry timer). */
-  nextDueAt(): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -47,7 +44,7 @@ export async function openBrowserPeer(options: BrowserPeerOptions): Promise<Brow
     ...(options.beforeAck ? { beforeAck: options.beforeAck } : {}),
     ...(opener ? { openEnvelopes: opener } : {}),
   });
-  return { peer, store, nextDueAt: () => outboxNextDueAt(store), close: () => store.close() };
+  return { peer, store, close: () => store.close() };
 }
 
 /** The app URL of the page: origin + path, without query (test flags) or hash (invites). */

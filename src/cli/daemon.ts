@@ -51,7 +51,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     throw new CliError(`no identity in ${paths.dir}: run "spl init" first`);
   }
   const { peer } = node;
-  const scheduler = new SyncScheduler({ peer, nextDueAt: () => node.nextDueAt(), ...(opts.longPollSeconds !== undefined ? { waitSeconds: opts.longPollSeconds } : {}) });
+  const scheduler = new SyncScheduler({ peer, ...(opts.longPollSeconds !== undefined ? { waitSeconds: opts.longPollSeconds } : {}) });
   scheduler.on(logLine(log));
 
   let server: DirectServer;

@@ -6,15 +6,12 @@
  */
 import { openSqlitePeerStore } from '../store/sqlite';
 import { openPeerEngine, type PeerEngine } from '../sync/engine';
-import { outboxNextDueAt } from '../sync/outbox-due';
 import type { PeerEngineDeps } from '../sync/types';
 import type { PeerStore } from '../store/types';
 
 export interface NodePeer {
   readonly peer: PeerEngine;
   readonly store: PeerStore;
-  /** When the earliest pending outbox entry is due (the scheduler's retry timer). */
-  nextDueAt(): Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -39,7 +36,7 @@ export async function openNodePeer(options: NodePeerOptions): Promise<NodePeer> 
       ...(options.peerUrl ? { peerUrl: options.peerUrl } : {}),
       ...(options.onIngest ? { onIngest: options.onIngest } : {}),
     });
-    return { peer, store, nextDueAt: () => outboxNextDueAt(store), close: () => store.close() };
+    return { peer, store, close: () => store.close() };
   } catch (e) {
     await store.close();
     throw e;

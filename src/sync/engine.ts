@@ -23,7 +23,7 @@ import { deliveryStates } from './convergence';
 import { handleDirectDelivery } from './direct';
 import { emitNote } from './emit';
 import { createIdentity, exportIdentity, importIdentity } from './identity';
-import { flushOutbox } from './outbox';
+import { flushOutbox, nextDueAt } from './outbox';
 import { acceptInvite, createInvite, endPair } from './pairing';
 import { receive } from './receive';
 import * as settings from './settings';
@@ -106,6 +106,7 @@ export class PeerEngine implements PeerApi {
 
   // ---- delivery (§5, §7, §10) ----
   flushOutbox = (opts: { all?: boolean } = {}): Promise<FlushReport> => flushOutbox(this.ctx, opts);
+  nextDueAt = (): Promise<number | undefined> => nextDueAt(this.ctx);
   receive = (opts: ReceiveOptions = {}): Promise<ReceiveReport> => receive(this.ctx, opts);
   handleDirectDelivery = (body: unknown): Promise<DirectResponse> => handleDirectDelivery(this.ctx, body);
 

@@ -48,6 +48,15 @@ export async function outboxEntries(ctx: PeerContext, toDid: string, records: re
   return entries;
 }
 
+/**
+ * When the earliest pending entry is due (§10), for the scheduler's retry timer; undefined when
+ * nothing is pending. Reads pending entries only (delivered ones stay 7 days for status).
+ */
+export async function nextDueAt(ctx: PeerContext): Promise<number | undefined> {
+  const pending = await ctx.store.dueOutbox(Number.MAX_SAFE_INTEGER);
+  return pending.reduce<number | undefined>((min, e) => (min === undefined || e.nextAttemptAt < min ? e.nextAttemptAt : min), undefined);
+}
+
 /** Delivers every due entry (`all`: every pending one, as when the network returns, §10). */
 export async function flushOutbox(ctx: PeerContext, opts: { all?: boolean } = {}): Promise<FlushReport> {
   ctx.requireIdentity();

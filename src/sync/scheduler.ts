@@ -21,12 +21,12 @@ import { summarizeStates, type RelayLoopState, type SchedulerEvent, type Schedul
 export * from './scheduler-clock';
 export * from './scheduler-events';
 
-export type SchedulerPeer = Pick<PeerApi, 'identity' | 'receiveRelays' | 'receive' | 'flushOutbox'>;
+export type SchedulerPeer = Pick<PeerApi, 'identity' | 'receiveRelays' | 'receive' | 'flushOutbox'> & Partial<Pick<PeerApi, 'nextDueAt'>>;
 export type RelayReceiveResult = ReceiveReport['relays'][number];
 
 export interface SchedulerOptions {
   readonly peer: SchedulerPeer;
-  /** When the earliest pending outbox entry is due (./outbox-due.ts); without it no retry timer is kept. */
+  /** When the earliest pending outbox entry is due; default: the peer's `nextDueAt`. Without either no retry timer is kept. */
   readonly nextDueAt?: () => Promise<number | undefined>;
   /** Long-poll `wait` per receive (§5: 0–30 s). */
   readonly waitSeconds?: number;
@@ -82,7 +82,9 @@ export class SyncScheduler {
     this.online = opts.online ?? alwaysOnline;
     this.backoff = opts.backoff ?? RECEIVE_BACKOFF;
     this.waitSeconds = opts.waitSeconds ?? DEFAULT_LONG_POLL_SECONDS;
-    this.retryTimer = opts.nextDueAt ? new RetryTimer(this.clock, opts.nextDueAt, () => void this.flush(), MAX_DUE_WAIT_MS) : undefined;
+    const peer = opts.peer;
+    const nextDueAt = opts.nextDueAt ?? (peer.nextDueAt ? () => peer.nextDueAt!() : undefined);
+    this.retryTimer = nextDueAt ? new RetryTimer(this.clock, nextDueAt, () => void this.flush(), MAX_DUE_WAIT_MS) : undefined;
   }
 
   /** Subscribes to events; returns the unsubscribe. */

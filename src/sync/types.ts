@@ -281,6 +281,8 @@ export interface PeerApi {
 
   /** Delivers due outbox entries; `all` retries every pending entry now (the network came back). */
   flushOutbox(opts?: { all?: boolean }): Promise<FlushReport>;
+  /** When the earliest pending outbox entry is due (§10), undefined when none is: the scheduler's retry timer. */
+  nextDueAt(): Promise<number | undefined>;
   /** Receives from every receive relay, or only from `relays` (the headless daemon runs one loop per relay). */
   receive(opts?: ReceiveOptions): Promise<ReceiveReport>;
   handleDirectDelivery(body: unknown): Promise<DirectResponse>;

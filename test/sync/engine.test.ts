@@ -248,9 +248,11 @@ describe('peer engine over a real relay', () => {
     expect(st.lastError).toContain('relay: network error');
     expect(st.nextAttemptAt! - now).toBeLessThanOrEqual(30_000);
     expect((await c.flushOutbox()).attempted).toBe(0); // not due yet
+    expect(await c.nextDueAt()).toBe(st.nextAttemptAt); // what the scheduler's retry timer waits for
     // The relay comes back (now configured): delivered on the forced retry.
     await c.setRelay(relay.url);
     expect(await c.flushOutbox({ all: true })).toMatchObject({ relay: 1 });
+    expect(await c.nextDueAt()).toBeUndefined(); // nothing pending
     // Retention: an undelivered envelope is kept 7 days, then pruned.
     await c.emit({ thread: 'th_x', text: 'never' });
     await c.setRelay('http://127.0.0.1:9');

@@ -8,7 +8,6 @@ import { IDBFactory } from 'fake-indexeddb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openIdbPeerStore } from '../../src/store/idb';
 import { openPeerEngine } from '../../src/sync/engine';
-import { outboxNextDueAt } from '../../src/sync/outbox-due';
 import { backoffDelayMs, RECEIVE_BACKOFF, retryDelayMs, SENDER_RETRY } from '../../src/sync/retry';
 import { MIN_CYCLE_MS, summarizeStates, SyncScheduler, type OnlineState, type RelayLoopState, type SchedulerClock, type SchedulerEvent, type SchedulerPeer } from '../../src/sync/scheduler';
 import type { FlushReport, ReceiveOptions, ReceiveReport } from '../../src/sync/types';
@@ -369,7 +368,7 @@ describe('over a real relay', () => {
     const peer = await openPeerEngine({ store, fetch });
     const me = await peer.createIdentity('solo');
     await peer.setRelay(relay.url);
-    const s = new SyncScheduler({ peer, nextDueAt: () => outboxNextDueAt(store), waitSeconds: 25 });
+    const s = new SyncScheduler({ peer, waitSeconds: 25 });
     const events = record(s);
     await s.start();
     await waitFor(async () => (await longPollsWaiting()) === '1', 10_000, 'the long-poll waits at the relay');

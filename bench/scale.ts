@@ -23,7 +23,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSigner, didFromPublicKey, generateSecretKey, publicKeyFromDid, randomBytes, signMailboxRequest, toB64u, type Signer } from '../src/core';
-import { prepareSchema } from '../src/relay/sqlite-writer';
+import { prepareSchema } from '../src/relay/storage/sqlite-schema';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ENVELOPES = Number(process.env.BENCH_SCALE_ENVELOPES ?? 1_000_000);

@@ -7,7 +7,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { createHmac } from 'node:crypto';
 import type { DidLabelMode } from './options';
-import type { MailboxStore } from './store';
+import type { MailboxStore } from './storage/store';
 
 export type LimitKind = 'queue_full' | 'payload_too_large' | 'rate_limited' | 'unsolicited_quota' | 'storage_full' | 'connections';
 

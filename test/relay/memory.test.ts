@@ -1,4 +1,4 @@
-import { MemoryMailboxStore } from '../../src/relay/memory-store';
+import { MemoryMailboxStore } from '../../src/relay/storage/memory-store';
 import { mailboxStoreContract } from './store-contract';
 
 mailboxStoreContract('memory', { open: () => Promise.resolve({ store: new MemoryMailboxStore() }) });

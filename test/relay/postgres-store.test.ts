@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { SWEEP_LOCK_KEY } from '../../src/relay/pg-migrations';
-import { PgMailboxStore } from '../../src/relay/pg-store';
+import { SWEEP_LOCK_KEY } from '../../src/relay/storage/pg-migrations';
+import { PgMailboxStore } from '../../src/relay/storage/pg-store';
 import { startPostgres, type PostgresCluster } from '../helpers/postgres';
 import { waitFor } from '../helpers/relay-process';
 import { mailboxStoreContract } from './store-contract';

@@ -4,7 +4,7 @@
  * storage again after close().
  */
 import { describe, expect, it } from 'vitest';
-import type { DepositLimits, MailboxStore, StoredEnvelope } from '../../src/relay/store';
+import type { DepositLimits, MailboxStore, StoredEnvelope } from '../../src/relay/storage/store';
 
 export interface StoreFactory {
   open(): Promise<{ store: MailboxStore; reopen?: () => Promise<MailboxStore> }>;

@@ -6,14 +6,15 @@
 import Database from 'better-sqlite3';
 import { DatabaseRefusedError } from './store-errors';
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /*
  * Version 3 (issue 14): envelopes are keyed by an integer mailbox id, not the 56-character DID
  * text, and carry only the indexes a query needs. Measured on version 2 with 1,000,000 envelopes:
  * four secondary indexes keyed by DID text made each 1 KiB deposit write 20–31 KB and a row cost
  * ~1.7 KB. Each statement's plan (EXPLAIN QUERY PLAN, SQLite 3.50) is noted where it is prepared
- * (sqlite-store.ts, createWriter below); test/relay/sqlite.test.ts checks the plans.
+ * (sqlite-store.ts, sqlite-writer.ts); test/relay/sqlite.test.ts checks the plans.
+ * Version 4: a body may be a packed BLOB (sqlite-body.ts); nothing else changed.
  */
 const SCHEMA = `
 -- One row per receiver that has (or had, until the sweep) queued envelopes; id is what envelopes
@@ -33,7 +34,7 @@ CREATE TABLE IF NOT EXISTS envelopes (
   mailbox      INTEGER NOT NULL,      -- mailboxes.id of the receiver
   id           TEXT    NOT NULL,
   from_did     TEXT,
-  body         TEXT    NOT NULL,
+  body         BLOB    NOT NULL,      -- text, or a packed BLOB (version 4, sqlite-body.ts)
   size         INTEGER NOT NULL,
   deposited_at INTEGER NOT NULL,
   expires_at   INTEGER NOT NULL,
@@ -131,6 +132,13 @@ export function prepareSchema(db: Database.Database): void {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new DatabaseRefusedError(`the database has schema version ${version}; this relay knows up to ${SCHEMA_VERSION}`);
     if (version === SCHEMA_VERSION) return;
+    if (version === 3) {
+      // Version 4 adds packed BLOB bodies only (sqlite-body.ts): version 3 rows are text and are
+      // served as they are, so every queued envelope stays where it is. A version 3 relay refuses
+      // the file from now on (it could not serve a BLOB body).
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      return;
+    }
     const hasEnvelopes = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'envelopes'").get() !== undefined;
     if (hasEnvelopes) {
       const cols = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('envelopes')").all().map((c) => c.name);

@@ -23,6 +23,7 @@ import { GroupCommit, toError } from './group-commit';
 import type { DepositLimits, DepositOutcome, MailboxStore, ReceiveResult, StoreHealth, StoreStats, StoredEnvelope } from './store';
 import { DatabaseRefusedError } from './store-errors';
 import { checkWal } from './sqlite-integrity';
+import { unpackBody } from './sqlite-body';
 import { openSqlite, prepareSchema } from './sqlite-schema';
 import { inlineBackend, workerBackend } from './sqlite-threads';
 import { NO_STORAGE_LIMITS, type StorageLimits, type WriteOp } from './sqlite-writer';
@@ -31,7 +32,8 @@ import type { IntegrityReport } from './sqlite-writer-worker';
 interface EnvelopeRow {
   id: string;
   from_did: string | null;
-  body: string;
+  /** Text, or a packed BLOB (sqlite-body.ts). */
+  body: string | Buffer;
   size: number;
   deposited_at: number;
   expires_at: number;
@@ -271,7 +273,7 @@ function fromRow(r: EnvelopeRow, toDid: string): StoredEnvelope {
     id: r.id,
     toDid,
     fromDid: r.from_did,
-    body: r.body,
+    body: unpackBody(r.body),
     size: r.size,
     depositedAt: r.deposited_at,
     expiresAt: r.expires_at,

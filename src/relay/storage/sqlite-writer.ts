@@ -14,6 +14,7 @@ import { statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { serializeError as serialize, type BatchResult, type OpResult } from './group-commit';
+import { packBody } from './sqlite-body';
 import type { DepositLimits, DepositOutcome } from './store';
 
 /** Storage limits (PROTOCOL.md §5 "Storage pressure"); 0 = no limit. */
@@ -71,7 +72,7 @@ export function createWriter(db: Database.Database, path: string, storage: Stora
   const stmt = {
     mailbox: db.prepare<[string], { id: number }>('SELECT id FROM mailboxes WHERE did = ?'),
     newMailbox: db.prepare<[string]>('INSERT INTO mailboxes (did) VALUES (?)'),
-    insert: db.prepare<[number, string, string | null, string, number, number, number, number]>(
+    insert: db.prepare<[number, string, string | null, string | Buffer, number, number, number, number]>(
       'INSERT INTO envelopes (mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     existing: db.prepare<[number, string], { expires_at: number }>('SELECT expires_at FROM envelopes WHERE mailbox = ? AND id = ?'),
@@ -149,7 +150,7 @@ export function createWriter(db: Database.Database, path: string, storage: Stora
       return { kind: unsolicited ? 'unsolicited_quota' : 'queue_full' };
     }
     if (storageFull(op.size)) return { kind: 'storage_full' };
-    stmt.insert.run(mailbox, op.id, op.fromDid, op.body, op.size, op.depositedAt, op.expiresAt, unsolicited ? 1 : 0);
+    stmt.insert.run(mailbox, op.id, op.fromDid, packBody(op.body), op.size, op.depositedAt, op.expiresAt, unsolicited ? 1 : 0);
     return { kind: 'stored', expiresAt: op.expiresAt };
   };
 

@@ -11,7 +11,7 @@
  *   checkpointer threads included, until the WAL is checkpointed), and the largest WAL seen;
  * - database bytes per queued envelope (pages in use ÷ rows) against the envelope's JSON size.
  *
- * The full database is filled by direct inserts through the relay's own schema (sqlite-writer.ts),
+ * The full database is filled by direct inserts through the relay's own schema and body packing (storage/),
  * then served by a real relay process. `BENCH_SCALE_ENVELOPES` / `BENCH_SCALE_RECEIVERS` shrink it.
  * Not part of `npm test`; its default run takes a few minutes (the fill dominates).
  */
@@ -23,6 +23,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSigner, didFromPublicKey, generateSecretKey, publicKeyFromDid, randomBytes, signMailboxRequest, toB64u, type Signer } from '../src/core';
+import { packBody } from '../src/relay/storage/sqlite-body';
 import { prepareSchema } from '../src/relay/storage/sqlite-schema';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -145,7 +146,7 @@ function fill(path: string, receiverDids: readonly string[], total: number, temp
   db.pragma('cache_size = -262144');
   const newMailbox = db.prepare<[string]>('INSERT INTO mailboxes (did) VALUES (?)');
   const ids = receiverDids.map((did) => Number(newMailbox.run(did).lastInsertRowid));
-  const insert = db.prepare<[number, string, string, number, number, number]>(
+  const insert = db.prepare<[number, string, string | Buffer, number, number, number]>(
     'INSERT INTO envelopes (mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, NULL, ?, ?, ?, ?, 0)',
   );
   const now = Date.now();
@@ -154,7 +155,7 @@ function fill(path: string, receiverDids: readonly string[], total: number, temp
       const r = i % receiverDids.length;
       const id = nextId('a');
       const body = envelopeFor(template, receiverDids[r]!, id);
-      insert.run(ids[r]!, id, body, Buffer.byteLength(body), now, now + 2_592_000_000);
+      insert.run(ids[r]!, id, packBody(body), Buffer.byteLength(body), now, now + 2_592_000_000); // as the writer stores it
     }
   });
   for (let i = 0; i < total; i += 50_000) chunk(i, Math.min(total, i + 50_000));

@@ -104,7 +104,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   /** Set once the port is bound (the default origins name it). */
   let origins: ReadonlySet<string> = new Set();
   let openConnections = (): number => 0;
-  const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections() }, options.metricsDidLabels !== 'off');
+  const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections(), integrityCheckRunning: () => store.integrityCheckRunning?.() ?? false }, options.metricsDidLabels !== 'off');
   const logSampler = new RequestLogSampler();
   const validDids = new ValidDidMemo();
   const replay = new ReplayGuard(store, (err: unknown) => logger.error({ err }, 'recording a used signature failed'));

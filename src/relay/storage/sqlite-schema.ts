@@ -103,6 +103,12 @@ END;
 /** Per-connection settings (WAL, synchronous=FULL, 64 MiB cache). The schema is `prepareSchema`'s. */
 export function openSqlite(path: string, opts: { readonly readonly?: boolean } = {}): Database.Database {
   const db = new Database(path, { readonly: opts.readonly ?? false });
+  // Only a new file takes it (an existing one keeps its page size; changing it needs VACUUM outside
+  // WAL mode). Each commit writes every page its deposits dirtied, and deposits to many receivers
+  // dirty a page of each index and of the mailbox counters: measured with `npm run bench:scale`
+  // (1,000,000 envelopes, 10,000 receivers), 19 KB written per 1 KiB deposit with 4 KiB pages,
+  // 10 KB with 1 KiB pages, at the same deposits/s and database size (1.13× the JSON, packed bodies).
+  if (!opts.readonly) db.pragma(`page_size = ${PAGE_SIZE}`);
   if (!opts.readonly) db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
@@ -115,6 +121,9 @@ export function openSqlite(path: string, opts: { readonly readonly?: boolean } =
   db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
   return db;
 }
+
+/** Page size of new database files (see openSqlite). */
+export const PAGE_SIZE = 1024;
 
 export const WAL_SIZE_LIMIT = 4 * 1024 * 1024;
 

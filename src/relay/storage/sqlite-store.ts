@@ -64,6 +64,7 @@ export class SqliteMailboxStore implements MailboxStore {
   private refusal: DatabaseRefusedError | undefined;
   private readonly refusedListeners: Array<(e: Error) => void> = [];
   private integrityResult: IntegrityReport | undefined;
+  private readonly quickCheck: boolean;
   private probe: { readonly at: number; readonly result: Promise<StoreHealth> } | undefined;
 
   private readonly stmt;
@@ -130,6 +131,7 @@ export class SqliteMailboxStore implements MailboxStore {
     this.snapshot = <T>(run: () => T): T => inSnapshot.deferred(run) as T;
     const storage = options.storage ?? NO_STORAGE_LIMITS;
     const quickCheck = check && path !== ':memory:';
+    this.quickCheck = quickCheck;
     this.writes = new GroupCommit(
       path === ':memory:' ? inlineBackend(db, storage) : workerBackend(path, { storage, quickCheck, onIntegrity: (r) => this.onIntegrity(path, r) }),
     );
@@ -144,6 +146,10 @@ export class SqliteMailboxStore implements MailboxStore {
   /** The background quick_check's answer; undefined until it has run (or when it does not run). */
   get integrity(): IntegrityReport | undefined {
     return this.integrityResult;
+  }
+
+  integrityCheckRunning(): boolean {
+    return this.quickCheck && this.integrityResult === undefined && !this.closed;
   }
 
   private onIntegrity(path: string, report: IntegrityReport): void {

@@ -126,5 +126,7 @@ export interface MailboxStore {
    * SQLite store's background `PRAGMA quick_check`); the store then refuses every operation.
    */
   onRefused?(listener: (e: Error) => void): void;
+  /** Optional, with `onRefused`: whether that background check is still running. */
+  integrityCheckRunning?(): boolean;
   close(): Promise<void>;
 }

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSigner, didFromPublicKey, generateSecretKey, publicKeyFromDid, randomBytes, signMailboxRequest, toB64u, type Signer } from '../src/core';
 import { packBody } from '../src/relay/storage/sqlite-body';
-import { prepareSchema } from '../src/relay/storage/sqlite-schema';
+import { PAGE_SIZE, prepareSchema } from '../src/relay/storage/sqlite-schema';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ENVELOPES = Number(process.env.BENCH_SCALE_ENVELOPES ?? 1_000_000);
@@ -140,6 +140,7 @@ const fileSize = (p: string): number => {
 function fill(path: string, receiverDids: readonly string[], total: number, template: { text: string; id: string; toDid: string }): { seconds: number; rows: number } {
   const started = performance.now();
   const db = new Database(path);
+  db.pragma(`page_size = ${PAGE_SIZE}`); // as the relay creates its files
   db.pragma('journal_mode = WAL');
   prepareSchema(db);
   db.pragma('synchronous = OFF'); // the fill only; the relay opens with synchronous=FULL

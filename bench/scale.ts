@@ -140,7 +140,7 @@ const fileSize = (p: string): number => {
 function fill(path: string, receiverDids: readonly string[], total: number, template: { text: string; id: string; toDid: string }): { seconds: number; rows: number } {
   const started = performance.now();
   const db = new Database(path);
-  db.pragma(`page_size = ${process.env.BENCH_PAGE_SIZE ?? PAGE_SIZE}`); // as the relay creates its files R14TMP
+  db.pragma(`page_size = ${PAGE_SIZE}`); // as the relay creates its files
   db.pragma('journal_mode = WAL');
   prepareSchema(db);
   db.pragma('synchronous = OFF'); // the fill only; the relay opens with synchronous=FULL

@@ -61,7 +61,6 @@ describe('schema version 3 → 4', () => {
     const upgraded = new Database(path, { readonly: true });
     try {
       expect(upgraded.pragma('user_version', { simple: true })).toBe(4);
-      expect(upgraded.pragma('page_size', { simple: true })).toBe(4096); // an existing file keeps its pages
       const kinds = upgraded.prepare<[], { t: string; size: number; stored: number }>('SELECT typeof(body) AS t, size, length(body) AS stored FROM envelopes ORDER BY seq').all();
       expect(kinds.slice(0, queued.length).every((k) => k.t === 'text')).toBe(true);
       // New ones: the sealed with a clean ciphertext are packed (smaller than their text); the escaped one and the plain one stay text.

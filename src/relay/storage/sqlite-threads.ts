@@ -109,7 +109,10 @@ export function workerBackend(path: string, options: WorkerBackendOptions): Batc
     },
     async close() {
       closing = true;
+      // Both threads keep the process alive until they are gone: an unreferenced thread would
+      // let the event loop drain (and the process end, exit code 0) while close() awaits it.
       worker.ref();
+      checkpointer.ref();
       if (!failure) send({ type: 'close' });
       checkpointer.postMessage({ type: 'close' } satisfies WriterMessage);
       await Promise.all([exited, checkpointerExited]);

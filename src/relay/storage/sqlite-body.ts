@@ -8,7 +8,7 @@
  * every text (test/relay/sqlite-body.test.ts checks it with fast-check).
  *
  * Measured (`npm run bench:scale`, 1 KiB sealed envelopes): database bytes per queued envelope
- * fell from 1.45× to ~1.2× the envelope's JSON size.
+ * fell from 1.45× to 1.12× the envelope's JSON size (1,485 → 1,143 bytes at 1,000,000 envelopes).
  *
  * BLOB layout: byte 0 = 1 (format), u32le head length, u32le bytes length, head (UTF-8), bytes,
  * tail (UTF-8). Version 3 rows hold text and are served as they are.

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createHash, randomBytes } from 'node:crypto';
-import { openSqlite } from '../src/relay/sqlite-writer';
+import { openSqlite } from '../src/relay/storage/sqlite-schema';
 import { startPostgres } from '../support/postgres';
 import {
   depositLoad,

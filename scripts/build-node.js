@@ -19,7 +19,7 @@ await build({
     spl: 'src/cli/main.ts',
     'spl-relay': 'src/relay/cli.ts',
     // A worker thread of the relay's SQLite store: loaded by URL beside the chunk that starts it.
-    'sqlite-writer-worker': 'src/relay/sqlite-writer-worker.ts',
+    'sqlite-writer-worker': 'src/relay/storage/sqlite-writer-worker.ts',
   },
   outdir: OUT_DIR,
   bundle: true,

@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_OPTIONS, DID_LABEL_MODES, LOG_LEVELS, parseListenAddress, parseRateLimit, RelayOptionError, type DidLabelMode, type LogLevel, type RateLimit, type RelayOptions } from './options';
 import { parseOrigin } from './origins';
 import { DEFAULT_PUSH_OPTIONS, parseAllowedPushOrigin } from './push/options';
-// ./server (SQLite, pino, prom-client), ./store-open, ./sqlite-writer and ./static-app are imported in main(): `--help` needs none of them.
+// ./server (SQLite, pino, prom-client), ./storage/store-open, ./storage/store-errors and ./static-app are imported in main(): `--help` needs none of them.
 
 const d = DEFAULT_OPTIONS;
 
@@ -173,7 +173,7 @@ const options: RelayOptions = {
 
 async function main(): Promise<void> {
   let relay;
-  const { storeKind } = await import('./store-open');
+  const { storeKind } = await import('./storage/store-open');
   try {
     const { startRelay } = await import('./server');
     const { loadStaticApp } = await import('./static-app');
@@ -184,7 +184,7 @@ async function main(): Promise<void> {
       process.stderr.write(`spl-relay: ${e.message}\n`);
       process.exit(2);
     }
-    const { DatabaseRefusedError } = await import('./sqlite-writer');
+    const { DatabaseRefusedError } = await import('./storage/store-errors');
     if (e instanceof DatabaseRefusedError) {
       // Exit 3: the database needs an operator (restore from backup, or move a damaged WAL aside).
       process.stderr.write(`spl-relay: refusing to serve ${options.db}: ${e.message}\n`);
@@ -208,6 +208,13 @@ async function main(): Promise<void> {
       },
     );
   };
+  // The background integrity check failed (storage/sqlite-store.ts): the same exit as a refusal at start.
+  void relay.refused.then((e) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`spl-relay: refusing to serve ${options.db}: ${e.message}\n`);
+    void relay.close().finally(() => process.exit(3));
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // Only now: a supervisor may signal as soon as it reads this line, and a signal arriving before

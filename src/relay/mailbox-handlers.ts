@@ -14,7 +14,7 @@ import { effectiveTtlSeconds, type RelayOptions } from './options';
 import type { RateLimiter } from './rate-limit';
 import type { ReplayGuard } from './replay-guard';
 import { parseReceiveQuery } from './routes';
-import type { MailboxStore } from './store';
+import type { MailboxStore } from './storage/store';
 
 export interface RelayContext {
   readonly options: RelayOptions;

@@ -7,7 +7,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { createHmac } from 'node:crypto';
 import type { DidLabelMode } from './options';
-import type { MailboxStore } from './store';
+import type { MailboxStore } from './storage/store';
 
 export type LimitKind = 'queue_full' | 'payload_too_large' | 'rate_limited' | 'unsolicited_quota' | 'storage_full' | 'connections';
 
@@ -24,6 +24,8 @@ export function didLabeler(mode: DidLabelMode, secret: Buffer): (did: string) =>
 export interface MetricsSources {
   readonly waitingLongPolls: () => number;
   readonly openConnections: () => number;
+  /** Whether the store's background integrity check (SQLite `PRAGMA quick_check`) is still running. */
+  readonly integrityCheckRunning: () => boolean;
 }
 
 export class RelayMetrics {
@@ -75,6 +77,14 @@ export class RelayMetrics {
       registers,
       collect() {
         this.set(sources.waitingLongPolls());
+      },
+    });
+    new Gauge({
+      name: 'relay_integrity_check_running',
+      help: '1 while the database integrity check that follows start-up runs (it reads the whole file), else 0.',
+      registers,
+      collect() {
+        this.set(sources.integrityCheckRunning() ? 1 : 0);
       },
     });
     new Gauge({

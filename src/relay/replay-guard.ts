@@ -26,7 +26,7 @@
  *
  * Stores without `openRun` (memory, PostgreSQL) keep the durable claim on every request.
  */
-import type { MailboxStore } from './store';
+import type { MailboxStore } from './storage/store';
 
 export class ReplayGuard {
   /** Signatures claimed by this run, with the instant they stop mattering. */

@@ -12,6 +12,7 @@ import { handleAck, handleDeposit, handleReceive, handleTokens, rateLimited, typ
 import { defaultSecretPath, loadMetricsSecret } from './metrics-secret';
 import { ValidDidMemo } from './did-memo';
 import { didLabeler, RelayMetrics } from './metrics';
+import { listen, startMetricsListener } from './metrics-listener';
 import { MailboxNotifier } from './notifier';
 import { hostHeaderCount, hostPort, isUnspecifiedAddress, resolveOrigins } from './origins';
 import { DEFAULT_OPTIONS, parseListenAddress, RelayOptionError, validateOptions, type RelayOptions } from './options';
@@ -19,12 +20,12 @@ import { RateLimiter } from './rate-limit';
 import { ReplayGuard } from './replay-guard';
 import { RequestLogSampler } from './request-log';
 import { matchRoute, type Route } from './routes';
-import { PgMailboxStore } from './pg-store';
+import { PgMailboxStore } from './storage/pg-store';
 import { createPushService, handlePushDelete, handlePushPut, handlePushVapid, systemResolver, type Resolver } from './push';
 import type { StaticApp } from './static-app';
-import { isStoreUnavailable } from './store-errors';
-import { openStore } from './store-open';
-import type { MailboxStore } from './store';
+import { DatabaseRefusedError, isStoreUnavailable } from './storage/store-errors';
+import { openStore } from './storage/store-open';
+import type { MailboxStore } from './storage/store';
 
 export interface StartRelayOptions extends Partial<RelayOptions> {
   /** A store to use instead of opening `db` (e.g. MemoryMailboxStore); closed by `close()`. */
@@ -44,6 +45,12 @@ export interface RelayHandle {
   /** `http://host:port` of the private metrics listener, when `metricsListen` is set. */
   readonly metricsUrl: string | undefined;
   readonly options: RelayOptions;
+  /**
+   * Resolves if the store refuses its database after start (the SQLite store's background
+   * `PRAGMA quick_check` failed): every request that needs the store then answers 503, and
+   * `spl-relay` closes and exits 3. Never resolves otherwise.
+   */
+  readonly refused: Promise<Error>;
   /**
    * Graceful shutdown: stop accepting, answer pending long-polls now (empty), let in-flight
    * requests finish, then close the store. Idempotent.
@@ -82,6 +89,12 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     await store.close().catch(() => undefined);
     throw e;
   }
+  const refused = new Promise<Error>((resolve) =>
+    store.onRefused?.((e) => {
+      logger.fatal({ err: { message: e.message } }, 'the database failed its integrity check: the relay answers 503 and takes no deposits');
+      resolve(e);
+    }),
+  );
   const label = didLabeler(options.metricsDidLabels, secret);
   const clientLimiter = options.rateLimitPerClient ? new RateLimiter(options.rateLimitPerClient) : undefined;
   const senderLimiter = options.rateLimitPerSender ? new RateLimiter(options.rateLimitPerSender) : undefined;
@@ -91,7 +104,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   /** Set once the port is bound (the default origins name it). */
   let origins: ReadonlySet<string> = new Set();
   let openConnections = (): number => 0;
-  const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections() }, options.metricsDidLabels !== 'off');
+  const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections(), integrityCheckRunning: () => store.integrityCheckRunning?.() ?? false }, options.metricsDidLabels !== 'off');
   const logSampler = new RequestLogSampler();
   const validDids = new ValidDidMemo();
   const replay = new ReplayGuard(store, (err: unknown) => logger.error({ err }, 'recording a used signature failed'));
@@ -231,6 +244,11 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
           else res.destroy();
           return;
         }
+        if (err instanceof DatabaseRefusedError) {
+          if (!res.headersSent) sendError(res, 503, 'unavailable', 'the relay found its database damaged and serves nothing from it; its operator must restore it');
+          else res.destroy();
+          return;
+        }
         logger.error({ err, method: req.method }, 'request failed');
         if (!res.headersSent) sendError(res, 500, 'internal_error', 'the relay failed to handle this request');
         else res.destroy();
@@ -263,26 +281,14 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   let metricsServer: Server | undefined;
   let metricsUrl: string | undefined;
   if (metricsAddress) {
-    metricsServer = createServer({ headersTimeout: 10_000, requestTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => {
-      req.resume();
-      if ((req.url ?? '/').split('?', 1)[0] !== '/metrics') return sendError(res, 404, 'not_found', 'this listener serves GET /metrics only');
-      if (req.method !== 'GET') return sendError(res, 405, 'method_not_allowed', '/metrics accepts GET', { Allow: 'GET' });
-      renderMetrics(res).catch((err: unknown) => {
-        logger.error({ err }, 'metrics scrape failed');
-        sendError(res, 500, 'internal_error', 'the relay failed to render its metrics');
-      });
-    });
-    guardConnections(metricsServer, { maxConnections: 64, maxConnectionsPerClient: 0 }, () => undefined);
     try {
-      await listen(metricsServer, metricsAddress.port, metricsAddress.host);
+      ({ server: metricsServer, url: metricsUrl } = await startMetricsListener(metricsAddress, renderMetrics, logger));
     } catch (e) {
       server.close();
       await push?.close().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw new RelayOptionError(`--metrics-listen ${options.metricsListen}: ${e instanceof Error ? e.message : String(e)}`);
     }
-    const m = metricsServer.address() as AddressInfo;
-    metricsUrl = `http://${hostPort(m.address, m.port)}`;
   }
 
   // The writer's state at start: a database that cannot commit is reported now, not at the first deposit.
@@ -332,17 +338,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     return closing;
   };
 
-  return { url, port: address.port, metricsUrl, options, close };
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  return { url, port: address.port, metricsUrl, options, refused, close };
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

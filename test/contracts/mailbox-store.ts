@@ -3,7 +3,7 @@
  * :memory:, PostgreSQL) runs this one suite. Shape and registrar: ./registrar.ts; `factory` opens a
  * fresh, empty store, and a persistent one offers `reopen` to open the same storage after close().
  */
-import type { DepositLimits, MailboxStore, StoredEnvelope } from '../../src/relay/store';
+import type { DepositLimits, MailboxStore, StoredEnvelope } from '../../src/relay/storage/store';
 import { assert } from './assert';
 import { storeTest, type ContractRegistrar, type StoreUnderTest, type StoreCapabilities, type StoreFactory } from './registrar';
 

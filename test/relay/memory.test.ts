@@ -1,4 +1,4 @@
-import { MemoryMailboxStore } from '../../src/relay/memory-store';
+import { MemoryMailboxStore } from '../../src/relay/storage/memory-store';
 import { runMailboxStoreContract } from '../contracts/mailbox-store';
 import { vitestRegistrar } from '../contracts/vitest-registrar';
 

@@ -23,7 +23,7 @@ interface ReceiveBody {
   remaining: number;
 }
 
-describe('schema version 2 → 3', () => {
+describe('schema version 2 → current', () => {
   it('keeps every queued envelope: served in deposit order, verbatim, with counters rebuilt', async () => {
     const path = join(dir, 'v2.sqlite');
     const receivers = [newPeer(), newPeer(), newPeer()];
@@ -68,7 +68,7 @@ describe('schema version 2 → 3', () => {
     }
     const upgraded = new Database(path, { readonly: true });
     try {
-      expect(upgraded.pragma('user_version', { simple: true })).toBe(3);
+      expect(upgraded.pragma('user_version', { simple: true })).toBe(4);
       expect(upgraded.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'envelopes_v2'").get()).toEqual({ n: 0 });
     } finally {
       upgraded.close();

@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { SWEEP_LOCK_KEY } from '../../src/relay/pg-migrations';
-import { PgMailboxStore } from '../../src/relay/pg-store';
+import { SWEEP_LOCK_KEY } from '../../src/relay/storage/pg-migrations';
+import { PgMailboxStore } from '../../src/relay/storage/pg-store';
 import { startPostgres, type PostgresCluster } from '../../support/postgres';
 import { waitFor } from '../../support/relay-process';
 import { runMailboxStoreContract } from '../contracts/mailbox-store';

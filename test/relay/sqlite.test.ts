@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SqliteMailboxStore } from '../../src/relay/sqlite-store';
+import { SqliteMailboxStore } from '../../src/relay/storage/sqlite-store';
 import { runMailboxStoreContract } from '../contracts/mailbox-store';
 import { vitestRegistrar } from '../contracts/vitest-registrar';
 

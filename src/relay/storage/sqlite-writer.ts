@@ -10,163 +10,12 @@
  *
  * Ops and results are plain objects, so they cross `postMessage` unchanged.
  */
-import Database from 'better-sqlite3';
 import { statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
+import { serializeError as serialize, type BatchResult, type OpResult } from './group-commit';
+import { packBody } from './sqlite-body';
 import type { DepositLimits, DepositOutcome } from './store';
-
-export const SCHEMA_VERSION = 3;
-
-/*
- * Version 3 (issue 14): envelopes are keyed by an integer mailbox id, not the 56-character DID
- * text, and carry only the indexes a query needs. Measured on version 2 with 1,000,000 envelopes:
- * four secondary indexes keyed by DID text made each 1 KiB deposit write 20–31 KB and a row cost
- * ~1.7 KB. Each statement's plan (EXPLAIN QUERY PLAN, SQLite 3.50) is noted where it is prepared
- * (sqlite-store.ts, createWriter below); test/relay/sqlite.test.ts checks the plans.
- */
-const SCHEMA = `
--- One row per receiver that has (or had, until the sweep) queued envelopes; id is what envelopes
--- and their indexes carry. The counters are kept by the triggers below, so limits and metrics
--- never aggregate the envelope table (expired envelopes count until the sweep deletes them).
-CREATE TABLE IF NOT EXISTS mailboxes (
-  id                INTEGER PRIMARY KEY,
-  did               TEXT    NOT NULL UNIQUE,
-  queued            INTEGER NOT NULL DEFAULT 0,
-  unsolicited       INTEGER NOT NULL DEFAULT 0,
-  unsolicited_bytes INTEGER NOT NULL DEFAULT 0
-);
--- The metrics' N largest queues: N index entries per scrape, never the table.
-CREATE INDEX IF NOT EXISTS mailboxes_by_queued ON mailboxes (queued);
-CREATE TABLE IF NOT EXISTS envelopes (
-  seq          INTEGER PRIMARY KEY,   -- rowid: deposit order
-  mailbox      INTEGER NOT NULL,      -- mailboxes.id of the receiver
-  id           TEXT    NOT NULL,
-  from_did     TEXT,
-  body         TEXT    NOT NULL,
-  size         INTEGER NOT NULL,
-  deposited_at INTEGER NOT NULL,
-  expires_at   INTEGER NOT NULL,
-  unsolicited  INTEGER NOT NULL DEFAULT 0 -- 1: queued without a registered deposit token (§5.1)
-);
--- Duplicate check on deposit and ack by ID.
-CREATE UNIQUE INDEX IF NOT EXISTS envelopes_by_id ON envelopes (mailbox, id);
--- (mailbox) + the implicit rowid: a receiver's envelopes in deposit order (receive, oldest).
-CREATE INDEX IF NOT EXISTS envelopes_by_mailbox ON envelopes (mailbox);
--- The sweep, and the unswept expired envelopes a receive must not count as remaining.
-CREATE INDEX IF NOT EXISTS envelopes_by_expiry ON envelopes (expires_at);
-CREATE TABLE IF NOT EXISTS used_signatures (
-  sig        TEXT    PRIMARY KEY,
-  expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS used_signatures_by_expiry ON used_signatures (expires_at);
--- Deposit tokens (§5.1): SHA-256 of each token, never the token.
-CREATE TABLE IF NOT EXISTS deposit_tokens (
-  did  TEXT NOT NULL,
-  hash TEXT NOT NULL,
-  PRIMARY KEY (did, hash)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS senders (
-  did    TEXT    PRIMARY KEY,
-  queued INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS totals (
-  k         INTEGER PRIMARY KEY CHECK (k = 0),
-  receivers INTEGER NOT NULL,
-  senders   INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-  k TEXT PRIMARY KEY,
-  v INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT OR IGNORE INTO totals (k, receivers, senders) VALUES (0, 0, 0);
-CREATE TRIGGER IF NOT EXISTS envelopes_counted_in AFTER INSERT ON envelopes BEGIN
-  UPDATE mailboxes SET queued = queued + 1, unsolicited = unsolicited + NEW.unsolicited,
-    unsolicited_bytes = unsolicited_bytes + NEW.unsolicited * NEW.size WHERE id = NEW.mailbox;
-  INSERT INTO senders (did, queued) SELECT NEW.from_did, 1 WHERE NEW.from_did IS NOT NULL
-    ON CONFLICT (did) DO UPDATE SET queued = queued + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS envelopes_counted_out AFTER DELETE ON envelopes BEGIN
-  UPDATE mailboxes SET queued = queued - 1, unsolicited = unsolicited - OLD.unsolicited,
-    unsolicited_bytes = unsolicited_bytes - OLD.unsolicited * OLD.size WHERE id = OLD.mailbox;
-  UPDATE senders SET queued = queued - 1 WHERE did = OLD.from_did;
-  DELETE FROM senders WHERE did = OLD.from_did AND queued <= 0;
-END;
--- A receiver counts while its queue is not empty; empty mailbox rows are deleted by the sweep.
-CREATE TRIGGER IF NOT EXISTS mailboxes_became_busy AFTER UPDATE OF queued ON mailboxes
-  WHEN OLD.queued <= 0 AND NEW.queued > 0 BEGIN
-  UPDATE totals SET receivers = receivers + 1 WHERE k = 0;
-END;
-CREATE TRIGGER IF NOT EXISTS mailboxes_became_empty AFTER UPDATE OF queued ON mailboxes
-  WHEN OLD.queued > 0 AND NEW.queued <= 0 BEGIN
-  UPDATE totals SET receivers = receivers - 1 WHERE k = 0;
-END;
-CREATE TRIGGER IF NOT EXISTS senders_counted_in AFTER INSERT ON senders BEGIN
-  UPDATE totals SET senders = senders + 1 WHERE k = 0;
-END;
-CREATE TRIGGER IF NOT EXISTS senders_counted_out AFTER DELETE ON senders BEGIN
-  UPDATE totals SET senders = senders - 1 WHERE k = 0;
-END;
-`;
-
-/** Per-connection settings (WAL, synchronous=FULL, 64 MiB cache). The schema is `prepareSchema`'s. */
-export function openSqlite(path: string, opts: { readonly readonly?: boolean } = {}): Database.Database {
-  const db = new Database(path, { readonly: opts.readonly ?? false });
-  if (!opts.readonly) db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 5000');
-  // A 64 MiB page cache (default 2 MiB) keeps the indexes' hot pages in memory under load:
-  // measured, deposit p99 fell from ~27-30 ms to ~23-25 ms in `npm run bench:relay`.
-  db.pragma('cache_size = -65536');
-  db.pragma('temp_store = memory');
-  // After a checkpoint lets the WAL restart, the writer truncates the file to this size, so a
-  // burst does not leave a large WAL behind (PROTOCOL.md §5 "Storage pressure").
-  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
-  return db;
-}
-
-export const WAL_SIZE_LIMIT = 4 * 1024 * 1024;
-
-/** Thrown when the database on disk is newer than this relay or fails its integrity check. */
-export class DatabaseRefusedError extends Error {
-  override readonly name = 'DatabaseRefusedError';
-}
-
-/**
- * Creates or upgrades the schema in one IMMEDIATE transaction (so relays starting together on one
- * file do it once, and a crash mid-upgrade leaves the old schema whole). Versions 1 and 2 keyed
- * envelopes by DID text: their envelopes are copied, seq (deposit order), IDs, bodies and expiry
- * unchanged, into the version 3 tables, and the counters are rebuilt from them by the triggers.
- */
-export function prepareSchema(db: Database.Database): void {
-  // Current already: no write (a read-only database still opens, and /health says it cannot commit).
-  if ((db.pragma('user_version', { simple: true }) as number) === SCHEMA_VERSION) return;
-  db.transaction(() => {
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) throw new DatabaseRefusedError(`the database has schema version ${version}; this relay knows up to ${SCHEMA_VERSION}`);
-    if (version === SCHEMA_VERSION) return;
-    const hasEnvelopes = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'envelopes'").get() !== undefined;
-    if (hasEnvelopes) {
-      const cols = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('envelopes')").all().map((c) => c.name);
-      if (!cols.includes('unsolicited')) db.exec('ALTER TABLE envelopes ADD COLUMN unsolicited INTEGER NOT NULL DEFAULT 0');
-      // Version 1/2 objects: triggers and indexes go, the envelope table is kept aside for the copy.
-      const old = db.prepare<[], { type: string; name: string }>(
-        "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'index') AND name NOT LIKE 'sqlite_autoindex_%' AND tbl_name IN ('envelopes', 'mailboxes', 'senders')",
-      ).all();
-      for (const o of old) db.exec(`DROP ${o.type === 'trigger' ? 'TRIGGER' : 'INDEX'} IF EXISTS "${o.name}"`);
-      db.exec('ALTER TABLE envelopes RENAME TO envelopes_v2; DROP TABLE IF EXISTS mailboxes; DROP TABLE IF EXISTS senders; DROP TABLE IF EXISTS totals;');
-    }
-    db.exec(SCHEMA);
-    if (hasEnvelopes) {
-      db.exec(`
-        INSERT INTO mailboxes (did) SELECT DISTINCT to_did FROM envelopes_v2;
-        INSERT INTO envelopes (seq, mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited)
-          SELECT e.seq, m.id, e.id, e.from_did, e.body, e.size, e.deposited_at, e.expires_at, e.unsolicited
-          FROM envelopes_v2 e JOIN mailboxes m ON m.did = e.to_did ORDER BY e.seq;
-        DROP TABLE envelopes_v2;`);
-    }
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  }).immediate();
-}
 
 /** Storage limits (PROTOCOL.md §5 "Storage pressure"); 0 = no limit. */
 export interface StorageLimits {
@@ -202,24 +51,6 @@ export type WriteOp =
   /** A relay run closes cleanly, after every claim it made committed. */
   | { readonly k: 'run_end' };
 
-export type OpResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: SerializedError };
-
-/** `ok: false`: the transaction itself (BEGIN/COMMIT) failed; nothing in the batch is durable. */
-export type BatchResult = { readonly ok: true; readonly results: OpResult[] } | { readonly ok: false; readonly error: SerializedError };
-
-export interface SerializedError {
-  readonly message: string;
-  readonly code?: string;
-}
-
-const serialize = (e: unknown): SerializedError => {
-  if (!(e instanceof Error)) return { message: String(e) };
-  const code = (e as { code?: unknown }).code;
-  return typeof code === 'string' ? { message: e.message, code } : { message: e.message };
-};
-
-export const deserializeError = (s: SerializedError): Error => Object.assign(new Error(s.message), s.code === undefined ? {} : { code: s.code });
-
 export interface Writer {
   runBatch(ops: readonly WriteOp[]): BatchResult;
 }
@@ -241,7 +72,7 @@ export function createWriter(db: Database.Database, path: string, storage: Stora
   const stmt = {
     mailbox: db.prepare<[string], { id: number }>('SELECT id FROM mailboxes WHERE did = ?'),
     newMailbox: db.prepare<[string]>('INSERT INTO mailboxes (did) VALUES (?)'),
-    insert: db.prepare<[number, string, string | null, string, number, number, number, number]>(
+    insert: db.prepare<[number, string, string | null, string | Buffer, number, number, number, number]>(
       'INSERT INTO envelopes (mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     existing: db.prepare<[number, string], { expires_at: number }>('SELECT expires_at FROM envelopes WHERE mailbox = ? AND id = ?'),
@@ -319,7 +150,7 @@ export function createWriter(db: Database.Database, path: string, storage: Stora
       return { kind: unsolicited ? 'unsolicited_quota' : 'queue_full' };
     }
     if (storageFull(op.size)) return { kind: 'storage_full' };
-    stmt.insert.run(mailbox, op.id, op.fromDid, op.body, op.size, op.depositedAt, op.expiresAt, unsolicited ? 1 : 0);
+    stmt.insert.run(mailbox, op.id, op.fromDid, packBody(op.body), op.size, op.depositedAt, op.expiresAt, unsolicited ? 1 : 0);
     return { kind: 'stored', expiresAt: op.expiresAt };
   };
 

@@ -121,5 +121,12 @@ export interface MailboxStore {
   openRun?(now: number): Promise<number>;
   /** Optional, with `openRun`: whether `sig` is recorded as used (committed claims only). */
   signatureClaimed?(sig: string): Promise<boolean>;
+  /**
+   * Optional: calls `listener` once if the store finds its database damaged after it opened (the
+   * SQLite store's background `PRAGMA quick_check`); the store then refuses every operation.
+   */
+  onRefused?(listener: (e: Error) => void): void;
+  /** Optional, with `onRefused`: whether that background check is still running. */
+  integrityCheckRunning?(): boolean;
   close(): Promise<void>;
 }

@@ -2,11 +2,15 @@
  * SQLite MailboxStore (better-sqlite3): WAL, `synchronous=FULL`, group commit off the event loop.
  *
  * Durability (PROTOCOL.md §5: 202 "only after the envelope is durable"): every write goes through
- * one queue. The queue is sent as a single batch to a writer thread (sqlite-writer-worker.ts) that
- * owns its own connection and runs the batch as one `BEGIN IMMEDIATE … COMMIT`; a write's promise
- * resolves only after that transaction has committed. One batch is in flight at a time: writes that
- * arrive while it commits (the event loop keeps parsing requests meanwhile) queue here and go
- * together as the next batch, so one fsync covers a whole batch.
+ * one queue (group-commit.ts), sent as batches to a writer thread (sqlite-threads.ts) that owns its
+ * own connection and runs each batch as one `BEGIN IMMEDIATE … COMMIT`.
+ *
+ * Integrity: a damaged WAL is refused before the database is opened (SQLite's recovery would drop
+ * committed transactions silently, sqlite-integrity.ts). `PRAGMA quick_check` of the whole file
+ * runs in the checkpointer thread once the relay serves (it took 1.1 s of a 1.7–2.8 s start at
+ * 1,000,000 envelopes): until it answers, requests are served; if it fails, the store refuses every
+ * further operation (DatabaseRefusedError: the relay answers 503 and `spl-relay` exits 3). Deposits
+ * answered 202 meanwhile were committed like any other; a damaged file needs an operator either way.
  *
  * Reads run on a main-thread connection: in WAL mode it sees every committed transaction.
  * `:memory:` cannot be shared between connections, so there the batch runs inline on the main
@@ -14,49 +18,26 @@
  */
 import type Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { GroupCommit, toError } from './group-commit';
 import type { DepositLimits, DepositOutcome, MailboxStore, ReceiveResult, StoreHealth, StoreStats, StoredEnvelope } from './store';
+import { DatabaseRefusedError } from './store-errors';
 import { checkWal } from './sqlite-integrity';
-import {
-  createWriter,
-  DatabaseRefusedError,
-  deserializeError,
-  NO_STORAGE_LIMITS,
-  openSqlite,
-  prepareSchema,
-  type BatchResult,
-  type StorageLimits,
-  type WriteOp,
-} from './sqlite-writer';
-import type { WorkerRole, WriterMessage } from './sqlite-writer-worker';
+import { unpackBody } from './sqlite-body';
+import { openSqlite, prepareSchema } from './sqlite-schema';
+import { inlineBackend, workerBackend } from './sqlite-threads';
+import { NO_STORAGE_LIMITS, type StorageLimits, type WriteOp } from './sqlite-writer';
+import type { IntegrityReport } from './sqlite-writer-worker';
 
 interface EnvelopeRow {
   id: string;
   from_did: string | null;
-  body: string;
+  /** Text, or a packed BLOB (sqlite-body.ts). */
+  body: string | Buffer;
   size: number;
   deposited_at: number;
   expires_at: number;
 }
-
-interface PendingWrite {
-  readonly op: WriteOp;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: Error) => void;
-}
-
-/** Runs batches somewhere and answers them in order. */
-interface WriteBackend {
-  run(ops: readonly WriteOp[]): Promise<BatchResult>;
-  /** Keeps the process alive while a batch is in flight, not while idle. */
-  busy(busy: boolean): void;
-  close(): Promise<void>;
-}
-
-const toError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
 
 /** A commit this recent answers /health without a probe write; probe answers are kept this long too. */
 const HEALTH_FRESH_MS = 1000;
@@ -65,8 +46,8 @@ export interface SqliteStoreOptions {
   /** `--max-db-bytes`, `--min-free-disk-bytes`: deposits get `storage_full` before the disk is. */
   readonly storage?: StorageLimits;
   /**
-   * Run `PRAGMA quick_check` and the WAL check at open (default true): a damaged database is
-   * refused with DatabaseRefusedError.
+   * Check the WAL at open and run `PRAGMA quick_check` in the background (default true): a damaged
+   * database is refused with DatabaseRefusedError (at open, or by `refused` later).
    */
   readonly integrityCheck?: boolean;
 }
@@ -74,19 +55,16 @@ const closedError = () => new Error('mailbox store is closed');
 
 export class SqliteMailboxStore implements MailboxStore {
   private readonly db: Database.Database;
-  private readonly backend: WriteBackend;
-  private pending: PendingWrite[] = [];
-  private flushScheduled = false;
-  private inFlight = false;
-  private idleWaiters: Array<() => void> = [];
+  private readonly writes: GroupCommit<WriteOp>;
   private closed = false;
   /** openRun was called: close() marks the run closed (replay-guard.ts). */
   private runOpen = false;
   private closing: Promise<void> | undefined;
-  private commits = 0;
-  private lastCommitAt = 0;
-  /** The error of the last failed batch, until a batch commits again. */
-  private lastFailure: string | undefined;
+  /** Set when the background quick_check failed: every operation is refused from then on. */
+  private refusal: DatabaseRefusedError | undefined;
+  private readonly refusedListeners: Array<(e: Error) => void> = [];
+  private integrityResult: IntegrityReport | undefined;
+  private readonly quickCheck: boolean;
   private probe: { readonly at: number; readonly result: Promise<StoreHealth> } | undefined;
 
   private readonly stmt;
@@ -94,8 +72,8 @@ export class SqliteMailboxStore implements MailboxStore {
 
   /**
    * Opens (creating parent directories and schema) the database at `path`, or `:memory:`.
-   * Throws DatabaseRefusedError for a damaged database (quick_check, WAL frames SQLite would drop)
-   * or one with a newer schema.
+   * Throws DatabaseRefusedError for a damaged WAL (frames SQLite would drop), a file SQLite cannot
+   * read, or a newer schema; `PRAGMA quick_check` runs in the background (see the module comment).
    */
   constructor(path: string, options: SqliteStoreOptions = {}) {
     const check = options.integrityCheck ?? true;
@@ -114,12 +92,6 @@ export class SqliteMailboxStore implements MailboxStore {
     }
     const db = this.db;
     try {
-      if (check && path !== ':memory:') {
-        const problems = db.pragma('quick_check', { simple: false }) as { quick_check: string }[];
-        if (problems.length !== 1 || problems[0]!.quick_check !== 'ok') {
-          throw new DatabaseRefusedError(`${path} fails PRAGMA quick_check: ${problems.slice(0, 5).map((p) => p.quick_check).join('; ')}`);
-        }
-      }
       prepareSchema(db);
     } catch (e) {
       db.close();
@@ -158,7 +130,33 @@ export class SqliteMailboxStore implements MailboxStore {
     const inSnapshot = db.transaction((run: () => unknown) => run());
     this.snapshot = <T>(run: () => T): T => inSnapshot.deferred(run) as T;
     const storage = options.storage ?? NO_STORAGE_LIMITS;
-    this.backend = path === ':memory:' ? inlineBackend(db, storage) : workerBackend(path, storage);
+    const quickCheck = check && path !== ':memory:';
+    this.quickCheck = quickCheck;
+    this.writes = new GroupCommit(
+      path === ':memory:' ? inlineBackend(db, storage) : workerBackend(path, { storage, quickCheck, onIntegrity: (r) => this.onIntegrity(path, r) }),
+    );
+  }
+
+  /** Calls `listener` once if the background `PRAGMA quick_check` fails (the store then refuses every operation). */
+  onRefused(listener: (e: Error) => void): void {
+    if (this.refusal) listener(this.refusal);
+    else this.refusedListeners.push(listener);
+  }
+
+  /** The background quick_check's answer; undefined until it has run (or when it does not run). */
+  get integrity(): IntegrityReport | undefined {
+    return this.integrityResult;
+  }
+
+  integrityCheckRunning(): boolean {
+    return this.quickCheck && this.integrityResult === undefined && !this.closed;
+  }
+
+  private onIntegrity(path: string, report: IntegrityReport): void {
+    this.integrityResult = report;
+    if (report.ok || this.closed) return;
+    this.refusal = new DatabaseRefusedError(`${path} ${report.message}`);
+    for (const l of this.refusedListeners.splice(0)) l(this.refusal);
   }
 
   deposit(env: StoredEnvelope, tokenHash: string | null, limits: DepositLimits): Promise<DepositOutcome> {
@@ -212,8 +210,9 @@ export class SqliteMailboxStore implements MailboxStore {
    */
   health(): Promise<StoreHealth> {
     if (this.closed) return Promise.resolve({ ok: false, message: 'the store is closed' });
+    if (this.refusal) return Promise.resolve({ ok: false, message: this.refusal.message });
     const now = Date.now();
-    if (this.lastFailure === undefined && now - this.lastCommitAt < HEALTH_FRESH_MS) return Promise.resolve({ ok: true, message: 'committing' });
+    if (this.writes.lastFailure === undefined && now - this.writes.lastCommitAt < HEALTH_FRESH_MS) return Promise.resolve({ ok: true, message: 'committing' });
     if (this.probe && now - this.probe.at < HEALTH_FRESH_MS) return this.probe.result;
     const result = this.write<boolean>({ k: 'probe', now }).then(
       (): StoreHealth => ({ ok: true, message: 'a probe write committed' }),
@@ -238,7 +237,7 @@ export class SqliteMailboxStore implements MailboxStore {
 
   /** Transactions committed so far: with group commit, far fewer than writes. */
   get commitCount(): number {
-    return this.commits;
+    return this.writes.commitCount;
   }
 
   /** Commits whatever is queued, stops the writer and closes both connections. Idempotent. */
@@ -247,11 +246,9 @@ export class SqliteMailboxStore implements MailboxStore {
     this.closed = true; // no new reads or writes; queued ones still commit
     this.closing = (async () => {
       // Last in the queue: the run is unmarked in the batch that commits its last claims.
-      if (this.runOpen) this.pending.push({ op: { k: 'run_end' }, resolve: () => undefined, reject: () => undefined });
-      this.flush();
-      if (this.inFlight || this.pending.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      if (this.runOpen) this.writes.writeLast({ k: 'run_end' });
       try {
-        await this.backend.close();
+        await this.writes.drainAndClose();
       } finally {
         this.db.close();
       }
@@ -262,161 +259,19 @@ export class SqliteMailboxStore implements MailboxStore {
   /** Queues a write for the next group commit; resolves after that transaction committed. */
   private write<T>(op: WriteOp): Promise<T> {
     if (this.closed) return Promise.reject(closedError());
-    return new Promise<T>((resolve, reject) => {
-      this.pending.push({ op, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.inFlight && !this.flushScheduled) {
-        this.flushScheduled = true;
-        // setImmediate runs after this turn's I/O callbacks: every request parsed in this turn joins the batch.
-        setImmediate(() => this.flush());
-      }
-    });
+    if (this.refusal) return Promise.reject(this.refusal);
+    return this.writes.write<T>(op);
   }
 
   private read<T>(run: () => T): Promise<T> {
     if (this.closed) return Promise.reject(closedError());
+    if (this.refusal) return Promise.reject(this.refusal);
     try {
       return Promise.resolve(run());
     } catch (e) {
       return Promise.reject(toError(e));
     }
   }
-
-  /** Sends every queued write as one batch, unless one is already in flight (it flushes again when done). */
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.inFlight) return;
-    const batch = this.pending;
-    if (batch.length === 0) {
-      this.settleIdle();
-      return;
-    }
-    this.pending = [];
-    this.inFlight = true;
-    this.backend.busy(true);
-    this.backend.run(batch.map((w) => w.op)).then(
-      (result) => this.settle(batch, result),
-      (e: unknown) => this.settle(batch, { ok: false, error: { message: toError(e).message } }),
-    );
-  }
-
-  private settle(batch: readonly PendingWrite[], result: BatchResult): void {
-    this.inFlight = false;
-    if (result.ok) {
-      this.commits++;
-      // A statement that failed inside a committed batch (e.g. a read-only database refuses every
-      // write but commits the empty transaction) means the writer cannot commit either.
-      const failed = result.results.find((r) => !r.ok);
-      if (failed && !failed.ok) {
-        this.lastFailure = failed.error.message;
-      } else {
-        this.lastCommitAt = Date.now();
-        this.lastFailure = undefined;
-      }
-      batch.forEach((w, i) => {
-        const o = result.results[i]!;
-        if (o.ok) w.resolve(o.value);
-        else w.reject(deserializeError(o.error));
-      });
-    } else {
-      this.lastFailure = result.error.message;
-      for (const w of batch) w.reject(deserializeError(result.error));
-    }
-    // Writes that queued during this commit have waited long enough: send them now.
-    if (this.pending.length > 0) this.flush();
-    else this.settleIdle();
-  }
-
-  private settleIdle(): void {
-    this.backend.busy(false);
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
-  }
-}
-
-function inlineBackend(db: Database.Database, storage: StorageLimits): WriteBackend {
-  const writer = createWriter(db, ':memory:', storage);
-  return {
-    run: (ops) => Promise.resolve(writer.runBatch(ops)),
-    busy: () => undefined,
-    close: () => Promise.resolve(),
-  };
-}
-
-/**
- * The writer thread. Compiled (dist/node, scripts/build-node.js) the worker is a JavaScript file
- * beside this chunk. From source, worker threads do not inherit the tsx loader the relay runs
- * under, so the thread registers tsx itself before importing the (TypeScript) worker module.
- */
-function startWorker(path: string, role: WorkerRole, storage: StorageLimits): Worker {
-  if (import.meta.url.endsWith('.js')) {
-    const compiled = new Worker(new URL('./sqlite-writer-worker.js', import.meta.url), { workerData: { path, role, storage } });
-    compiled.unref();
-    return compiled;
-  }
-  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  const entry = new URL('./sqlite-writer-worker.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  const worker = new Worker(boot, { eval: true, workerData: { path, role, storage } });
-  worker.unref();
-  return worker;
-}
-
-/**
- * Two threads: the writer runs the batches; the checkpointer moves the WAL into the database file
- * beside it (measured: checkpoints inside the writer's commits cost ~30% of deposit throughput and
- * pushed p99 past 25 ms). Should the checkpointer die, the writer checkpoints by itself again.
- */
-function workerBackend(path: string, storage: StorageLimits): WriteBackend {
-  const worker = startWorker(path, 'writer', storage);
-  const checkpointer = startWorker(path, 'checkpointer', storage);
-  let closing = false;
-  const checkpointerExited = new Promise<void>((resolve) => checkpointer.once('exit', () => resolve()));
-  const checkpointerGone = (why: string) => {
-    if (closing) return;
-    console.warn(`spl-relay: the WAL checkpointer stopped (${why}); the writer checkpoints by itself`);
-    if (!failure) worker.postMessage({ type: 'autocheckpoint' } satisfies WriterMessage);
-  };
-  checkpointer.on('error', (e) => checkpointerGone(e.message));
-  checkpointer.on('exit', (code) => checkpointerGone(`exit ${code}`));
-
-  let waiting: { resolve: (r: BatchResult) => void; reject: (e: Error) => void } | undefined;
-  let failure: Error | undefined;
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  const fail = (e: Error) => {
-    failure ??= e;
-    waiting?.reject(e);
-    waiting = undefined;
-  };
-  worker.on('message', (r: BatchResult) => {
-    const w = waiting;
-    waiting = undefined;
-    w?.resolve(r);
-  });
-  worker.on('error', (e) => fail(new Error(`sqlite writer failed: ${e.message}`)));
-  worker.on('exit', (code) => fail(new Error(`sqlite writer exited (${code})`)));
-  const send = (m: WriterMessage) => worker.postMessage(m);
-
-  return {
-    run(ops) {
-      if (failure) return Promise.reject(failure);
-      return new Promise<BatchResult>((resolve, reject) => {
-        waiting = { resolve, reject };
-        send({ type: 'batch', ops });
-      });
-    },
-    busy(busy) {
-      if (busy) worker.ref();
-      else worker.unref();
-    },
-    async close() {
-      closing = true;
-      worker.ref();
-      if (!failure) send({ type: 'close' });
-      checkpointer.postMessage({ type: 'close' } satisfies WriterMessage);
-      await Promise.all([exited, checkpointerExited]);
-    },
-  };
 }
 
 function fromRow(r: EnvelopeRow, toDid: string): StoredEnvelope {
@@ -424,7 +279,7 @@ function fromRow(r: EnvelopeRow, toDid: string): StoredEnvelope {
     id: r.id,
     toDid,
     fromDid: r.from_did,
-    body: r.body,
+    body: unpackBody(r.body),
     size: r.size,
     depositedAt: r.deposited_at,
     expiresAt: r.expires_at,

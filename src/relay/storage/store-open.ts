@@ -3,7 +3,7 @@
  * relay processes on one database); anything else is a SQLite file path or `:memory:`.
  */
 import type { Logger } from 'pino';
-import type { RelayOptions } from './options';
+import type { RelayOptions } from '../options';
 import { PgMailboxStore } from './pg-store';
 import { SqliteMailboxStore } from './sqlite-store';
 import type { MailboxStore } from './store';

@@ -23,10 +23,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { DEPOSIT_CHANNEL, migrate, SWEEP_LOCK_KEY } from './pg-migrations';
-import { DepositListener } from './pg-notifier';
+import { migrate, SWEEP_LOCK_KEY } from './pg-migrations';
+import { DepositListener, DepositNotifier } from './pg-notifier';
+import { PgStatsCache } from './pg-stats';
 import { StoreUnavailableError } from './store-errors';
-import type { DepositLimits, DepositOutcome, MailboxStats, MailboxStore, ReceiveResult, StoreHealth, StoreStats, StoredEnvelope } from './store';
+import type { DepositLimits, DepositOutcome, MailboxStore, ReceiveResult, StoreHealth, StoreStats, StoredEnvelope } from './store';
 
 export interface PgStoreOptions {
   /** Pool size of this process (connections used by requests; the listener is one more). */
@@ -55,7 +56,6 @@ const STORAGE_CHECK_MS = 2_000;
 /** Deadlock (40P01) and serialization failure (40001): the transaction rolled back; run it again. */
 const RETRYABLE = new Set(['40P01', '40001']);
 const RETRIES = 3;
-const MAX_NOTIFY_PAYLOAD = 7_999;
 
 interface EnvelopeRow {
   id: string;
@@ -83,23 +83,20 @@ function isConnectionError(e: unknown): boolean {
 export class PgMailboxStore implements MailboxStore {
   private closed = false;
   private listener: DepositListener | undefined;
-  private statsCache: { at: number; top: number; value: StoreStats } | undefined;
-  private statsRefresh: Promise<StoreStats> | undefined;
-  private readonly statsMaxAgeMs: number;
+  private readonly statsCache: PgStatsCache;
   private lastCommitAt = 0;
   private probe: { at: number; result: Promise<StoreHealth> } | undefined;
   private dbBytes = 0;
   private storageTimer: NodeJS.Timeout | undefined;
-  /** DIDs deposited to since the last NOTIFY batch went out. */
-  private notifyPending = new Set<string>();
-  private notifyInFlight: Promise<void> | undefined;
+  private readonly notifier: DepositNotifier;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly connectionString: string,
     private readonly options: PgStoreOptions,
   ) {
-    this.statsMaxAgeMs = options.statsMaxAgeMs ?? 10_000;
+    this.statsCache = new PgStatsCache(pool, options.statsMaxAgeMs ?? 10_000);
+    this.notifier = new DepositNotifier(pool, (e) => options.onBackgroundError?.(e));
   }
 
   /** Connects, runs pending migrations (one process at a time) and returns the store. */
@@ -177,7 +174,7 @@ export class PgMailboxStore implements MailboxStore {
       if (row.outcome === 'storage_full') return { kind: 'storage_full' };
       const expiresAt = Number(row.expires_at);
       if (row.outcome === 'duplicate') return { kind: 'duplicate', expiresAt };
-      this.notifyLater(env.toDid);
+      this.notifier.notifyLater(env.toDid);
       return { kind: 'stored', expiresAt };
     });
   }
@@ -236,13 +233,8 @@ export class PgMailboxStore implements MailboxStore {
   }
 
   stats(_now: number, topQueues: number): Promise<StoreStats> {
-    if (this.statsMaxAgeMs === 0) return this.run(() => this.computeStats(topQueues));
-    const cached = this.statsCache;
-    if (cached && cached.top === topQueues && !this.closed) {
-      if (Date.now() - cached.at > this.statsMaxAgeMs) void this.refreshStats(topQueues).catch(() => undefined);
-      return Promise.resolve(cached.value);
-    }
-    return this.run(() => this.refreshStats(topQueues));
+    const cached = this.closed ? undefined : this.statsCache.cached(topQueues);
+    return cached ? Promise.resolve(cached) : this.run(() => this.statsCache.read(topQueues));
   }
 
   /** Healthy after a recent commit; otherwise a probe (SELECT 1), at most one per HEALTH_FRESH_MS. */
@@ -274,89 +266,10 @@ export class PgMailboxStore implements MailboxStore {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.storageTimer);
-    await this.notifyInFlight;
+    await this.notifier.idle();
     await this.listener?.close();
-    await this.statsRefresh?.catch(() => undefined);
+    await this.statsCache.idle();
     await this.pool.end();
-  }
-
-  /**
-   * Queues a wake for `did`'s long-polls on every process. One batch at a time: DIDs deposited to
-   * while a batch is in flight go in the next one (deduplicated).
-   */
-  private notifyLater(did: string): void {
-    // NOTIFY payloads stop at 8000 bytes and one over it fails its whole batch: a DID that long
-    // (only possible with --open-mailboxes) wakes long-polls on this process only.
-    if (Buffer.byteLength(did) > MAX_NOTIFY_PAYLOAD) return;
-    this.notifyPending.add(did);
-    if (!this.notifyInFlight) this.notifyInFlight = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.sendNotifications());
-  }
-
-  private async sendNotifications(): Promise<void> {
-    while (this.notifyPending.size > 0) {
-      const dids = [...this.notifyPending];
-      this.notifyPending = new Set();
-      let client: pg.PoolClient | undefined;
-      // A checked-out client between statements has no pool listener: a connection lost then is
-      // an 'error' event, which unhandled would crash the process (seen under a PostgreSQL restart).
-      const onClientError = (e: Error) => this.options.onBackgroundError?.(e);
-      try {
-        client = await this.pool.connect();
-        client.on('error', onClientError);
-        await client.query('BEGIN');
-        // Nothing durable here: the deposits committed already. Not waiting for this commit's
-        // flush keeps the notify lock short.
-        await client.query('SET LOCAL synchronous_commit TO off');
-        await client.query(`SELECT pg_notify('${DEPOSIT_CHANNEL}', d) FROM unnest($1::text[]) AS d`, [dids]);
-        await client.query('COMMIT');
-        client.off('error', onClientError);
-        client.release();
-      } catch (e) {
-        client?.off('error', onClientError);
-        client?.release(true);
-        // Lost wakes: those long-polls answer at their deadline, or at the listener's resync.
-        this.options.onBackgroundError?.(e instanceof Error ? e : new Error(String(e)));
-      }
-    }
-    this.notifyInFlight = undefined;
-  }
-
-  private refreshStats(topQueues: number): Promise<StoreStats> {
-    this.statsRefresh ??= this.computeStats(topQueues).then(
-      (value) => {
-        this.statsCache = { at: Date.now(), top: topQueues, value };
-        this.statsRefresh = undefined;
-        return value;
-      },
-      (e: unknown) => {
-        this.statsRefresh = undefined;
-        throw e;
-      },
-    );
-    return this.statsRefresh;
-  }
-
-  /**
-   * From the counters (expired-unswept envelopes included, as the interface allows): cost
-   * proportional to receivers, not to queued envelopes. The oldest of each named queue is the
-   * first entry of its primary-key range.
-   */
-  private async computeStats(topQueues: number): Promise<StoreStats> {
-    const top = await this.pool.query<{ did: string; n: number; oldest: string | null }>({
-      name: 'relay_stats_top',
-      text:
-        'SELECT t.did, t.n, (SELECT e.deposited_at FROM envelopes e WHERE e.mailbox_id = t.id ORDER BY e.deposited_at LIMIT 1) AS oldest ' +
-        'FROM (SELECT id, did, admitted + unsolicited AS n FROM mailboxes WHERE admitted + unsolicited > 0 ORDER BY admitted + unsolicited DESC, did LIMIT $1) t ' +
-        'ORDER BY t.n DESC, t.did',
-      values: [topQueues],
-    });
-    const totals = await this.pool.query<{ receivers: number; senders: number }>({
-      name: 'relay_stats_totals',
-      text: 'SELECT (SELECT count(*)::integer FROM mailboxes WHERE admitted + unsolicited > 0) AS receivers, (SELECT count(*)::integer FROM senders WHERE queued > 0) AS senders',
-      values: [],
-    });
-    const mailboxes: MailboxStats[] = top.rows.map((r) => ({ did: r.did, queueSize: r.n, oldestDepositedAt: Number(r.oldest ?? 0) }));
-    return { mailboxes, uniqueSenders: totals.rows[0]?.senders ?? 0, uniqueReceivers: totals.rows[0]?.receivers ?? 0 };
   }
 
   /** Reads the database size now and every STORAGE_CHECK_MS (for `maxDbBytes`). */

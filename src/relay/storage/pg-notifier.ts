@@ -1,5 +1,6 @@
 /**
- * Cross-process long-poll wake-ups (PROTOCOL.md §5 receive `wait`): one dedicated connection per
+ * Cross-process long-poll wake-ups (PROTOCOL.md §5 receive `wait`), both sides: DepositNotifier
+ * sends (below); DepositListener receives on one dedicated connection per
  * relay process LISTENs on the deposit channel; every committed deposit, on any process, NOTIFYs
  * the receiver DID (pg-migrations.ts `relay_deposit`).
  *
@@ -102,5 +103,72 @@ export class DepositListener {
       this.connect().catch(() => undefined); // a failed attempt schedules the next one itself
     }, delay);
     this.retryTimer.unref();
+  }
+}
+
+/** NOTIFY payloads stop at 8000 bytes. */
+const MAX_NOTIFY_PAYLOAD = 7_999;
+
+/**
+ * The sending side: after a deposit commits, its receiver DID is NOTIFYed to every process, in
+ * batches, in their own transaction with synchronous_commit off. NOTIFY inside the deposit
+ * transaction holds a cluster-wide lock through the commit's WAL flush and serialised all
+ * deposits (pg-store.ts cites the measurement). A notification lost to a crash costs a long-poll
+ * its wake, never an envelope: the listener's reconnection wakes every waiter to look again.
+ */
+export class DepositNotifier {
+  /** DIDs deposited to since the last NOTIFY batch went out. */
+  private pending = new Set<string>();
+  private inFlight: Promise<void> | undefined;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly onError: (e: Error) => void,
+  ) {}
+
+  /** Resolves once no batch is in flight. */
+  async idle(): Promise<void> {
+    await this.inFlight;
+  }
+
+  /**
+   * Queues a wake for `did`'s long-polls on every process. One batch at a time: DIDs deposited to
+   * while a batch is in flight go in the next one (deduplicated).
+   */
+  notifyLater(did: string): void {
+    // NOTIFY payloads stop at 8000 bytes and one over it fails its whole batch: a DID that long
+    // (only possible with --open-mailboxes) wakes long-polls on this process only.
+    if (Buffer.byteLength(did) > MAX_NOTIFY_PAYLOAD) return;
+    this.pending.add(did);
+    if (!this.inFlight) this.inFlight = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.sendNotifications());
+  }
+
+  private async sendNotifications(): Promise<void> {
+    while (this.pending.size > 0) {
+      const dids = [...this.pending];
+      this.pending = new Set();
+      let client: pg.PoolClient | undefined;
+      // A checked-out client between statements has no pool listener: a connection lost then is
+      // an 'error' event, which unhandled would crash the process (seen under a PostgreSQL restart).
+      const onClientError = (e: Error) => this.onError(e);
+      try {
+        client = await this.pool.connect();
+        client.on('error', onClientError);
+        await client.query('BEGIN');
+        // Nothing durable here: the deposits committed already. Not waiting for this commit's
+        // flush keeps the notify lock short.
+        await client.query('SET LOCAL synchronous_commit TO off');
+        await client.query(`SELECT pg_notify('${DEPOSIT_CHANNEL}', d) FROM unnest($1::text[]) AS d`, [dids]);
+        await client.query('COMMIT');
+        client.off('error', onClientError);
+        client.release();
+      } catch (e) {
+        client?.off('error', onClientError);
+        client?.release(true);
+        // Lost wakes: those long-polls answer at their deadline, or at the listener's resync.
+        this.onError(e instanceof Error ? e : new Error(String(e)));
+      }
+    }
+    this.inFlight = undefined;
   }
 }

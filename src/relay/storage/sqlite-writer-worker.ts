@@ -6,7 +6,8 @@
  */
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createWriter, openSqlite, type StorageLimits, type WriteOp } from './sqlite-writer';
+import { openSqlite } from './sqlite-schema';
+import { createWriter, type StorageLimits, type WriteOp } from './sqlite-writer';
 
 export type WriterMessage =
   | { readonly type: 'batch'; readonly ops: readonly WriteOp[] }
@@ -16,6 +17,17 @@ export type WriterMessage =
 
 export type WorkerRole = 'writer' | 'checkpointer';
 
+export interface WorkerData {
+  readonly path: string;
+  readonly role: WorkerRole;
+  readonly storage: StorageLimits;
+  /** Checkpointer only: run `PRAGMA quick_check` first and post an IntegrityReport. */
+  readonly quickCheck: boolean;
+}
+
+/** The checkpointer's answer to its start-up `PRAGMA quick_check`. */
+export type IntegrityReport = { readonly type: 'integrity'; readonly ok: true; readonly ms: number } | { readonly type: 'integrity'; readonly ok: false; readonly message: string };
+
 /** WAL size past which the writer checkpoints by itself between batches. */
 const WAL_RESTART_BYTES = 16 * 1024 * 1024;
 
@@ -24,7 +36,7 @@ const CHECKPOINT_EVERY_MS = 2000;
 
 const port = parentPort;
 if (!port) throw new Error('sqlite-writer-worker must run in a worker thread');
-const { path, role, storage } = workerData as { path: string; role: WorkerRole; storage: StorageLimits };
+const { path, role, storage, quickCheck } = workerData as WorkerData;
 const db = openSqlite(path);
 
 const walSize = (): number => {
@@ -35,7 +47,23 @@ const walSize = (): number => {
   }
 };
 
+/**
+ * `PRAGMA quick_check` of the whole file (1.1 s at 1,000,000 envelopes, measured): run here, after
+ * the relay started serving, instead of on its start path (sqlite-store.ts says what a failure does).
+ */
+function integrityCheck(): IntegrityReport {
+  const started = performance.now();
+  try {
+    const problems = db.pragma('quick_check', { simple: false }) as { quick_check: string }[];
+    if (problems.length === 1 && problems[0]!.quick_check === 'ok') return { type: 'integrity', ok: true, ms: Math.round(performance.now() - started) };
+    return { type: 'integrity', ok: false, message: `fails PRAGMA quick_check: ${problems.slice(0, 5).map((p) => p.quick_check).join('; ')}` };
+  } catch (e) {
+    return { type: 'integrity', ok: false, message: `is damaged: ${e instanceof Error ? e.message : String(e)}` };
+  }
+}
+
 if (role === 'checkpointer') {
+  if (quickCheck) port.postMessage(integrityCheck());
   // PASSIVE checkpoints copy committed frames without blocking the writer; done here, they keep
   // checkpoint I/O (and its fsync of the database file) out of the writer's commit path.
   // When the WAL has not grown for a whole tick (the relay is idle), a TRUNCATE checkpoint empties

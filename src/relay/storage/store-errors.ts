@@ -8,3 +8,11 @@ export class StoreUnavailableError extends Error {
 }
 
 export const isStoreUnavailable = (e: unknown): e is StoreUnavailableError => e instanceof StoreUnavailableError;
+
+/**
+ * The SQLite database on disk is newer than this relay or fails an integrity check (damaged WAL,
+ * `PRAGMA quick_check`): an operator must restore it. `spl-relay` exits 3.
+ */
+export class DatabaseRefusedError extends Error {
+  override readonly name = 'DatabaseRefusedError';
+}

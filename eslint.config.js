@@ -50,7 +50,10 @@ export default tseslint.config(
     // src/core is isomorphic: nothing from Node or a browser, only @noble/*.
     files: ['src/core/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ regex: '^(?!@noble/|\\./|\\.\\./).*', message: 'src/core imports only @noble/* and itself' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^(?!@noble/|\\./|\\.\\./).*', message: 'src/core imports only @noble/* and itself' }] },
+      ],
     },
   },
   // The arrows between the parts (README "What is in the box"): each layer names what it may use.
@@ -63,17 +66,44 @@ export default tseslint.config(
   {
     files: ['src/sync/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./(?!core(/|$)|store(/|$))', message: 'src/sync (the platform-free engine) depends on src/core and src/store only' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./(?!core(/|$)|store(/|$))',
+              message: 'src/sync (the platform-free engine) depends on src/core and src/store only',
+            },
+          ],
+        },
+      ],
     },
   },
   // The browser side: src/browser is the composition root of page and service worker (it opens the
   // IndexedDB store); src/ui and src/sw see the store only through src/sync. None of them touch Node.
-  ...layer('src/browser', ['core', 'store', 'sync'], 'src/browser (browser wiring) depends on src/core, src/store and src/sync only, and on nothing from Node'),
-  ...layer('src/ui', ['core', 'sync', 'browser'], 'src/ui depends on src/sync, src/browser and src/core only (store types come re-exported by src/sync), and on nothing from Node'),
-  ...layer('src/sw', ['core', 'sync', 'browser'], 'src/sw depends on src/sync, src/browser and src/core only (store types come re-exported by src/sync), and on nothing from Node'),
+  ...layer(
+    'src/browser',
+    ['core', 'store', 'sync'],
+    'src/browser (browser wiring) depends on src/core, src/store and src/sync only, and on nothing from Node',
+  ),
+  ...layer(
+    'src/ui',
+    ['core', 'sync', 'browser'],
+    'src/ui depends on src/sync, src/browser and src/core only (store types come re-exported by src/sync), and on nothing from Node',
+  ),
+  ...layer(
+    'src/sw',
+    ['core', 'sync', 'browser'],
+    'src/sw depends on src/sync, src/browser and src/core only (store types come re-exported by src/sync), and on nothing from Node',
+  ),
   // The headless peer wires Node to the engine; the relay is a separate program (spl-relay), the
   // browser parts are not for Node.
-  ...layer('src/cli', ['core', 'store', 'sync'], 'src/cli depends on src/core, src/store and src/sync only (not on the relay, the browser wiring, the UI or the service worker)', { node: true }),
+  ...layer(
+    'src/cli',
+    ['core', 'store', 'sync'],
+    'src/cli depends on src/core, src/store and src/sync only (not on the relay, the browser wiring, the UI or the service worker)',
+    { node: true },
+  ),
   {
     files: ['src/relay/*.ts'],
     rules: {
@@ -83,7 +113,10 @@ export default tseslint.config(
   {
     files: ['src/relay/*/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./\\.\\./(?!core(/|$))', message: 'src/relay depends on src/core only' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^\\.\\./\\.\\./(?!core(/|$))', message: 'src/relay depends on src/core only' }] },
+      ],
     },
   },
   {
@@ -108,7 +141,14 @@ export default tseslint.config(
     // test-only harness: what both need lives in support/.
     files: ['bench/**/*.ts', 'support/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./)+test(/|$)', message: 'bench/ and support/ import nothing from test/: move what both need to support/' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^(\\.\\./)+test(/|$)', message: 'bench/ and support/ import nothing from test/: move what both need to support/' },
+          ],
+        },
+      ],
     },
   },
   // Layout is Prettier's (npm run format): no lint rule argues with it.

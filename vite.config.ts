@@ -69,13 +69,34 @@ export default defineConfig(({ command }) => ({
           { src: 'icons/maskable-512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
         ],
         shortcuts: [
-          { name: 'Threads', short_name: 'Threads', url: './#/threads', icons: [{ src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' }] },
-          { name: 'Pair a device', short_name: 'Pair', url: './#/pair', icons: [{ src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' }] },
-          { name: 'Sync status', short_name: 'Sync', url: './#/sync', icons: [{ src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' }] },
+          {
+            name: 'Threads',
+            short_name: 'Threads',
+            url: './#/threads',
+            icons: [{ src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' }],
+          },
+          {
+            name: 'Pair a device',
+            short_name: 'Pair',
+            url: './#/pair',
+            icons: [{ src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' }],
+          },
+          {
+            name: 'Sync status',
+            short_name: 'Sync',
+            url: './#/sync',
+            icons: [{ src: 'icons/icon-192.png', sizes: '192x192', type: 'image/png' }],
+          },
         ],
         // From the screen sweep (test/e2e/ui-screens.test.ts writes test-results/screens/manifest-*.png).
         screenshots: [
-          { src: 'screenshots/thread-narrow.png', sizes: '390x844', type: 'image/png', form_factor: 'narrow', label: 'A thread on a phone' },
+          {
+            src: 'screenshots/thread-narrow.png',
+            sizes: '390x844',
+            type: 'image/png',
+            form_factor: 'narrow',
+            label: 'A thread on a phone',
+          },
           { src: 'screenshots/thread-wide.png', sizes: '1280x800', type: 'image/png', form_factor: 'wide', label: 'A thread on a laptop' },
         ],
       },

@@ -3,14 +3,7 @@
  * real relay, and, on the same page, the raw rates ingest cannot beat.
  */
 import { openDB, unwrap } from 'idb';
-import {
-  ed25519Backend,
-  fromB64u,
-  publicKeyFromDid,
-  recordSigningBytes,
-  verify,
-  type SignedRecord,
-} from '../src/core';
+import { ed25519Backend, fromB64u, publicKeyFromDid, recordSigningBytes, verify, type SignedRecord } from '../src/core';
 import { openIdbPeerStore } from '../src/store/idb';
 import { openPeerEngine, type PeerEngine } from '../src/sync/engine';
 import { defaultWorkerCount, workerEnvelopeOpener } from '../src/browser/envelope-opener';
@@ -41,7 +34,16 @@ async function putAll(records: readonly SignedRecord[]): Promise<number> {
   await (await openIdbPeerStore(name)).close();
   const db = unwrap(await openDB(name));
   const now = Date.now();
-  const rows = records.map((s) => ({ id: s.id, signed: s, thread: s.record.thread, actor: s.record.actor, clock: s.record.clock, receivedAt: now, path: 'relay', via: 'http://127.0.0.1:1/' }));
+  const rows = records.map((s) => ({
+    id: s.id,
+    signed: s,
+    thread: s.record.thread,
+    actor: s.record.actor,
+    clock: s.record.clock,
+    receivedAt: now,
+    path: 'relay',
+    via: 'http://127.0.0.1:1/',
+  }));
   const t0 = performance.now();
   await new Promise<void>((resolve, reject) => {
     const tx = db.transaction('records', 'readwrite', { durability: 'strict' }); // as the store's ingest
@@ -92,7 +94,11 @@ const api = {
    * could reach with this opening code; (b) what any receiver could, since verifying is the least
    * it must do. Where the puts alone keep every core busy, both sit well below the put rate.
    */
-  async ceilings(recordsJson: string, sealedJson: string, receiver: { did: string; secretKey: string }): Promise<{ open: number; verify: number }> {
+  async ceilings(
+    recordsJson: string,
+    sealedJson: string,
+    receiver: { did: string; secretKey: string },
+  ): Promise<{ open: number; verify: number }> {
     const records = JSON.parse(recordsJson) as SignedRecord[];
     const envelopes = JSON.parse(sealedJson) as unknown[];
     const me = { did: receiver.did, secretKey: fromB64u(receiver.secretKey)! };
@@ -105,7 +111,11 @@ const api = {
     const openMs = performance.now() - t0;
     if (!opened.every((o) => o.ok && o.value.records.every((r) => r.ok))) throw new Error('a ceiling envelope did not open');
 
-    const jobs = records.map((r) => ({ sig: fromB64u(r.sig)!, msg: recordSigningBytes(r.record), key: (publicKeyFromDid(r.record.actor) as { ok: true; value: Uint8Array }).value }));
+    const jobs = records.map((r) => ({
+      sig: fromB64u(r.sig)!,
+      msg: recordSigningBytes(r.record),
+      key: (publicKeyFromDid(r.record.actor) as { ok: true; value: Uint8Array }).value,
+    }));
     const verifiers = Array.from({ length: count }, () => new Worker(new URL('./verify-worker.ts', import.meta.url), { type: 'module' }));
     const verifyOn = (w: Worker, part: typeof jobs) =>
       new Promise<number>((resolve) => {
@@ -129,7 +139,12 @@ const api = {
   },
 
   takeTrace(): string {
-    return trace.map((t) => `${t.what.padEnd(7)} ${t.start.toFixed(0).padStart(6)} → ${t.end.toFixed(0).padStart(6)} (${(t.end - t.start).toFixed(0)} ms)`).join('\n');
+    return trace
+      .map(
+        (t) =>
+          `${t.what.padEnd(7)} ${t.start.toFixed(0).padStart(6)} → ${t.end.toFixed(0).padStart(6)} (${(t.end - t.start).toFixed(0)} ms)`,
+      )
+      .join('\n');
   },
 
   async storedCount(mode: Mode, thread: string): Promise<number> {

@@ -56,7 +56,12 @@ async function main(): Promise<void> {
     const sender = createSigner(senderKey);
     const senderDid = didFromPublicKey(sender.publicKey);
     const receivers = {
-      page: await page.evaluate(([r, s, t, w]) => window.ingestBench.setup(r, s, t, 'page', w ? Number(w) : undefined), [relay.url, senderDid, THREAD, process.env.BENCH_WORKERS ?? ''] as const),
+      page: await page.evaluate(([r, s, t, w]) => window.ingestBench.setup(r, s, t, 'page', w ? Number(w) : undefined), [
+        relay.url,
+        senderDid,
+        THREAD,
+        process.env.BENCH_WORKERS ?? '',
+      ] as const),
       inline: await page.evaluate(([r, s, t]) => window.ingestBench.setup(r, s, t, 'inline'), [relay.url, senderDid, THREAD] as const),
     };
 
@@ -65,13 +70,30 @@ async function main(): Promise<void> {
     const ceilingReceiver = { did: didFromPublicKey(createSigner(ceilingKey).publicKey), secretKey: toB64u(ceilingKey) };
 
     // Rounds interleave the measurements so machine noise hits them alike; medians reported.
-    const rounds: { ingest: number; inline: number; verify: number; put: number; ceiling: { open: number; verify: number }; envelopes: number; backend: string }[] = [];
+    const rounds: {
+      ingest: number;
+      inline: number;
+      verify: number;
+      put: number;
+      ceiling: { open: number; verify: number };
+      envelopes: number;
+      backend: string;
+    }[] = [];
     let envelopes = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const records: SignedRecord[] = [];
       for (let i = 0; i < RECORDS; i++) {
         const clock = round * RECORDS + i;
-        const rec = { parents: [], thread: THREAD, actor: senderDid, act: 'KNOW' as const, body: { kind: 'note', text: `record ${clock} `.padEnd(120, '.') }, clock, data_type: 'SCALAR' as const, judged_by: null };
+        const rec = {
+          parents: [],
+          thread: THREAD,
+          actor: senderDid,
+          act: 'KNOW' as const,
+          body: { kind: 'note', text: `record ${clock} `.padEnd(120, '.') },
+          clock,
+          data_type: 'SCALAR' as const,
+          judged_by: null,
+        };
         records.push(await signRecord(rec, sender));
       }
       const drainMs: Record<'page' | 'inline', number> = { page: 0, inline: 0 };
@@ -94,10 +116,14 @@ async function main(): Promise<void> {
         const drained = await page.evaluate((m) => window.ingestBench.drain(m), mode);
         await cpu?.print(`${mode} drain`);
         if (profiler) printProfile((await profiler.send('Profiler.stop')).profile);
-        if (process.env.BENCH_TRACE) console.error(`${mode} round ${round}: ${drained.ms.toFixed(0)} ms\n${await page.evaluate(() => window.ingestBench.takeTrace())}`);
+        if (process.env.BENCH_TRACE)
+          console.error(
+            `${mode} round ${round}: ${drained.ms.toFixed(0)} ms\n${await page.evaluate(() => window.ingestBench.takeTrace())}`,
+          );
         const stored = await page.evaluate(([m, t]) => window.ingestBench.storedCount(m, t), [mode, THREAD] as const);
         const expected = (round + 1) * RECORDS;
-        if (drained.ingested !== RECORDS || stored !== expected) throw new Error(`${mode}: ingested ${drained.ingested}, stored ${stored}, expected ${expected}`);
+        if (drained.ingested !== RECORDS || stored !== expected)
+          throw new Error(`${mode}: ingested ${drained.ingested}, stored ${stored}, expected ${expected}`);
         drainMs[mode] = drained.ms;
         envelopes = drained.envelopes;
       }
@@ -107,8 +133,20 @@ async function main(): Promise<void> {
       const putRate = await page.evaluate((r) => window.ingestBench.idbPutRate(r), recordsJson);
       await cpu?.print('IndexedDB put baseline (and parsing its input)');
       const sealedJson = JSON.stringify(await sealedEnvelopes(records, sender, ceilingReceiver.did));
-      const ceiling = await page.evaluate(([r, e, who]) => window.ingestBench.ceilings(r, e, who), [recordsJson, sealedJson, ceilingReceiver] as const);
-      rounds.push({ ingest: (RECORDS / drainMs.page) * 1000, inline: (RECORDS / drainMs.inline) * 1000, verify: verifyRate.perSecond, put: putRate, ceiling, envelopes, backend: verifyRate.backend });
+      const ceiling = await page.evaluate(([r, e, who]) => window.ingestBench.ceilings(r, e, who), [
+        recordsJson,
+        sealedJson,
+        ceilingReceiver,
+      ] as const);
+      rounds.push({
+        ingest: (RECORDS / drainMs.page) * 1000,
+        inline: (RECORDS / drainMs.inline) * 1000,
+        verify: verifyRate.perSecond,
+        put: putRate,
+        ceiling,
+        envelopes,
+        backend: verifyRate.backend,
+      });
     }
 
     const ingestRate = median(rounds.map((r) => r.ingest));
@@ -150,7 +188,14 @@ async function main(): Promise<void> {
           ratio_vs_slower_baseline: Number((bareRate / slower).toFixed(3)),
         },
       },
-      per_round: rounds.map((r) => ({ ingest: Math.round(r.ingest), inline: Math.round(r.inline), verify: Math.round(r.verify), put: Math.round(r.put), ceiling: Math.round(r.ceiling.open), bare_verify_ceiling: Math.round(r.ceiling.verify) })),
+      per_round: rounds.map((r) => ({
+        ingest: Math.round(r.ingest),
+        inline: Math.round(r.inline),
+        verify: Math.round(r.verify),
+        put: Math.round(r.put),
+        ceiling: Math.round(r.ceiling.open),
+        bare_verify_ceiling: Math.round(r.ceiling.verify),
+      })),
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {
@@ -165,7 +210,14 @@ async function main(): Promise<void> {
 async function sealedEnvelopes(records: readonly SignedRecord[], sender: Signer, toDid: string): Promise<SealedEnvelope[]> {
   const out: SealedEnvelope[] = [];
   for (let i = 0; i < records.length; i += PER_ENVELOPE) {
-    out.push(sealEnvelope(await buildPlainEnvelope({ fromDid: didFromPublicKey(sender.publicKey), toDid, records: records.slice(i, i + PER_ENVELOPE) }, sender)));
+    out.push(
+      sealEnvelope(
+        await buildPlainEnvelope(
+          { fromDid: didFromPublicKey(sender.publicKey), toDid, records: records.slice(i, i + PER_ENVELOPE) },
+          sender,
+        ),
+      ),
+    );
   }
   return out;
 }

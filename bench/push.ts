@@ -26,11 +26,19 @@ const summary = (xs: number[]): { p50: number; p90: number; n: number } => ({ p5
 const standIn = await startPushServiceStandIn();
 const relay = await startRelayProcess(['--no-rate-limit', '--log-level', 'warn', '--push-allow-endpoint', standIn.origin]);
 
-async function register(did: string, signer: ReturnType<typeof newPeer>['signer'], sub: { endpoint: string; keys: unknown }): Promise<void> {
+async function register(
+  did: string,
+  signer: ReturnType<typeof newPeer>['signer'],
+  sub: { endpoint: string; keys: unknown },
+): Promise<void> {
   const pathAndQuery = `${mailboxPath(did)}/push`;
   const body = JSON.stringify(sub);
   const auth = await signMailboxRequest({ method: 'PUT', host: hostOf(relay.url), pathAndQuery, body }, signer);
-  const res = await fetch(relay.url + pathAndQuery, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body });
+  const res = await fetch(relay.url + pathAndQuery, {
+    method: 'PUT',
+    headers: { authorization: auth, 'content-type': 'application/json' },
+    body,
+  });
   if (res.status !== 200) throw new Error(`registration failed: ${res.status}`);
 }
 
@@ -51,7 +59,11 @@ for (let i = 0; i < RELAY_SAMPLES; i++) {
   // Baseline: the same deposit path waking a receiver that is already waiting (no push).
   const other = newPeer();
   const poll = signedReceive(relay.url, other.did, other.signer, { wait: 5 });
-  await waitFor(async () => (await (await fetch(`${relay.url}/metrics`)).text()).includes('\nrelay_long_polls_waiting 1'), 5000, 'the receiver waiting');
+  await waitFor(
+    async () => (await (await fetch(`${relay.url}/metrics`)).text()).includes('\nrelay_long_polls_waiting 1'),
+    5000,
+    'the receiver waiting',
+  );
   const t1 = performance.now();
   await deposit(relay.url, other.did, junkSealed(other.did));
   const answered = await poll;
@@ -112,7 +124,11 @@ try {
 console.log(
   JSON.stringify(
     {
-      relay: { deposit_to_push_ms: summary(toPush), baseline_deposit_to_202_ms: summary(to202), baseline_deposit_to_longpoll_wake_ms: summary(toWake) },
+      relay: {
+        deposit_to_push_ms: summary(toPush),
+        baseline_deposit_to_202_ms: summary(to202),
+        baseline_deposit_to_longpoll_wake_ms: summary(toWake),
+      },
       browser: { push_to_records_stored_and_acked_ms: summary(pushToStored) },
     },
     null,

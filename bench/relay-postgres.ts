@@ -58,7 +58,17 @@ const SCALE_BODY_BYTES = 1024;
 
 const relayArgs = (db: string) => [
   join(ROOT, 'bin', 'spl-relay.js'),
-  '--host', '127.0.0.1', '--port', '0', '--db', db, '--no-rate-limit', '--cap', '10000000', '--log-level', 'warn',
+  '--host',
+  '127.0.0.1',
+  '--port',
+  '0',
+  '--db',
+  db,
+  '--no-rate-limit',
+  '--cap',
+  '10000000',
+  '--log-level',
+  'warn',
 ];
 
 type DepositResult = Awaited<ReturnType<typeof depositLoad>>;
@@ -114,7 +124,10 @@ export async function main(argv: readonly string[]): Promise<void> {
 
     const scale = {
       sqlite: await queueScaleSqlite(dir),
-      postgres: await queueScalePostgres(await cluster.createDatabase('bench_scale_empty'), await cluster.createDatabase('bench_scale_full')),
+      postgres: await queueScalePostgres(
+        await cluster.createDatabase('bench_scale_empty'),
+        await cluster.createDatabase('bench_scale_full'),
+      ),
     };
 
     const result = {
@@ -159,7 +172,14 @@ async function receiverSamples(url: string, receiver: Peer, samples: number): Pr
   const out: number[] = [];
   for (let i = 0; i < samples; i++) {
     for (let k = 0; k < 10; k++) {
-      const res = await httpCall(agent, url, 'POST', base, { 'content-type': 'application/json' }, template.text.replace(template.id, nextId()));
+      const res = await httpCall(
+        agent,
+        url,
+        'POST',
+        base,
+        { 'content-type': 'application/json' },
+        template.text.replace(template.id, nextId()),
+      );
       if (res.status !== 202) throw new Error(`deposit answered ${res.status}`);
     }
     const rpath = `${base}/receive?limit=10`;
@@ -217,7 +237,16 @@ async function checkServes(url: string, peer: Peer, expected: number): Promise<b
 
 function bulkBody(id: string, to: string): string {
   const pad = randomBytes(SCALE_BODY_BYTES).toString('base64url');
-  const head = JSON.stringify({ v: 1, id, to_did: to, encoding: 'sealed', ttl_seconds: 2_592_000, epk: randomBytes(32).toString('base64url'), nonce: randomBytes(24).toString('base64url'), ciphertext: '' });
+  const head = JSON.stringify({
+    v: 1,
+    id,
+    to_did: to,
+    encoding: 'sealed',
+    ttl_seconds: 2_592_000,
+    epk: randomBytes(32).toString('base64url'),
+    nonce: randomBytes(24).toString('base64url'),
+    ciphertext: '',
+  });
   return head.replace('"ciphertext":""', `"ciphertext":"${pad.slice(0, Math.max(16, SCALE_BODY_BYTES - head.length))}"`);
 }
 
@@ -231,7 +260,9 @@ async function queueScaleSqlite(dir: string) {
   for (const path of [emptyPath, fullPath]) await (await spawnServer(relayArgs(path))).stop();
   const t0 = performance.now();
   const db = openSqlite(fullPath);
-  const insert = db.prepare('INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at) VALUES (?, ?, NULL, ?, ?, ?, ?)');
+  const insert = db.prepare(
+    'INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at) VALUES (?, ?, NULL, ?, ?, ?, ?)',
+  );
   const now = Date.now();
   const n = perReceiver();
   db.transaction(() => {
@@ -252,7 +283,13 @@ async function queueScaleSqlite(dir: string) {
   const fullRelay = await spawnServer(relayArgs(fullPath));
   try {
     const serves = await checkServes(fullRelay.url, bulkPeers[SCALE_RECEIVERS - 1]!, n);
-    return { queued: n * SCALE_RECEIVERS, receivers: SCALE_RECEIVERS, bulk_load_seconds: round(loadSeconds, 1), ...(await compareEmptyFull(emptyRelay.url, fullRelay.url)), serves_bulk_mailbox: serves };
+    return {
+      queued: n * SCALE_RECEIVERS,
+      receivers: SCALE_RECEIVERS,
+      bulk_load_seconds: round(loadSeconds, 1),
+      ...(await compareEmptyFull(emptyRelay.url, fullRelay.url)),
+      serves_bulk_mailbox: serves,
+    };
   } finally {
     await emptyRelay.stop();
     await fullRelay.stop();
@@ -271,7 +308,10 @@ async function queueScalePostgres(emptyUrl: string, fullUrl: string) {
     const n = perReceiver();
     const now = Date.now();
     try {
-      await client.query('INSERT INTO mailboxes (did, admitted) SELECT d, $2 FROM unnest($1::text[]) AS d', [bulkPeers.map((p) => p.did), n]);
+      await client.query('INSERT INTO mailboxes (did, admitted) SELECT d, $2 FROM unnest($1::text[]) AS d', [
+        bulkPeers.map((p) => p.did),
+        n,
+      ]);
       // Generated server-side: envelope k of every receiver, then k+1 (interleaved like traffic).
       await client.query(
         `INSERT INTO envelopes (mailbox_id, id, from_did, body, size, deposited_at, expires_at, unsolicited)
@@ -293,7 +333,13 @@ async function queueScalePostgres(emptyUrl: string, fullUrl: string) {
     }
     const loadSeconds = (performance.now() - t0) / 1000;
     const serves = await checkServes(fullRelay.url, bulkPeers[SCALE_RECEIVERS - 1]!, n);
-    return { queued: n * SCALE_RECEIVERS, receivers: SCALE_RECEIVERS, bulk_load_seconds: round(loadSeconds, 1), ...(await compareEmptyFull(emptyRelay.url, fullRelay.url)), serves_bulk_mailbox: serves };
+    return {
+      queued: n * SCALE_RECEIVERS,
+      receivers: SCALE_RECEIVERS,
+      bulk_load_seconds: round(loadSeconds, 1),
+      ...(await compareEmptyFull(emptyRelay.url, fullRelay.url)),
+      serves_bulk_mailbox: serves,
+    };
   } finally {
     await emptyRelay.stop();
     await fullRelay.stop();

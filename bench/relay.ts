@@ -57,7 +57,9 @@ export async function spawnServer(args: string[]): Promise<Server> {
       cleanup();
       throw new Error(`server exited early (${exited})`);
     }
-    const line = readFileSync(logPath, 'utf8').split('\n').find((l) => l.includes('"listening"'));
+    const line = readFileSync(logPath, 'utf8')
+      .split('\n')
+      .find((l) => l.includes('"listening"'));
     if (line) {
       const { url } = JSON.parse(line) as { url: string };
       return {
@@ -96,7 +98,16 @@ export const newPeer = (): Peer => {
 export function sealedTemplate(to: Peer): { text: string; id: string; toDid: string } {
   const id = 'f'.repeat(64);
   const make = (n: number) =>
-    JSON.stringify({ v: 1, id, to_did: to.did, encoding: 'sealed', ttl_seconds: 2_592_000, epk: toB64u(randomBytes(32)), nonce: toB64u(randomBytes(24)), ciphertext: toB64u(randomBytes(n)) });
+    JSON.stringify({
+      v: 1,
+      id,
+      to_did: to.did,
+      encoding: 'sealed',
+      ttl_seconds: 2_592_000,
+      epk: toB64u(randomBytes(32)),
+      nonce: toB64u(randomBytes(24)),
+      ciphertext: toB64u(randomBytes(n)),
+    });
   let n = 16;
   while (Buffer.byteLength(make(n + 1)) <= ENVELOPE_BYTES) n++;
   // Same-length IDs and DIDs keep every variant at this size.
@@ -108,16 +119,33 @@ interface HttpResult {
   body: string;
 }
 
-export function httpCall(agent: Agent, url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<HttpResult> {
+export function httpCall(
+  agent: Agent,
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<HttpResult> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ agent, host: u.hostname, port: u.port, method, path, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        agent,
+        host: u.hostname,
+        port: u.port,
+        method,
+        path,
+        headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -130,7 +158,12 @@ export const percentile = (sorted: number[], p: number): number => {
 export const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
 const summary = (latencies: number[], count: number, seconds: number) => {
   const s = [...latencies].sort((a, b) => a - b);
-  return { per_second: Math.round(count / seconds), p50_ms: round(percentile(s, 50)), p99_ms: round(percentile(s, 99)), requests: latencies.length };
+  return {
+    per_second: Math.round(count / seconds),
+    p50_ms: round(percentile(s, 50)),
+    p99_ms: round(percentile(s, 99)),
+    requests: latencies.length,
+  };
 };
 
 let idCounter = 0;
@@ -140,7 +173,12 @@ export const nextId = (): string => (++idCounter).toString(16).padStart(64, '0')
  * 50 connections each depositing back to back for `seconds`; connection i deposits into receiver i
  * (at relay i mod n when given several relay URLs, e.g. processes sharing one database).
  */
-export async function depositLoad(urls: string | readonly string[], template: { text: string; id: string; toDid: string }, receivers: Peer[], seconds: number) {
+export async function depositLoad(
+  urls: string | readonly string[],
+  template: { text: string; id: string; toDid: string },
+  receivers: Peer[],
+  seconds: number,
+) {
   const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
   const latencies: number[] = [];
   let errors = 0;
@@ -168,7 +206,13 @@ export async function depositLoad(urls: string | readonly string[], template: { 
   return { ...summary(latencies, latencies.length - errors, elapsed), errors, bytes_per_envelope: Buffer.byteLength(template.text) };
 }
 
-export async function signedHeaders(url: string, signer: Signer, method: string, path: string, body: string): Promise<Record<string, string>> {
+export async function signedHeaders(
+  url: string,
+  signer: Signer,
+  method: string,
+  path: string,
+  body: string,
+): Promise<Record<string, string>> {
   return { authorization: await signMailboxRequest({ method, host: new URL(url).host, pathAndQuery: path, body }, signer) };
 }
 
@@ -272,7 +316,14 @@ export async function wakeLatency(url: string, depositUrl = url) {
     samples.push(answeredAt - sentAt);
     const apath = `${base}/ack`;
     const body = JSON.stringify({ ids: [id] });
-    await httpCall(agent, url, 'POST', apath, { ...(await signedHeaders(url, receiver.signer, 'POST', apath, body)), 'content-type': 'application/json' }, body);
+    await httpCall(
+      agent,
+      url,
+      'POST',
+      apath,
+      { ...(await signedHeaders(url, receiver.signer, 'POST', apath, body)), 'content-type': 'application/json' },
+      body,
+    );
   }
   agent.destroy();
   const s = samples.sort((a, b) => a - b);
@@ -289,8 +340,16 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'relay-bench-'));
   const relay = await spawnServer([
     join(ROOT, 'bin', 'spl-relay.js'),
-    '--host', '127.0.0.1', '--port', '0', '--db', join(dir, 'relay.sqlite'),
-    '--no-rate-limit', '--cap', '10000000', ...(process.env.BENCH_RELAY_ARGS ?? '').split(' ').filter(Boolean),
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--db',
+    join(dir, 'relay.sqlite'),
+    '--no-rate-limit',
+    '--cap',
+    '10000000',
+    ...(process.env.BENCH_RELAY_ARGS ?? '').split(' ').filter(Boolean),
   ]);
   try {
     await depositLoad(bare.url, template, receivers, WARMUP_SECONDS);
@@ -330,7 +389,9 @@ async function main(): Promise<void> {
 }
 
 /** The round with the median rate, plus every round's rate and p99 for the record. */
-export function medianRound<T extends { per_second: number; p99_ms: number }>(rounds: T[]): T & { rounds: { per_second: number; p99_ms: number }[] } {
+export function medianRound<T extends { per_second: number; p99_ms: number }>(
+  rounds: T[],
+): T & { rounds: { per_second: number; p99_ms: number }[] } {
   const sorted = [...rounds].sort((a, b) => a.per_second - b.per_second);
   return { ...sorted[Math.floor(sorted.length / 2)]!, rounds: rounds.map((r) => ({ per_second: r.per_second, p99_ms: r.p99_ms })) };
 }
@@ -342,7 +403,12 @@ function runBareServer(): void {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const text = JSON.stringify({ id: 'x'.repeat(64), duplicate: false, expires_at: Date.now() + 2_592_000_000, n: Buffer.concat(chunks).length });
+      const text = JSON.stringify({
+        id: 'x'.repeat(64),
+        duplicate: false,
+        expires_at: Date.now() + 2_592_000_000,
+        n: Buffer.concat(chunks).length,
+      });
       res.writeHead(202, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
       res.end(text);
     });
@@ -350,11 +416,11 @@ function runBareServer(): void {
   server.keepAliveTimeout = 10_000;
   server.listen(0, '127.0.0.1', () => {
     const addr = server.address();
-    if (addr && typeof addr === 'object') process.stdout.write(`${JSON.stringify({ msg: 'listening', url: `http://127.0.0.1:${addr.port}` })}\n`);
+    if (addr && typeof addr === 'object')
+      process.stdout.write(`${JSON.stringify({ msg: 'listening', url: `http://127.0.0.1:${addr.port}` })}\n`);
   });
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
 }
-
 
 if (process.argv.includes('--bare-server')) runBareServer();
 // `--store postgres`: SQLite, one and two PostgreSQL relay processes and bare node:http in one run,

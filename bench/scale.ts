@@ -22,7 +22,16 @@ import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createSigner, didFromPublicKey, generateSecretKey, publicKeyFromDid, randomBytes, signMailboxRequest, toB64u, type Signer } from '../src/core';
+import {
+  createSigner,
+  didFromPublicKey,
+  generateSecretKey,
+  publicKeyFromDid,
+  randomBytes,
+  signMailboxRequest,
+  toB64u,
+  type Signer,
+} from '../src/core';
 import { packBody } from '../src/relay/storage/sqlite-body';
 import { PAGE_SIZE, prepareSchema } from '../src/relay/storage/sqlite-schema';
 
@@ -48,12 +57,22 @@ const newPeer = (): Peer => {
 function sealedTemplate(toDid: string): { text: string; id: string; toDid: string } {
   const id = 'f'.repeat(64);
   const make = (n: number) =>
-    JSON.stringify({ v: 1, id, to_did: toDid, encoding: 'sealed', ttl_seconds: 2_592_000, epk: toB64u(randomBytes(32)), nonce: toB64u(randomBytes(24)), ciphertext: toB64u(randomBytes(n)) });
+    JSON.stringify({
+      v: 1,
+      id,
+      to_did: toDid,
+      encoding: 'sealed',
+      ttl_seconds: 2_592_000,
+      epk: toB64u(randomBytes(32)),
+      nonce: toB64u(randomBytes(24)),
+      ciphertext: toB64u(randomBytes(n)),
+    });
   let n = 16;
   while (Buffer.byteLength(make(n + 1)) <= ENVELOPE_BYTES) n++;
   return { text: make(n), id, toDid };
 }
-const envelopeFor = (t: { text: string; id: string; toDid: string }, toDid: string, id: string) => t.text.replace(t.id, id).replace(t.toDid, toDid);
+const envelopeFor = (t: { text: string; id: string; toDid: string }, toDid: string, id: string) =>
+  t.text.replace(t.id, id).replace(t.toDid, toDid);
 let idCounter = 0;
 const nextId = (prefix: string): string => prefix + (++idCounter).toString(16).padStart(64 - prefix.length, '0');
 
@@ -73,7 +92,20 @@ async function spawnRelay(db: string): Promise<RelayProc> {
   const spawnedAt = performance.now();
   const proc = spawn(
     process.execPath,
-    [join(ROOT, 'bin', 'spl-relay.js'), '--host', '127.0.0.1', '--port', '0', '--db', db, '--no-rate-limit', '--cap', '10000000', '--log-level', 'warn'],
+    [
+      join(ROOT, 'bin', 'spl-relay.js'),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--db',
+      db,
+      '--no-rate-limit',
+      '--cap',
+      '10000000',
+      '--log-level',
+      'warn',
+    ],
     { cwd: ROOT, stdio: ['ignore', out, 'inherit'] },
   );
   closeSync(out);
@@ -81,7 +113,9 @@ async function spawnRelay(db: string): Promise<RelayProc> {
   proc.once('exit', (code) => (exited = code));
   for (;;) {
     if (exited !== undefined) throw new Error(`relay exited early (${exited})`);
-    const line = readFileSync(logPath, 'utf8').split('\n').find((l) => l.includes('"listening"'));
+    const line = readFileSync(logPath, 'utf8')
+      .split('\n')
+      .find((l) => l.includes('"listening"'));
     if (line) {
       const { url } = JSON.parse(line) as { url: string };
       return {
@@ -104,16 +138,33 @@ async function spawnRelay(db: string): Promise<RelayProc> {
   }
 }
 
-function httpCall(agent: Agent, url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+function httpCall(
+  agent: Agent,
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; body: string }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ agent, host: u.hostname, port: u.port, method, path, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        agent,
+        host: u.hostname,
+        port: u.port,
+        method,
+        path,
+        headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -137,7 +188,12 @@ const fileSize = (p: string): number => {
 // ---------------------------------------------------------------------------------------------
 
 /** Fills `path` with `total` envelopes over `receiverDids` (round robin), through the relay's schema. */
-function fill(path: string, receiverDids: readonly string[], total: number, template: { text: string; id: string; toDid: string }): { seconds: number; rows: number } {
+function fill(
+  path: string,
+  receiverDids: readonly string[],
+  total: number,
+  template: { text: string; id: string; toDid: string },
+): { seconds: number; rows: number } {
   const started = performance.now();
   const db = new Database(path);
   db.pragma(`page_size = ${PAGE_SIZE}`); // as the relay creates its files
@@ -187,25 +243,64 @@ interface Measured {
   integrity_check_done_ms: number;
   metrics_ms: { p50: number; max: number; queued_reported: number };
   health_during_scrape_ms: { p50: number; max: number };
-  receive_ack: { receive_p50_ms: number; receive_p99_ms: number; ack_p50_ms: number; ack_p99_ms: number; envelopes: number; errors: number };
+  receive_ack: {
+    receive_p50_ms: number;
+    receive_p99_ms: number;
+    ack_p50_ms: number;
+    ack_p99_ms: number;
+    envelopes: number;
+    errors: number;
+  };
   deposits: { per_second: number; p50_ms: number; p99_ms: number; errors: number };
   disk: { write_bytes_per_deposit: number; wal_max_bytes: number; wal_after_bytes: number };
 }
 
 /** Runs every measurement against the relay on `dbPath`; `drainers` hold DRAINED envelopes each (deposited here if `seed`). */
-async function measure(dbPath: string, drainers: readonly Peer[], depositDids: readonly string[], template: { text: string; id: string; toDid: string }, seed: boolean): Promise<Measured> {
+async function measure(
+  dbPath: string,
+  drainers: readonly Peer[],
+  depositDids: readonly string[],
+  template: { text: string; id: string; toDid: string },
+  seed: boolean,
+): Promise<Measured> {
   const relay = await spawnRelay(dbPath);
   const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS + 4 });
   try {
     // Start → first 202 (spawned → listening → a deposit answered).
     const firstTo = depositDids[0]!;
-    let first = await httpCall(agent, relay.url, 'POST', mailbox(firstTo), { 'content-type': 'application/json' }, envelopeFor(template, firstTo, nextId('b')));
-    while (first.status !== 202) first = await httpCall(agent, relay.url, 'POST', mailbox(firstTo), { 'content-type': 'application/json' }, envelopeFor(template, firstTo, nextId('b')));
+    let first = await httpCall(
+      agent,
+      relay.url,
+      'POST',
+      mailbox(firstTo),
+      { 'content-type': 'application/json' },
+      envelopeFor(template, firstTo, nextId('b')),
+    );
+    while (first.status !== 202)
+      first = await httpCall(
+        agent,
+        relay.url,
+        'POST',
+        mailbox(firstTo),
+        { 'content-type': 'application/json' },
+        envelopeFor(template, firstTo, nextId('b')),
+      );
     const startMs = performance.now() - relay.spawnedAt;
 
     if (seed) {
       for (const d of drainers) {
-        await Promise.all(Array.from({ length: DRAINED }, () => httpCall(agent, relay.url, 'POST', mailbox(d.did), { 'content-type': 'application/json' }, envelopeFor(template, d.did, nextId('c')))));
+        await Promise.all(
+          Array.from({ length: DRAINED }, () =>
+            httpCall(
+              agent,
+              relay.url,
+              'POST',
+              mailbox(d.did),
+              { 'content-type': 'application/json' },
+              envelopeFor(template, d.did, nextId('c')),
+            ),
+          ),
+        );
       }
     }
 
@@ -242,7 +337,9 @@ async function measure(dbPath: string, drainers: readonly Peer[], depositDids: r
     const host = new URL(relay.url).host;
     for (let i = 0; i < 20; i++) {
       const wpath = `${mailbox(warm.did)}/receive`;
-      await httpCall(agent, relay.url, 'GET', wpath, { authorization: await signMailboxRequest({ method: 'GET', host, pathAndQuery: wpath, body: '' }, warm.signer) });
+      await httpCall(agent, relay.url, 'GET', wpath, {
+        authorization: await signMailboxRequest({ method: 'GET', host, pathAndQuery: wpath, body: '' }, warm.signer),
+      });
     }
 
     // receive+ack: each drainer receives (limit 100) and acks its envelopes, 50 at once.
@@ -286,7 +383,14 @@ async function measure(dbPath: string, drainers: readonly Peer[], depositDids: r
         while (performance.now() < deadline) {
           const to = depositDids[next++ % depositDids.length]!;
           const t0 = performance.now();
-          const res = await httpCall(agent, relay.url, 'POST', mailbox(to), { 'content-type': 'application/json' }, envelopeFor(template, to, nextId('d')));
+          const res = await httpCall(
+            agent,
+            relay.url,
+            'POST',
+            mailbox(to),
+            { 'content-type': 'application/json' },
+            envelopeFor(template, to, nextId('d')),
+          );
           latencies.push(performance.now() - t0);
           if (res.status !== 202) derrors++;
         }
@@ -310,9 +414,25 @@ async function measure(dbPath: string, drainers: readonly Peer[], depositDids: r
       integrity_check_done_ms: round(integrityDoneMs),
       metrics_ms: { p50: round(percentile(scrapes, 50)), max: round(Math.max(...scrapes)), queued_reported: queuedReported },
       health_during_scrape_ms: { p50: round(percentile(healths, 50)), max: round(Math.max(...healths)) },
-      receive_ack: { receive_p50_ms: round(percentile(receiveMs, 50)), receive_p99_ms: round(percentile(receiveMs, 99)), ack_p50_ms: round(percentile(ackMs, 50)), ack_p99_ms: round(percentile(ackMs, 99)), envelopes: drained, errors: rerrors },
-      deposits: { per_second: Math.round(deposited / seconds), p50_ms: round(percentile(latencies, 50)), p99_ms: round(percentile(latencies, 99)), errors: derrors },
-      disk: { write_bytes_per_deposit: Math.round(wrote / Math.max(1, deposited)), wal_max_bytes: walMax, wal_after_bytes: fileSize(walPath) },
+      receive_ack: {
+        receive_p50_ms: round(percentile(receiveMs, 50)),
+        receive_p99_ms: round(percentile(receiveMs, 99)),
+        ack_p50_ms: round(percentile(ackMs, 50)),
+        ack_p99_ms: round(percentile(ackMs, 99)),
+        envelopes: drained,
+        errors: rerrors,
+      },
+      deposits: {
+        per_second: Math.round(deposited / seconds),
+        p50_ms: round(percentile(latencies, 50)),
+        p99_ms: round(percentile(latencies, 99)),
+        errors: derrors,
+      },
+      disk: {
+        write_bytes_per_deposit: Math.round(wrote / Math.max(1, deposited)),
+        wal_max_bytes: walMax,
+        wal_after_bytes: fileSize(walPath),
+      },
     };
   } finally {
     agent.destroy();
@@ -359,13 +479,18 @@ async function main(): Promise<void> {
       empty,
       full,
       full_vs_empty: {
-        receive_ack_p50: ratio(full.receive_ack.receive_p50_ms + full.receive_ack.ack_p50_ms, empty.receive_ack.receive_p50_ms + empty.receive_ack.ack_p50_ms),
+        receive_ack_p50: ratio(
+          full.receive_ack.receive_p50_ms + full.receive_ack.ack_p50_ms,
+          empty.receive_ack.receive_p50_ms + empty.receive_ack.ack_p50_ms,
+        ),
         deposits_per_second: ratio(full.deposits.per_second, empty.deposits.per_second),
       },
       goals: {
         metrics_under_50ms: full.metrics_ms.max < 50,
         health_during_scrape_under_50ms: full.health_during_scrape_ms.max < 50,
-        receive_ack_p50_at_most_1_2x: full.receive_ack.receive_p50_ms + full.receive_ack.ack_p50_ms <= 1.2 * (empty.receive_ack.receive_p50_ms + empty.receive_ack.ack_p50_ms),
+        receive_ack_p50_at_most_1_2x:
+          full.receive_ack.receive_p50_ms + full.receive_ack.ack_p50_ms <=
+          1.2 * (empty.receive_ack.receive_p50_ms + empty.receive_ack.ack_p50_ms),
         deposits_at_least_0_9x: full.deposits.per_second >= 0.9 * empty.deposits.per_second,
         disk_write_per_deposit_at_most_6kb: full.disk.write_bytes_per_deposit <= 6 * 1024,
         db_bytes_at_most_1_3x_json: perEnvelope.bytes_per_envelope <= 1.3 * jsonBytes,

@@ -58,7 +58,11 @@ export function appBuildStamp(root, settings) {
   for (const input of settings.inputs ?? APP_BUILD_INPUTS) {
     for (const file of listFiles(root, input)) {
       hash.update(`${file}\n`);
-      hash.update(createHash('sha256').update(readFileSync(join(root, file))).digest('hex'));
+      hash.update(
+        createHash('sha256')
+          .update(readFileSync(join(root, file)))
+          .digest('hex'),
+      );
       hash.update('\n');
     }
   }

@@ -15,7 +15,8 @@ import { appBuildStamp, STAMP_FILE } from './app-build-stamp.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HOST = '127.0.0.1';
 const APP_DIR = join(ROOT, 'dist', 'app');
-const USAGE = 'usage: npm start -- [--relay-port <port>] [--app-port <port>] (or $SPL_RELAY_PORT, $SPL_APP_PORT; $SPL_RELAY_DB for the relay file)';
+const USAGE =
+  'usage: npm start -- [--relay-port <port>] [--app-port <port>] (or $SPL_RELAY_PORT, $SPL_APP_PORT; $SPL_RELAY_DB for the relay file)';
 
 /** @param {string} name @param {string} value */
 function port(name, value) {
@@ -30,7 +31,10 @@ function port(name, value) {
 function readOptions() {
   let values;
   try {
-    ({ values } = parseArgs({ options: { 'relay-port': { type: 'string' }, 'app-port': { type: 'string' }, help: { type: 'boolean' } }, strict: true }));
+    ({ values } = parseArgs({
+      options: { 'relay-port': { type: 'string' }, 'app-port': { type: 'string' }, help: { type: 'boolean' } },
+      strict: true,
+    }));
   } catch (e) {
     console.error(`npm start: ${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
     process.exit(2);
@@ -61,7 +65,11 @@ function startRelay(relayPort, relayDb) {
   const exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
   /** @type {Promise<string>} */
   const url = new Promise((resolve, reject) => {
-    void exited.then((code) => reject(new Error(`the relay exited (code ${code}) before listening${relayPort ? `: is port ${relayPort} taken? (--relay-port)` : ''}`)));
+    void exited.then((code) =>
+      reject(
+        new Error(`the relay exited (code ${code}) before listening${relayPort ? `: is port ${relayPort} taken? (--relay-port)` : ''}`),
+      ),
+    );
     createInterface({ input: proc.stdout }).on('line', (line) => {
       const match = /"url":"(http:\/\/[^"]+)"/.exec(line);
       if (match?.[1]) resolve(match[1]);
@@ -79,7 +87,13 @@ function startRelay(relayPort, relayDb) {
 function checkPortFree(appPort) {
   return new Promise((resolve, reject) => {
     const probe = createServer();
-    probe.once('error', (e) => reject(new Error(`the app port ${appPort} is in use (${/** @type {NodeJS.ErrnoException} */ (e).code ?? e.message}): choose another with --app-port or $SPL_APP_PORT`)));
+    probe.once('error', (e) =>
+      reject(
+        new Error(
+          `the app port ${appPort} is in use (${/** @type {NodeJS.ErrnoException} */ (e).code ?? e.message}): choose another with --app-port or $SPL_APP_PORT`,
+        ),
+      ),
+    );
     probe.listen(appPort, HOST, () => probe.close(() => resolve(undefined)));
   });
 }

@@ -12,13 +12,15 @@ const programs = ['tsconfig.core.json', 'tsconfig.node.json', 'tsconfig.browser.
 const results = await Promise.all(
   programs.map(
     (project) =>
-      /** @type {Promise<{ project: string; code: number | null; out: string }>} */ (new Promise((resolve) => {
-        const child = spawn(process.execPath, [tsc, '-p', project], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        child.stdout.on('data', (d) => (out += d));
-        child.stderr.on('data', (d) => (out += d));
-        child.on('close', (code) => resolve({ project, code, out }));
-      })),
+      /** @type {Promise<{ project: string; code: number | null; out: string }>} */ (
+        new Promise((resolve) => {
+          const child = spawn(process.execPath, [tsc, '-p', project], { stdio: ['ignore', 'pipe', 'pipe'] });
+          let out = '';
+          child.stdout.on('data', (d) => (out += d));
+          child.stderr.on('data', (d) => (out += d));
+          child.on('close', (code) => resolve({ project, code, out }));
+        })
+      ),
   ),
 );
 let failed = false;

@@ -22,7 +22,13 @@ export async function buildApp(defaultRelay: string): Promise<{ dir: string; cle
   process.env.SPL_DEFAULT_RELAY = defaultRelay; // read by vite.config.ts
   process.env.NODE_ENV = 'production'; // vitest sets "test", which would keep workbox's dev logging
   try {
-    await build({ root: ROOT, mode: 'production', configFile: join(ROOT, 'vite.config.ts'), logLevel: 'warn', build: { outDir: dir, emptyOutDir: true, sourcemap: false } });
+    await build({
+      root: ROOT,
+      mode: 'production',
+      configFile: join(ROOT, 'vite.config.ts'),
+      logLevel: 'warn',
+      build: { outDir: dir, emptyOutDir: true, sourcemap: false },
+    });
   } finally {
     restoreEnv('SPL_DEFAULT_RELAY', previous.relay);
     restoreEnv('NODE_ENV', previous.nodeEnv);
@@ -39,7 +45,14 @@ export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 }
 
@@ -140,7 +153,11 @@ export class Device {
    * Runs `fn` with a CDP session from a blank tab once the app's tab is closed and the activated
    * worker (matching `ready`) is seen, as when the browser wakes the worker in the background.
    */
-  private async withNoWindow<T>(what: string, ready: (v: SwVersion) => boolean, fn: (cdp: CDPSession, registrationId: string) => Promise<T>): Promise<T> {
+  private async withNoWindow<T>(
+    what: string,
+    ready: (v: SwVersion) => boolean,
+    fn: (cdp: CDPSession, registrationId: string) => Promise<T>,
+  ): Promise<T> {
     await this.close();
     const blank = await this.context.newPage();
     try {
@@ -150,7 +167,11 @@ export class Device {
         for (const v of e.versions) versions.set(v.versionId, v);
       });
       await cdp.send('ServiceWorker.enable');
-      const registrationId = await waitFor(() => [...versions.values()].find((v) => v.status === 'activated' && ready(v))?.registrationId, 20_000, `${this.name}: ${what}`);
+      const registrationId = await waitFor(
+        () => [...versions.values()].find((v) => v.status === 'activated' && ready(v))?.registrationId,
+        20_000,
+        `${this.name}: ${what}`,
+      );
       return await fn(cdp, registrationId);
     } finally {
       await blank.close();
@@ -159,9 +180,13 @@ export class Device {
 
   /** A `periodicsync` fired while no window of the app is open. */
   async dispatchPeriodicSyncWithNoWindow(tag = 'spl-receive'): Promise<void> {
-    await this.withNoWindow('an activated service worker, seen from a blank tab', () => true, async (cdp, registrationId) => {
-      await cdp.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin: new URL(this.appUrl).origin, registrationId, tag });
-    });
+    await this.withNoWindow(
+      'an activated service worker, seen from a blank tab',
+      () => true,
+      async (cdp, registrationId) => {
+        await cdp.send('ServiceWorker.dispatchPeriodicSyncEvent', { origin: new URL(this.appUrl).origin, registrationId, tag });
+      },
+    );
   }
 
   /**
@@ -191,7 +216,12 @@ export class Device {
     const worker = this.context.serviceWorkers()[0] ?? (await this.context.waitForEvent('serviceworker'));
     return worker.evaluate(async () => {
       const scope = self as unknown as { registration: ServiceWorkerRegistration };
-      return (await scope.registration.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data as unknown }));
+      return (await scope.registration.getNotifications()).map((n) => ({
+        title: n.title,
+        body: n.body,
+        tag: n.tag,
+        data: n.data as unknown,
+      }));
     });
   }
 
@@ -223,7 +253,9 @@ export class Device {
             return;
           }
           const channel = new MessageChannel();
-          channel.port1.onmessage = (e: MessageEvent<{ type: string; run?: { at: number; trigger: string; ingested: number; error?: string } }>) => {
+          channel.port1.onmessage = (
+            e: MessageEvent<{ type: string; run?: { at: number; trigger: string; ingested: number; error?: string } }>,
+          ) => {
             if (e.data.type === 'sweep-done' && e.data.run) resolve(e.data.run);
           };
           worker.postMessage({ type: 'sync-now' }, [channel.port2]);
@@ -280,7 +312,11 @@ export async function relayQueueSize(relayUrl: string, did: string): Promise<num
 export async function onboard(device: Device, name: string, expectedRelay: string): Promise<string> {
   const page = device.requirePage();
   await page.getByLabel('Your name, as your other devices will see it').fill(name);
-  await waitFor(async () => (await page.locator('#onboarding-relay').inputValue()) === expectedRelay, 10_000, `${device.name}: relay ${expectedRelay} suggested`);
+  await waitFor(
+    async () => (await page.locator('#onboarding-relay').inputValue()) === expectedRelay,
+    10_000,
+    `${device.name}: relay ${expectedRelay} suggested`,
+  );
   await page.getByRole('button', { name: 'Create my identity' }).click();
   await page.getByRole('navigation', { name: 'Main' }).waitFor();
   await page.goto(`${device.appUrl}#/me`);
@@ -297,10 +333,14 @@ export async function addNote(page: Page, text: string, who = 'page'): Promise<v
   const before = await page.locator('[data-testid=records] > li').count();
   const add = page.getByRole('button', { name: 'Add note' });
   // Right after a navigation the screen may still re-render and drop what was typed: type until the button takes it.
-  await waitFor(async () => {
-    await page.getByLabel('Write a note').fill(text);
-    return add.isEnabled();
-  }, 20_000, `${who}: the note editor takes the text`);
+  await waitFor(
+    async () => {
+      await page.getByLabel('Write a note').fill(text);
+      return add.isEnabled();
+    },
+    20_000,
+    `${who}: the note editor takes the text`,
+  );
   await add.click();
   await page.locator('[data-testid=records] > li').nth(before).waitFor();
 }
@@ -310,5 +350,7 @@ export async function recordsShown(device: Device): Promise<{ text: string; path
   return device
     .requirePage()
     .locator('[data-testid=records] > li')
-    .evaluateAll((items) => items.map((li) => ({ text: li.querySelector('.record-text')?.textContent ?? '', path: li.getAttribute('data-path') ?? '' })));
+    .evaluateAll((items) =>
+      items.map((li) => ({ text: li.querySelector('.record-text')?.textContent ?? '', path: li.getAttribute('data-path') ?? '' })),
+    );
 }

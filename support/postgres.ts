@@ -34,7 +34,11 @@ export function findPostgresBin(): string {
   const fromPath = spawnSync('sh', ['-c', 'command -v pg_ctl'], { encoding: 'utf8' }).stdout.trim();
   if (fromPath && existsSync(join(fromPath, '..', 'initdb'))) return join(fromPath, '..');
   const base = '/usr/lib/postgresql';
-  const versions = existsSync(base) ? readdirSync(base).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = existsSync(base)
+    ? readdirSync(base)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   for (const v of versions) if (existsSync(join(base, v, 'bin', 'pg_ctl'))) return join(base, v, 'bin');
   throw new Error('PostgreSQL binaries (initdb, pg_ctl) not found: install the Debian package "postgresql" (.ci/run does)');
 }
@@ -63,8 +67,15 @@ export async function startPostgres(): Promise<PostgresCluster> {
   const port = await freePort();
   const logFile = join(dir, 'server.log');
   const startArgs = [
-    '-D', dataDir, '-l', logFile, '-w', '-t', '60',
-    '-o', `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c max_connections=200`,
+    '-D',
+    dataDir,
+    '-l',
+    logFile,
+    '-w',
+    '-t',
+    '60',
+    '-o',
+    `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c max_connections=200`,
     'start',
   ];
   const start = () => runPg(join(bin, 'pg_ctl'), startArgs);

@@ -99,10 +99,15 @@ export function spawnProcess(spec: ProcessSpec): RunningProcess {
       const listener = (line: string) => {
         if (accepts(line)) done(() => resolve(line));
       };
-      const timer = setTimeout(() => done(() => reject(new Error(`${spec.name} did not print ${what} within ${timeoutMs} ms; output:\n${output()}`))), timeoutMs);
+      const timer = setTimeout(
+        () => done(() => reject(new Error(`${spec.name} did not print ${what} within ${timeoutMs} ms; output:\n${output()}`))),
+        timeoutMs,
+      );
       listeners.add(listener);
       // On exit, its last words (often the reason) may still be in the pipes: quote them once in.
-      void closed.then((code) => done(() => reject(new Error(`${spec.name} exited (${code}) before printing ${what}; output:\n${output()}`))));
+      void closed.then((code) =>
+        done(() => reject(new Error(`${spec.name} exited (${code}) before printing ${what}; output:\n${output()}`))),
+      );
     });
   };
 
@@ -148,7 +153,11 @@ export function spawnProcess(spec: ProcessSpec): RunningProcess {
  * Spawns `spec` and resolves once a stdout line satisfies `ready`, with that line; if it exits
  * first or `timeoutMs` passes, it is killed and the promise rejects with its output.
  */
-export async function startProcess(spec: ProcessSpec, ready: RegExp | ((line: string) => boolean), timeoutMs = DEFAULT_WAIT_MS): Promise<{ process: RunningProcess; line: string }> {
+export async function startProcess(
+  spec: ProcessSpec,
+  ready: RegExp | ((line: string) => boolean),
+  timeoutMs = DEFAULT_WAIT_MS,
+): Promise<{ process: RunningProcess; line: string }> {
   const running = spawnProcess(spec);
   try {
     return { process: running, line: await running.waitForLine(ready, timeoutMs) };

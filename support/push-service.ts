@@ -8,7 +8,6 @@ import { createDecipheriv, createECDH, createPublicKey, hkdfSync, randomBytes, v
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-
 export interface StandInSubscription {
   readonly endpoint: string;
   readonly keys: { readonly p256dh: string; readonly auth: string };
@@ -45,7 +44,10 @@ export interface PushServiceStandIn {
 
 const b64u = (b: Buffer): string => b.toString('base64url');
 
-function verifyVapid(authorization: string | undefined, origin: string): { ok: true; jwt: ReceivedPush['jwt']; key: string } | { ok: false; reason: string } {
+function verifyVapid(
+  authorization: string | undefined,
+  origin: string,
+): { ok: true; jwt: ReceivedPush['jwt']; key: string } | { ok: false; reason: string } {
   const m = /^vapid t=([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+), k=([A-Za-z0-9_-]+)$/.exec(authorization ?? '');
   if (!m) return { ok: false, reason: 'Authorization is not "vapid t=<jwt>, k=<key>"' };
   const [h, p, s] = m[1]!.split('.') as [string, string, string];
@@ -53,8 +55,16 @@ function verifyVapid(authorization: string | undefined, origin: string): { ok: t
   if (key.length !== 65 || key[0] !== 4) return { ok: false, reason: 'k is not an uncompressed P-256 point' };
   const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { alg?: string };
   if (header.alg !== 'ES256') return { ok: false, reason: `JWT alg ${header.alg}` };
-  const publicKey = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: b64u(key.subarray(1, 33)), y: b64u(key.subarray(33)) }, format: 'jwk' });
-  const good = verifySignature('sha256', Buffer.from(`${h}.${p}`), { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url'));
+  const publicKey = createPublicKey({
+    key: { kty: 'EC', crv: 'P-256', x: b64u(key.subarray(1, 33)), y: b64u(key.subarray(33)) },
+    format: 'jwk',
+  });
+  const good = verifySignature(
+    'sha256',
+    Buffer.from(`${h}.${p}`),
+    { key: publicKey, dsaEncoding: 'ieee-p1363' },
+    Buffer.from(s, 'base64url'),
+  );
   if (!good) return { ok: false, reason: 'JWT signature does not verify under k' };
   const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as ReceivedPush['jwt'];
   if (claims.aud !== origin) return { ok: false, reason: `JWT aud ${claims.aud} is not ${origin}` };
@@ -124,7 +134,11 @@ export async function startPushServiceStandIn(): Promise<PushServiceStandIn> {
       pushes.push({
         endpoint,
         at: Date.now(),
-        headers: { ttl: req.headers.ttl as string | undefined, topic: req.headers.topic as string | undefined, urgency: req.headers.urgency as string | undefined },
+        headers: {
+          ttl: req.headers.ttl as string | undefined,
+          topic: req.headers.topic as string | undefined,
+          urgency: req.headers.urgency as string | undefined,
+        },
         payload,
         jwt: vapid.jwt,
         vapidKey: vapid.key,
@@ -144,7 +158,13 @@ export async function startPushServiceStandIn(): Promise<PushServiceStandIn> {
       const ecdh = createECDH('prime256v1');
       ecdh.generateKeys();
       const authSecret = randomBytes(16);
-      const sub: Sub = { endpoint: `${origin}/push/${randomBytes(12).toString('hex')}`, keys: { p256dh: b64u(ecdh.getPublicKey()), auth: b64u(authSecret) }, status: 201, ecdh, authSecret };
+      const sub: Sub = {
+        endpoint: `${origin}/push/${randomBytes(12).toString('hex')}`,
+        keys: { p256dh: b64u(ecdh.getPublicKey()), auth: b64u(authSecret) },
+        status: 201,
+        ecdh,
+        authSecret,
+      };
       subs.set(sub.endpoint, sub);
       return sub;
     },

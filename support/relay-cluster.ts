@@ -43,7 +43,10 @@ export function getWithHost(url: string, pathAndQuery: string, host: string, aut
 
 export const signReceive = (host: string, did: string, signer: Signer): Promise<{ pathAndQuery: string; authorization: string }> => {
   const pathAndQuery = `${mailboxPath(did)}/receive?limit=10`;
-  return signMailboxRequest({ method: 'GET', host, pathAndQuery, body: '' }, signer).then((authorization) => ({ pathAndQuery, authorization }));
+  return signMailboxRequest({ method: 'GET', host, pathAndQuery, body: '' }, signer).then((authorization) => ({
+    pathAndQuery,
+    authorization,
+  }));
 };
 
 export async function longPollsWaiting(url: string): Promise<number> {

@@ -78,12 +78,21 @@ export async function signedReceive(
   if (opts.wait !== undefined) params.set('wait', String(opts.wait));
   const qs = params.toString();
   const pathAndQuery = `${mailboxPath(did)}/receive${qs ? `?${qs}` : ''}`;
-  const auth = opts.auth !== undefined ? opts.auth : await signMailboxRequest({ method: 'GET', host: hostOf(relayUrl), pathAndQuery, body: '' }, signer, opts.ts);
+  const auth =
+    opts.auth !== undefined
+      ? opts.auth
+      : await signMailboxRequest({ method: 'GET', host: hostOf(relayUrl), pathAndQuery, body: '' }, signer, opts.ts);
   return fetch(relayUrl + pathAndQuery, { headers: auth === null ? {} : { authorization: auth } });
 }
 
 /** POST ack `{"ids": ids}`, signed by `signer`. */
-export async function signedAck(relayUrl: string, did: string, signer: Signer, ids: readonly string[], opts: { ts?: number } = {}): Promise<Response> {
+export async function signedAck(
+  relayUrl: string,
+  did: string,
+  signer: Signer,
+  ids: readonly string[],
+  opts: { ts?: number } = {},
+): Promise<Response> {
   const pathAndQuery = `${mailboxPath(did)}/ack`;
   const body = JSON.stringify({ ids });
   const auth = await signMailboxRequest({ method: 'POST', host: hostOf(relayUrl), pathAndQuery, body }, signer, opts.ts);
@@ -111,7 +120,12 @@ export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs = 10_000
 }
 
 /** PUT the deposit tokens of `did`'s mailbox (PROTOCOL.md §5.1), signed by its owner. */
-export async function signedPutTokens(relayUrl: string, did: string, signer: Signer, tokens: readonly string[] | string): Promise<Response> {
+export async function signedPutTokens(
+  relayUrl: string,
+  did: string,
+  signer: Signer,
+  tokens: readonly string[] | string,
+): Promise<Response> {
   const pathAndQuery = `${mailboxPath(did)}/tokens`;
   const body = typeof tokens === 'string' ? tokens : JSON.stringify({ tokens });
   const auth = await signMailboxRequest({ method: 'PUT', host: hostOf(relayUrl), pathAndQuery, body }, signer);
@@ -135,7 +149,10 @@ export function junkSealed(toDid: string, ciphertextBytes = 256): Record<string,
 }
 
 /** Runs `spl-relay` with `args` expecting it to exit before listening; resolves its code and stderr. */
-export function runRelayToExit(args: readonly string[], timeoutMs = 20_000): Promise<{ code: number | null; stderr: string; stdout: string }> {
+export function runRelayToExit(
+  args: readonly string[],
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; stderr: string; stdout: string }> {
   return runToExit({ name: 'spl-relay', args: [join(ROOT, 'bin', 'spl-relay.js'), ...args] }, timeoutMs);
 }
 

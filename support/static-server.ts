@@ -34,7 +34,10 @@ export async function serveStatic(dir: string): Promise<StaticServer> {
         res.writeHead(403).end();
         return;
       }
-      const isFile = await stat(file).then((s) => s.isFile(), () => false);
+      const isFile = await stat(file).then(
+        (s) => s.isFile(),
+        () => false,
+      );
       if (!isFile) file = join(root, 'index.html');
       try {
         const body = await readFile(file);

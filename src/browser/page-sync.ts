@@ -91,11 +91,19 @@ export class PageSync {
       case 'changed':
         return this.events.changed();
       case 'progress':
-        return this.events.progress?.(e.progress.remaining > 0 ? { received: e.progress.envelopes, remaining: e.progress.remaining } : undefined);
+        return this.events.progress?.(
+          e.progress.remaining > 0 ? { received: e.progress.envelopes, remaining: e.progress.remaining } : undefined,
+        );
       case 'received': {
         this.events.progress?.(undefined);
         const { ingested, error } = e.result;
-        const run = { at: Date.now(), by: 'page', trigger: 'foreground', ingested, ...(error !== undefined ? { error: `${e.relay}: ${error}` } : {}) } as const;
+        const run = {
+          at: Date.now(),
+          by: 'page',
+          trigger: 'foreground',
+          ingested,
+          ...(error !== undefined ? { error: `${e.relay}: ${error}` } : {}),
+        } as const;
         void recordReceiveTaskRun(run).catch(() => undefined);
         return;
       }

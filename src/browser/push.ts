@@ -47,13 +47,19 @@ export interface SetUpPushOptions {
 }
 
 /** Subscribes if needed and registers at every relay this device receives from; resolves the state per relay. */
-export async function setUpPush(peer: PeerApi, registration: ServiceWorkerRegistration, opts: SetUpPushOptions = {}): Promise<PushRecord | undefined> {
+export async function setUpPush(
+  peer: PeerApi,
+  registration: ServiceWorkerRegistration,
+  opts: SetUpPushOptions = {},
+): Promise<PushRecord | undefined> {
   const relays = await peer.receiveRelays();
   const keys = await Promise.all(relays.map(async (url) => ({ url, answer: await peer.pushVapidKey(url) })));
   const primary = keys.find((k) => 'key' in k.answer && k.answer.key !== null);
   const previous = await pushRecord();
   if (!primary || !('key' in primary.answer) || primary.answer.key === null) {
-    const states: RelayPushState[] = keys.map((k) => ('key' in k.answer ? { relayUrl: k.url, state: 'off' } : { relayUrl: k.url, state: 'failed', detail: k.answer.error }));
+    const states: RelayPushState[] = keys.map((k) =>
+      'key' in k.answer ? { relayUrl: k.url, state: 'off' } : { relayUrl: k.url, state: 'failed', detail: k.answer.error },
+    );
     await setPlatformMeta(PUSH_KEY, { endpoint: previous?.endpoint ?? '', key: '', relays: states, at: Date.now() } satisfies PushRecord);
     return pushRecord();
   }
@@ -67,7 +73,8 @@ export async function setUpPush(peer: PeerApi, registration: ServiceWorkerRegist
       await existing.unsubscribe();
       existing = null;
     }
-    const browserSub = existing ?? (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: new Uint8Array(keyBytes) }));
+    const browserSub =
+      existing ?? (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: new Uint8Array(keyBytes) }));
     sub = subscriptionJson(browserSub);
     if (!sub) throw new Error('the browser gave a push subscription without keys');
   }
@@ -83,7 +90,8 @@ export async function setUpPush(peer: PeerApi, registration: ServiceWorkerRegist
   }
   // A replaced subscription (new key, or the browser rotated it): the relays forget the old endpoint.
   if (previous && previous.endpoint && previous.endpoint !== sub.endpoint) {
-    for (const r of previous.relays) if (r.state === 'registered') await peer.unregisterPush(r.relayUrl, previous.endpoint).catch(() => undefined);
+    for (const r of previous.relays)
+      if (r.state === 'registered') await peer.unregisterPush(r.relayUrl, previous.endpoint).catch(() => undefined);
   }
   const record: PushRecord = { endpoint: sub.endpoint, key, relays: states, at: Date.now() };
   await setPlatformMeta(PUSH_KEY, record);
@@ -94,7 +102,8 @@ export async function setUpPush(peer: PeerApi, registration: ServiceWorkerRegist
 export async function tearDownPush(peer: PeerApi, registration: ServiceWorkerRegistration | undefined): Promise<void> {
   const previous = await pushRecord();
   if (previous?.endpoint) {
-    for (const r of previous.relays) if (r.state === 'registered') await peer.unregisterPush(r.relayUrl, previous.endpoint).catch(() => undefined);
+    for (const r of previous.relays)
+      if (r.state === 'registered') await peer.unregisterPush(r.relayUrl, previous.endpoint).catch(() => undefined);
   }
   const sub = await registration?.pushManager.getSubscription();
   await sub?.unsubscribe();

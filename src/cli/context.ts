@@ -25,7 +25,10 @@ export function makeContext(io: CliIo, homeDir: string, appUrl: { flag?: string;
 
 /** The app URL invite links use: given for this run, else configured in the home, else learnt from pairing. */
 export const inviteAppUrl = (ctx: CliContext): ReturnType<typeof resolveAppUrl> =>
-  resolveAppUrl(ctx.paths, ctx.appUrl === undefined ? {} : ctx.appUrlFrom === 'flag' ? { flag: ctx.appUrl } : ctx.appUrlFrom === 'env' ? { env: ctx.appUrl } : {});
+  resolveAppUrl(
+    ctx.paths,
+    ctx.appUrl === undefined ? {} : ctx.appUrlFrom === 'flag' ? { flag: ctx.appUrl } : ctx.appUrlFrom === 'env' ? { env: ctx.appUrl } : {},
+  );
 
 export interface OpenedPeer {
   readonly peer: PeerEngine;

@@ -36,7 +36,8 @@ export interface RunningDaemon {
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { paths, log } = opts;
   const other = runningServer(paths);
-  if (other && other.pid !== process.pid) throw new CliError(`spl serve is already running for ${paths.dir} (pid ${other.pid}, ${other.url}); stop it with spl serve --stop`);
+  if (other && other.pid !== process.pid)
+    throw new CliError(`spl serve is already running for ${paths.dir} (pid ${other.pid}, ${other.url}); stop it with spl serve --stop`);
   ensureHome(paths.dir, (m) => log(m.trim()));
 
   const node: NodePeer = await openNodePeer({
@@ -73,12 +74,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   } catch (e) {
     await node.close();
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CliError(code === 'EADDRINUSE' ? `cannot listen on ${opts.host}:${opts.port}: the port is in use (try --port)` : `cannot listen on ${opts.host}:${opts.port}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new CliError(
+      code === 'EADDRINUSE'
+        ? `cannot listen on ${opts.host}:${opts.port}: the port is in use (try --port)`
+        : `cannot listen on ${opts.host}:${opts.port}: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
   // §7: only a URL the owner configured is advertised, never the address we merely listen on.
   const publicUrl = opts.publicUrls?.[0];
   writeServeState(paths, { pid: process.pid, url: server.url, ...(publicUrl ? { publicUrl } : {}), startedAt: Date.now() });
-  log(`listening on ${server.url} as ${me.name} (${me.did})${publicUrl ? `, advertised as ${publicUrl}` : ', no direct URL advertised (--public-url)'}`);
+  log(
+    `listening on ${server.url} as ${me.name} (${me.did})${publicUrl ? `, advertised as ${publicUrl}` : ', no direct URL advertised (--public-url)'}`,
+  );
 
   await scheduler.start();
   void scheduler.flush({ all: true }); // starting up is the network coming back (§10)
@@ -86,7 +93,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   try {
     watch = watchStore(paths.db, () => void scheduler.refresh(), log);
   } catch (e) {
-    log(`cannot watch the store for other spl processes' changes (restart spl serve after changing relays): ${e instanceof Error ? e.message : String(e)}`);
+    log(
+      `cannot watch the store for other spl processes' changes (restart spl serve after changing relays): ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
 
   let stopped: Promise<void> | undefined;
@@ -115,7 +124,8 @@ function logLine(log: (msg: string) => void): (e: SchedulerEvent) => void {
         return e.reason === 'removed' ? log(`relay ${e.relay} no longer configured: receive loop stopped`) : undefined;
       case 'progress':
         // A backlog after a long absence: one progress line per page while the relay holds more.
-        if (e.progress.remaining > 0) log(`catching up from ${e.progress.relay}: ${e.progress.envelopes} envelope(s) so far, ${e.progress.remaining} still queued`);
+        if (e.progress.remaining > 0)
+          log(`catching up from ${e.progress.relay}: ${e.progress.envelopes} envelope(s) so far, ${e.progress.remaining} still queued`);
         return;
       case 'received': {
         const r = e.result;
@@ -123,7 +133,9 @@ function logLine(log: (msg: string) => void): (e: SchedulerEvent) => void {
           if (lastError.get(e.relay) !== r.error) log(`receive from ${e.relay} failed: ${r.error} (retrying with backoff)`);
           lastError.set(e.relay, r.error);
         } else if (r.envelopes > 0) {
-          log(`received ${r.envelopes} envelope(s) from ${e.relay}: ${r.ingested} new record(s), ${r.duplicates} duplicate(s), ${r.dropped} dropped, ${r.acked} acked`);
+          log(
+            `received ${r.envelopes} envelope(s) from ${e.relay}: ${r.ingested} new record(s), ${r.duplicates} duplicate(s), ${r.dropped} dropped, ${r.acked} acked`,
+          );
         }
         return;
       }
@@ -132,7 +144,8 @@ function logLine(log: (msg: string) => void): (e: SchedulerEvent) => void {
         return log(`receive from ${e.relay} works again`);
       case 'flushed': {
         const r = e.report;
-        if (r.attempted > 0) log(`outbox: attempted ${r.attempted}: ${r.direct} direct, ${r.relay} via relay, ${r.pending} pending, ${r.rejected} rejected`);
+        if (r.attempted > 0)
+          log(`outbox: attempted ${r.attempted}: ${r.direct} direct, ${r.relay} via relay, ${r.pending} pending, ${r.rejected} rejected`);
         return;
       }
       case 'flush-failed':

@@ -38,8 +38,19 @@ const CORS_HEADERS = {
   'access-control-max-age': '600',
 } as const;
 
-function send(res: ServerResponse, status: number, body: unknown, extra: Readonly<Record<string, string>> = {}, text = JSON.stringify(body)): void {
-  res.writeHead(status, { ...CORS_HEADERS, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...extra });
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  extra: Readonly<Record<string, string>> = {},
+  text = JSON.stringify(body),
+): void {
+  res.writeHead(status, {
+    ...CORS_HEADERS,
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...extra,
+  });
   res.end(text);
 }
 

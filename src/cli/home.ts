@@ -45,6 +45,8 @@ export function ensureHome(dir: string, warn?: (message: string) => void): void 
   const mode = statSync(dir).mode & 0o777;
   if ((mode & 0o077) !== 0) {
     chmodSync(dir, 0o700);
-    warn?.(`warning: ${dir} was readable by others (mode ${mode.toString(8).padStart(4, '0')}); it holds your secret key, so it is now 0700\n`);
+    warn?.(
+      `warning: ${dir} was readable by others (mode ${mode.toString(8).padStart(4, '0')}); it holds your secret key, so it is now 0700\n`,
+    );
   }
 }

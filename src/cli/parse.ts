@@ -24,7 +24,8 @@ export function parsePort(value: string): number {
 
 export function parseLongPoll(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 30) throw new UsageError(`--long-poll must be an integer number of seconds in 1..30, not "${value}"`);
+  if (!/^\d+$/.test(value) || n < 1 || n > 30)
+    throw new UsageError(`--long-poll must be an integer number of seconds in 1..30, not "${value}"`);
   return n;
 }
 

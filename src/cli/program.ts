@@ -37,9 +37,10 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .description('Syncropel headless peer: records, pairing, relays and the sync daemon')
     .option('--home <dir>', 'data directory (default: $SPL_HOME, $XDG_DATA_HOME/syncropel or ~/.syncropel)')
     .addOption(
-      new Option('--app-url <url>', 'URL of the Syncropel app invite links open (default: $SPL_APP_URL, spl config app-url, else the app of the last accepted invite)').argParser(
-        parser(parseAppUrl),
-      ),
+      new Option(
+        '--app-url <url>',
+        'URL of the Syncropel app invite links open (default: $SPL_APP_URL, spl config app-url, else the app of the last accepted invite)',
+      ).argParser(parser(parseAppUrl)),
     )
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (s, write) => write(s) })
@@ -64,7 +65,9 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .description('show DID, name, relays and the direct URL')
     .option('--json', 'machine-readable output')
     .option('--export <file>', 'write the identity with its relays and pairs, encrypted with $SPL_PASSPHRASE, to a new file')
-    .action(async (o: { json?: boolean; export?: string }, cmd: Command) => (await import('./commands/identity')).identityCommand(ctx(cmd), o));
+    .action(async (o: { json?: boolean; export?: string }, cmd: Command) =>
+      (await import('./commands/identity')).identityCommand(ctx(cmd), o),
+    );
 
   program
     .command('serve')
@@ -72,23 +75,34 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .addOption(new Option('--port <port>', 'port for POST /v1/sync/records (0 = any free port)').default(9100).argParser(parser(parsePort)))
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .addOption(
-      new Option('--public-url <url>', 'a URL peers reach this endpoint at (repeatable: the first is advertised in invites; all are accepted as Host). Without it no direct URL is advertised')
-        .argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), parser(parsePublicUrl)(v)]),
+      new Option(
+        '--public-url <url>',
+        'a URL peers reach this endpoint at (repeatable: the first is advertised in invites; all are accepted as Host). Without it no direct URL is advertised',
+      ).argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), parser(parsePublicUrl)(v)]),
     )
-    .addOption(new Option('--long-poll <seconds>', 'seconds each receive request waits at the relay (1-30)').default(25).argParser(parser(parseLongPoll)))
+    .addOption(
+      new Option('--long-poll <seconds>', 'seconds each receive request waits at the relay (1-30)')
+        .default(25)
+        .argParser(parser(parseLongPoll)),
+    )
     .option('--daemon', 'run in the background (pid and log file in the home directory)')
     .option('--stop', 'stop the background server of this home')
-    .action(async (o: { port: number; host: string; publicUrl?: string[]; longPoll: number; daemon?: boolean; stop?: boolean }, cmd: Command) =>
-      (await import('./commands/serve')).serveCommand(ctx(cmd), o),
+    .action(
+      async (o: { port: number; host: string; publicUrl?: string[]; longPoll: number; daemon?: boolean; stop?: boolean }, cmd: Command) =>
+        (await import('./commands/serve')).serveCommand(ctx(cmd), o),
     );
 
-  const config = program.command('config').description('peer configuration (relays are LEARN records; the app URL is in <home>/config.json)');
+  const config = program
+    .command('config')
+    .description('peer configuration (relays are LEARN records; the app URL is in <home>/config.json)');
   const relay = config.command('relay').description('store-and-forward relays');
   relay
     .command('set <url>')
     .description('use <url> as the relay for one peer or for all (catch-all)')
     .option('--for-pair <scope>', '"all" or a peer DID', 'all')
-    .action(async (url: string, o: { forPair: string }, cmd: Command) => (await import('./commands/relay')).relaySetCommand(ctx(cmd), url, o));
+    .action(async (url: string, o: { forPair: string }, cmd: Command) =>
+      (await import('./commands/relay')).relaySetCommand(ctx(cmd), url, o),
+    );
   relay
     .command('show')
     .description('list configured relays')
@@ -109,7 +123,9 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   appUrl
     .command('set <url>')
     .description('make invite links open <url>#pair=…')
-    .action(async (url: string, _o: unknown, cmd: Command) => (await import('./commands/app-url')).appUrlSetCommand(ctx(cmd), parseAppUrl(url, 'the app URL')));
+    .action(async (url: string, _o: unknown, cmd: Command) =>
+      (await import('./commands/app-url')).appUrlSetCommand(ctx(cmd), parseAppUrl(url, 'the app URL')),
+    );
   appUrl
     .command('show')
     .description('print the app URL invites use, and where it comes from')
@@ -128,7 +144,9 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .addOption(new Option('--ttl-days <days>', 'how long the invite is valid').default(7).argParser(parser(parseTtlDays)))
     .option('--no-qr', 'do not print the QR code')
     .option('--json', 'machine-readable output (link and payload)')
-    .action(async (o: { thread: string[]; ttlDays: number; qr: boolean; json?: boolean }, cmd: Command) => (await import('./commands/pair')).pairInviteCommand(ctx(cmd), o));
+    .action(async (o: { thread: string[]; ttlDays: number; qr: boolean; json?: boolean }, cmd: Command) =>
+      (await import('./commands/pair')).pairInviteCommand(ctx(cmd), o),
+    );
   pair
     .command('accept <link>')
     .description('accept an invite link and send the reply')
@@ -150,22 +168,30 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .description('list threads: ID, title, record count, last note, shared with')
     .option('--all', 'include the protocol’s own threads (config, pairing)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { all?: boolean; json?: boolean }, cmd: Command) => (await import('./commands/thread')).threadListCommand(ctx(cmd), o));
+    .action(async (o: { all?: boolean; json?: boolean }, cmd: Command) =>
+      (await import('./commands/thread')).threadListCommand(ctx(cmd), o),
+    );
   thread
     .command('show <id>')
     .description('a thread’s title, who it is shared with, and its records in time order')
     .option('--json', 'machine-readable output')
-    .action(async (id: string, o: { json?: boolean }, cmd: Command) => (await import('./commands/thread')).threadShowCommand(ctx(cmd), parseThread(id), o));
+    .action(async (id: string, o: { json?: boolean }, cmd: Command) =>
+      (await import('./commands/thread')).threadShowCommand(ctx(cmd), parseThread(id), o),
+    );
   thread
     .command('share <thread>')
     .description('share a thread with a pair: it gets the history and your notes there, and its notes there are accepted')
     .requiredOption('--with <did-or-name>', 'the pair (DID or name)')
-    .action(async (t: string, o: { with: string }, cmd: Command) => (await import('./commands/share')).threadShareCommand(ctx(cmd), parseThread(t), o));
+    .action(async (t: string, o: { with: string }, cmd: Command) =>
+      (await import('./commands/share')).threadShareCommand(ctx(cmd), parseThread(t), o),
+    );
   thread
     .command('unshare <thread>')
     .description('stop sharing a thread with a pair')
     .requiredOption('--with <did-or-name>', 'the pair (DID or name)')
-    .action(async (t: string, o: { with: string }, cmd: Command) => (await import('./commands/share')).threadUnshareCommand(ctx(cmd), parseThread(t), o));
+    .action(async (t: string, o: { with: string }, cmd: Command) =>
+      (await import('./commands/share')).threadUnshareCommand(ctx(cmd), parseThread(t), o),
+    );
   thread
     .command('shares')
     .description('threads your pairs offered that wait for your answer')
@@ -174,7 +200,9 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   thread
     .command('accept <thread>')
     .description('accept a thread a pair offered: share it back and fetch its history')
-    .action(async (t: string, _o: unknown, cmd: Command) => (await import('./commands/share')).threadAcceptCommand(ctx(cmd), parseThread(t)));
+    .action(async (t: string, _o: unknown, cmd: Command) =>
+      (await import('./commands/share')).threadAcceptCommand(ctx(cmd), parseThread(t)),
+    );
 
   program
     .command('emit')
@@ -183,14 +211,18 @@ function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
     .option('--text <note>', 'the note ("-" reads it from stdin)')
     .option('--file <path>', 'read the note from a file')
     .option('--no-send', 'only queue it (spl serve delivers it)')
-    .action(async (o: { thread: string; text?: string; file?: string; send: boolean }, cmd: Command) => (await import('./commands/records')).emitCommand(ctx(cmd), o));
+    .action(async (o: { thread: string; text?: string; file?: string; send: boolean }, cmd: Command) =>
+      (await import('./commands/records')).emitCommand(ctx(cmd), o),
+    );
 
   program
     .command('records')
     .description('list the records of a thread in time order (written and arrival times)')
     .requiredOption('--thread <id>', 'thread ID (th_…)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { thread: string; json?: boolean }, cmd: Command) => (await import('./commands/records')).recordsCommand(ctx(cmd), o));
+    .action(async (o: { thread: string; json?: boolean }, cmd: Command) =>
+      (await import('./commands/records')).recordsCommand(ctx(cmd), o),
+    );
 
   const sync = program.command('fleet').description('federation state').command('sync').description('delivery and receive state');
   sync

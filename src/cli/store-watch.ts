@@ -15,7 +15,12 @@ export interface StoreWatch {
   close(): void;
 }
 
-export function watchStore(dbPath: string, onChange: () => void, onError: (msg: string) => void, intervalMs = STORE_WATCH_INTERVAL_MS): StoreWatch {
+export function watchStore(
+  dbPath: string,
+  onChange: () => void,
+  onError: (msg: string) => void,
+  intervalMs = STORE_WATCH_INTERVAL_MS,
+): StoreWatch {
   const db = new Database(dbPath, { fileMustExist: true });
   db.pragma('busy_timeout = 5000');
   const read = (): number => db.pragma('data_version', { simple: true }) as number;

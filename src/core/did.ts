@@ -15,8 +15,7 @@ const PREFIX = 'did:key:z';
 export type Did = string;
 export type DidErrorCode = 'not_a_did' | 'unsupported_did_method' | 'invalid_did_key';
 
-export const didFromPublicKey = (publicKey: Uint8Array): Did =>
-  PREFIX + base58Encode(concatBytes(ED25519_PUB, publicKey));
+export const didFromPublicKey = (publicKey: Uint8Array): Did => PREFIX + base58Encode(concatBytes(ED25519_PUB, publicKey));
 
 // Decoding checks the key is valid under §2 (a square root and a multiplication by L: ~1 ms in
 // pure JS). A batch of records mostly shares a handful of actors, so remember the answers;
@@ -64,11 +63,9 @@ export function x25519PublicKeyFromDid(did: string): Result<Uint8Array, DidError
   return pub.ok ? ok(ed25519.utils.toMontgomery(pub.value)) : pub;
 }
 
-export const x25519SecretKeyFromEd25519 = (secretKey: Uint8Array): Uint8Array =>
-  ed25519.utils.toMontgomerySecret(secretKey);
+export const x25519SecretKeyFromEd25519 = (secretKey: Uint8Array): Uint8Array => ed25519.utils.toMontgomerySecret(secretKey);
 
 /** The multibase `z6LS…` form of an X25519 key, as did:key documents name key-agreement keys. */
-export const x25519Multibase = (x25519PublicKey: Uint8Array): string =>
-  'z' + base58Encode(concatBytes(X25519_PUB, x25519PublicKey));
+export const x25519Multibase = (x25519PublicKey: Uint8Array): string => 'z' + base58Encode(concatBytes(X25519_PUB, x25519PublicKey));
 
 const clip = (s: string): string => (s.length > 80 ? s.slice(0, 77) + '...' : s);

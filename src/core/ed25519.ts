@@ -51,7 +51,9 @@ function platform(): Promise<Platform | undefined> {
     if (!subtle) return undefined;
     try {
       const key = await subtle.importKey('raw', bufferSource(PROBE_KEY), ALG, false, ['verify']);
-      const verdicts = await Promise.all(PROBES.map((p) => subtle.verify(ALG, key, bufferSource(p.signature), bufferSource(PROBE_MESSAGE))));
+      const verdicts = await Promise.all(
+        PROBES.map((p) => subtle.verify(ALG, key, bufferSource(p.signature), bufferSource(PROBE_MESSAGE))),
+      );
       if (!verdicts[0]) return undefined; // no working Ed25519 at all
       const verifiesByRule = verdicts.every((got, i) => got === PROBES[i]!.valid);
       return { subtle, verifiesByRule };
@@ -125,9 +127,7 @@ export function createSigner(secretKey: Uint8Array): Signer {
   return {
     publicKey,
     async sign(message) {
-      key ??= platform().then((p) =>
-        p?.subtle.importKey('pkcs8', bufferSource(concatBytes(PKCS8_PREFIX, seed)), ALG, false, ['sign']),
-      );
+      key ??= platform().then((p) => p?.subtle.importKey('pkcs8', bufferSource(concatBytes(PKCS8_PREFIX, seed)), ALG, false, ['sign']));
       const k = await key;
       const p = await platform();
       if (k && p) return new Uint8Array(await p.subtle.sign(ALG, k, bufferSource(message)));

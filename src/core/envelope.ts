@@ -111,7 +111,11 @@ export async function buildPlainEnvelope(input: PlainEnvelopeInput, signer: Sign
   if (input.records.length === 0) throw new RangeError('an envelope carries at least one record');
   const unsigned = {
     v: ENVELOPE_VERSION,
-    id: envelopeId(input.fromDid, input.toDid, input.records.map((r) => r.id)),
+    id: envelopeId(
+      input.fromDid,
+      input.toDid,
+      input.records.map((r) => r.id),
+    ),
     from_did: input.fromDid,
     to_did: input.toDid,
     encoding: 'plain' as const,
@@ -181,7 +185,9 @@ function x25519KeysOf(me: Recipient) {
   const seed = toHex(me.secretKey);
   if (recipientKeys?.did !== me.did || recipientKeys.seed !== seed) {
     const myX = x25519PublicKeyFromDid(me.did);
-    const keys = myX.ok ? ok({ xPublic: myX.value, xSecret: x25519SecretKeyFromEd25519(me.secretKey) }) : fail('wrong_recipient' as const, myX.error.message);
+    const keys = myX.ok
+      ? ok({ xPublic: myX.value, xSecret: x25519SecretKeyFromEd25519(me.secretKey) })
+      : fail('wrong_recipient' as const, myX.error.message);
     recipientKeys = { did: me.did, seed, keys };
   }
   return recipientKeys.keys;
@@ -244,7 +250,8 @@ export async function openEnvelope(
     }
     // Before any signature is checked: a direct endpoint refuses strangers at the cost of one
     // decryption, not of verifying whatever they sent (§7).
-    if (opts.admitSender && !opts.admitSender(plain.from_did)) return fail('unpaired_sender', `envelope sender ${plain.from_did.slice(0, 80)} is not paired`);
+    if (opts.admitSender && !opts.admitSender(plain.from_did))
+      return fail('unpaired_sender', `envelope sender ${plain.from_did.slice(0, 80)} is not paired`);
     const claimedIds = plain.records.map((r) => (isObject(r) && typeof r.id === 'string' ? r.id : ''));
     const expectedId = envelopeId(plain.from_did, plain.to_did, claimedIds);
     if (expectedId !== plain.id) return fail('envelope_id_mismatch', `envelope claims ID ${plain.id} but its content gives ${expectedId}`);

@@ -36,10 +36,7 @@ export const isHttpUrl = (s: unknown): s is string => {
   }
 };
 
-export async function createInvite(
-  fields: Omit<Invite, 'v' | 'nonce' | 'sig'> & { nonce?: string },
-  signer: Signer,
-): Promise<Invite> {
+export async function createInvite(fields: Omit<Invite, 'v' | 'nonce' | 'sig'> & { nonce?: string }, signer: Signer): Promise<Invite> {
   const unsigned = {
     v: 1 as const,
     did: fields.did,

@@ -21,5 +21,4 @@ export function parseJsonText(text: string): Result<JsonValue, 'invalid_json'> {
   }
 }
 
-export const isObject = (v: unknown): v is { [key: string]: unknown } =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObject = (v: unknown): v is { [key: string]: unknown } => typeof v === 'object' && v !== null && !Array.isArray(v);

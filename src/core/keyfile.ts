@@ -79,23 +79,42 @@ export async function importIdentity(text: string, passphrase: string): Promise<
   if (!isObject(k) || k.name !== 'scrypt' || typeof k.salt !== 'string' || !fromB64u(k.salt)) return invalid('unknown key derivation');
   const { N, r, p } = k;
   // Bounds keep a hostile file from asking for gigabytes of memory.
-  if (!Number.isSafeInteger(N) || !Number.isSafeInteger(r) || !Number.isSafeInteger(p) || (N as number) > 2 ** 20 || (N as number) < 2 ** 14 || r !== 8 || p !== 1) {
+  if (
+    !Number.isSafeInteger(N) ||
+    !Number.isSafeInteger(r) ||
+    !Number.isSafeInteger(p) ||
+    (N as number) > 2 ** 20 ||
+    (N as number) < 2 ** 14 ||
+    r !== 8 ||
+    p !== 1
+  ) {
     return invalid('scrypt parameters out of range');
   }
   const nonce = typeof v.nonce === 'string' ? fromB64u(v.nonce) : undefined;
   const ciphertext = typeof v.ciphertext === 'string' ? fromB64u(v.ciphertext) : undefined;
   if (nonce?.length !== 24 || ciphertext?.length !== 48) return invalid('bad nonce or ciphertext');
-  const header: KeyfileHeader = { v: 1, kind: KEYFILE_KIND, did: v.did, name: v.name, kdf: { name: 'scrypt', N: N as number, r: 8, p: 1, salt: k.salt } };
+  const header: KeyfileHeader = {
+    v: 1,
+    kind: KEYFILE_KIND,
+    did: v.did,
+    name: v.name,
+    kdf: { name: 'scrypt', N: N as number, r: 8, p: 1, salt: k.salt },
+  };
   const hasSettings = v.settings_nonce !== undefined || v.settings_ciphertext !== undefined;
   const settingsNonce = typeof v.settings_nonce === 'string' ? fromB64u(v.settings_nonce) : undefined;
-  const settingsCiphertext = typeof v.settings_ciphertext === 'string' && v.settings_ciphertext.length <= (MAX_SETTINGS_BYTES * 4) / 3 + 32 ? fromB64u(v.settings_ciphertext) : undefined;
-  if (hasSettings && (settingsNonce?.length !== 24 || !settingsCiphertext || settingsCiphertext.length < 16)) return invalid('bad settings nonce or ciphertext');
+  const settingsCiphertext =
+    typeof v.settings_ciphertext === 'string' && v.settings_ciphertext.length <= (MAX_SETTINGS_BYTES * 4) / 3 + 32
+      ? fromB64u(v.settings_ciphertext)
+      : undefined;
+  if (hasSettings && (settingsNonce?.length !== 24 || !settingsCiphertext || settingsCiphertext.length < 16))
+    return invalid('bad settings nonce or ciphertext');
   const key = await kdf(passphrase, header.kdf);
   let secretKey: Uint8Array;
   let settingsBytes: Uint8Array | undefined;
   try {
     secretKey = xchacha20poly1305(key, nonce, canonicalBytes(header)).decrypt(ciphertext);
-    if (settingsNonce && settingsCiphertext) settingsBytes = xchacha20poly1305(key, settingsNonce, canonicalBytes(header)).decrypt(settingsCiphertext);
+    if (settingsNonce && settingsCiphertext)
+      settingsBytes = xchacha20poly1305(key, settingsNonce, canonicalBytes(header)).decrypt(settingsCiphertext);
   } catch {
     return fail('wrong_passphrase', 'the passphrase is wrong, or the file was altered');
   }

@@ -23,9 +23,7 @@ export interface MailboxRequest {
 
 export function mailboxAuthMessage(req: MailboxRequest, ts: number): Uint8Array {
   const body = typeof req.body === 'string' ? utf8(req.body) : req.body;
-  return utf8(
-    `syncropel-mailbox-v1\n${req.method.toUpperCase()}\n${req.host}\n${req.pathAndQuery}\n${ts}\n${sha256Hex(body)}`,
-  );
+  return utf8(`syncropel-mailbox-v1\n${req.method.toUpperCase()}\n${req.host}\n${req.pathAndQuery}\n${ts}\n${sha256Hex(body)}`);
 }
 
 /** The Authorization header value for `req`, signed now (or at `ts`). */

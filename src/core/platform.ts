@@ -12,7 +12,13 @@ export interface PlatformKey {
 type Bytes = Uint8Array<ArrayBuffer>;
 
 export interface PlatformSubtle {
-  importKey(format: 'raw' | 'pkcs8', keyData: Bytes, algorithm: { readonly name: string }, extractable: boolean, usages: string[]): Promise<PlatformKey>;
+  importKey(
+    format: 'raw' | 'pkcs8',
+    keyData: Bytes,
+    algorithm: { readonly name: string },
+    extractable: boolean,
+    usages: string[],
+  ): Promise<PlatformKey>;
   sign(algorithm: { readonly name: string }, key: PlatformKey, data: Bytes): Promise<ArrayBuffer>;
   verify(algorithm: { readonly name: string }, key: PlatformKey, signature: Bytes, data: Bytes): Promise<boolean>;
   deriveBits(algorithm: { readonly name: string; readonly public: PlatformKey }, key: PlatformKey, length: number): Promise<ArrayBuffer>;

@@ -27,7 +27,12 @@ export async function signReceipt(envelopeId: string, body: Uint8Array | string,
  * True only when `header` is a receipt by `did` for `envelopeId` over exactly `body`. Never throws:
  * a missing, malformed or foreign receipt is simply not one.
  */
-export async function verifyReceipt(header: string | null | undefined, envelopeId: string, body: Uint8Array | string, did: string): Promise<boolean> {
+export async function verifyReceipt(
+  header: string | null | undefined,
+  envelopeId: string,
+  body: Uint8Array | string,
+  did: string,
+): Promise<boolean> {
   if (!header) return false;
   const m = /^ts=(\d{1,16}),\s*sig=([A-Za-z0-9_-]{86})$/.exec(header.trim());
   if (!m) return false;

@@ -31,12 +31,7 @@ export interface SignedRecord {
   readonly sig: string;
 }
 
-export type RecordErrorCode =
-  | 'invalid_record'
-  | 'missing_signature'
-  | 'id_mismatch'
-  | 'unverifiable_actor'
-  | 'bad_signature';
+export type RecordErrorCode = 'invalid_record' | 'missing_signature' | 'id_mismatch' | 'unverifiable_actor' | 'bad_signature';
 
 export { THREAD_RE };
 const DID_RE = /^did:[a-z0-9]+:[^\s]{1,2048}$/;
@@ -77,9 +72,12 @@ function parseRecordFields(input: unknown): Result<SyncRecord, 'invalid_record'>
   if (typeof actor !== 'string' || !DID_RE.test(actor)) return bad('field "actor" must be a DID');
   if (typeof act !== 'string' || !(ACTS as readonly string[]).includes(act)) return bad(`field "act" must be one of ${ACTS.join(' ')}`);
   if (!isObject(body)) return bad('field "body" must be a JSON object');
-  if (typeof clock !== 'number' || !Number.isSafeInteger(clock) || clock < 0) return bad('field "clock" must be an integer from 0 to 2^53-1');
-  if (typeof data_type !== 'string' || !(DATA_TYPES as readonly string[]).includes(data_type)) return bad(`field "data_type" must be one of ${DATA_TYPES.join(' ')}`);
-  if (judged_by !== null && (typeof judged_by !== 'string' || !HEX_ID.test(judged_by))) return bad('field "judged_by" must be a record ID or null');
+  if (typeof clock !== 'number' || !Number.isSafeInteger(clock) || clock < 0)
+    return bad('field "clock" must be an integer from 0 to 2^53-1');
+  if (typeof data_type !== 'string' || !(DATA_TYPES as readonly string[]).includes(data_type))
+    return bad(`field "data_type" must be one of ${DATA_TYPES.join(' ')}`);
+  if (judged_by !== null && (typeof judged_by !== 'string' || !HEX_ID.test(judged_by)))
+    return bad('field "judged_by" must be a record ID or null');
   const unsafe = findUnsafeInteger(body, 0);
   if (unsafe !== undefined) return bad(`has an integer beyond ±(2^53-1) at $.body${unsafe}`);
   return ok(input as unknown as SyncRecord);
@@ -133,7 +131,8 @@ export async function signRecord(record: SyncRecord, signer: Signer): Promise<Si
 export async function verifySignedRecord(input: unknown): Promise<Result<SignedRecord, RecordErrorCode>> {
   if (!isObject(input)) return fail('invalid_record', 'signed record is not an object');
   for (const k of Object.keys(input)) {
-    if (k !== 'id' && k !== 'record' && k !== 'sig') return fail('invalid_record', `signed record has an unknown field "${k.slice(0, 40)}"`);
+    if (k !== 'id' && k !== 'record' && k !== 'sig')
+      return fail('invalid_record', `signed record has an unknown field "${k.slice(0, 40)}"`);
   }
   const { id, record, sig } = input;
   if (typeof id !== 'string' || !HEX_ID.test(id)) return fail('invalid_record', 'signed record "id" is not a record ID');

@@ -1,7 +1,6 @@
 /** A value or a typed failure. Verification and parsing return these instead of throwing. */
 export type Result<T, C extends string = string> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly error: Failure<C> };
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: Failure<C> };
 
 export interface Failure<C extends string = string> {
   /** snake_case, stable: callers branch on it. */

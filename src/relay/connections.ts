@@ -31,7 +31,10 @@ export function connectionKey(address: string): string {
   const left = head ? head.split(':') : [];
   const right = tail ? tail.split(':') : [];
   const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
-  return `${groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (parseInt(g, 16) || 0).toString(16))
+    .join(':')}::/64`;
 }
 
 export interface ConnectionGuard {
@@ -71,14 +74,15 @@ export function guardConnections(server: Server, limits: ConnectionLimits, onRef
       const status = timedOut ? '408 Request Timeout' : '400 Bad Request';
       const body = JSON.stringify({
         error: timedOut
-          ? { code: 'request_timeout', message: 'the request did not arrive within the relay\'s time limits' }
+          ? { code: 'request_timeout', message: "the request did not arrive within the relay's time limits" }
           : { code: 'invalid_request', message: 'malformed HTTP request' },
       });
       const linger = setTimeout(() => socket.destroy(), ERROR_LINGER_MS);
       linger.unref();
       socket.once('close', () => clearTimeout(linger));
-      socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () =>
-        socket.destroy(),
+      socket.end(
+        `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        () => socket.destroy(),
       );
     } else {
       socket.destroy();

@@ -33,7 +33,12 @@ export function isStrictB64uOfAtLeast(s: string, min: number): boolean {
 
 /** `parseEnvelope`, without decoding a sealed envelope's ciphertext. */
 export function parseDepositedEnvelope(input: unknown): Result<Envelope, 'invalid_envelope'> {
-  if (isObject(input) && input.encoding === 'sealed' && typeof input.ciphertext === 'string' && isStrictB64uOfAtLeast(input.ciphertext, 16)) {
+  if (
+    isObject(input) &&
+    input.encoding === 'sealed' &&
+    typeof input.ciphertext === 'string' &&
+    isStrictB64uOfAtLeast(input.ciphertext, 16)
+  ) {
     const checked = parseEnvelope({ ...input, ciphertext: CHECKED_CIPHERTEXT });
     return checked.ok ? ok(input as unknown as Envelope) : checked;
   }

@@ -58,10 +58,7 @@ export function declaredLength(req: IncomingMessage): number | undefined {
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
-export type BodyResult =
-  | { readonly kind: 'ok'; readonly body: Buffer }
-  | { readonly kind: 'too_large' }
-  | { readonly kind: 'aborted' };
+export type BodyResult = { readonly kind: 'ok'; readonly body: Buffer } | { readonly kind: 'too_large' } | { readonly kind: 'aborted' };
 
 /**
  * Reads the request body, keeping at most `maxBytes`. Once over the limit it stops buffering and

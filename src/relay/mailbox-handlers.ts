@@ -106,7 +106,7 @@ export async function handleDeposit(ctx: RelayContext, req: IncomingMessage, res
   if (!parsed.ok) return sendError(res, 400, 'invalid_envelope', parsed.error.message);
   const env = parsed.value;
   if (env.to_did !== did) {
-    return sendError(res, 400, 'wrong_mailbox', 'the envelope\'s to_did is not the mailbox it was posted to');
+    return sendError(res, 400, 'wrong_mailbox', "the envelope's to_did is not the mailbox it was posted to");
   }
 
   const fromDid = env.encoding === 'plain' ? env.from_did : null;
@@ -128,7 +128,12 @@ export async function handleDeposit(ctx: RelayContext, req: IncomingMessage, res
   }
   if (outcome.kind === 'unsolicited_quota') {
     ctx.metrics.limitHits.inc({ kind: 'unsolicited_quota' });
-    return sendError(res, 429, 'unsolicited_quota', 'this mailbox holds all the mail without a deposit token it accepts; its owner must receive first');
+    return sendError(
+      res,
+      429,
+      'unsolicited_quota',
+      'this mailbox holds all the mail without a deposit token it accepts; its owner must receive first',
+    );
   }
   if (outcome.kind === 'storage_full') {
     ctx.metrics.limitHits.inc({ kind: 'storage_full' });
@@ -157,7 +162,13 @@ export function rateLimited(ctx: RelayContext, res: ServerResponse, retryAfterSe
  * store's replay cache until its ts leaves the skew window; a second use is 401.
  * Answers the error itself and returns false when the request may not proceed.
  */
-export async function authorizeOwner(ctx: RelayContext, req: IncomingMessage, res: ServerResponse, did: string, body: Buffer): Promise<boolean> {
+export async function authorizeOwner(
+  ctx: RelayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  did: string,
+  body: Buffer,
+): Promise<boolean> {
   if (ctx.options.openMailboxes) return true;
   const host = req.headers.host ?? '';
   if (!ctx.isOrigin(host)) {
@@ -189,7 +200,13 @@ export async function authorizeOwner(ctx: RelayContext, req: IncomingMessage, re
 }
 
 /** `GET /v1/mailbox/{did}/receive?limit&wait`: oldest first; with `wait`, a long-poll woken by a deposit. */
-export async function handleReceive(ctx: RelayContext, req: IncomingMessage, res: ServerResponse, did: string, query: string): Promise<void> {
+export async function handleReceive(
+  ctx: RelayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  did: string,
+  query: string,
+): Promise<void> {
   const q = parseReceiveQuery(query);
   if (!q.ok) {
     req.resume();

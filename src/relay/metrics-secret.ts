@@ -20,7 +20,8 @@ export function loadMetricsSecret(path: string | undefined): Buffer {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new RelayOptionError(`cannot read the metrics secret ${path}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new RelayOptionError(`cannot read the metrics secret ${path}: ${(e as Error).message}`);
   }
   if (text === undefined) {
     const secret = randomBytes(SECRET_BYTES);
@@ -31,7 +32,8 @@ export function loadMetricsSecret(path: string | undefined): Buffer {
       return secret;
     } catch (e) {
       // Another relay on the same database created it first: use theirs.
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new RelayOptionError(`cannot create the metrics secret ${path}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new RelayOptionError(`cannot create the metrics secret ${path}: ${(e as Error).message}`);
       text = readFileSync(path, 'utf8');
     }
   }

@@ -57,10 +57,16 @@ export class RelayMetrics {
       labelNames: ['kind'],
       registers,
     });
-    for (const kind of ['queue_full', 'payload_too_large', 'rate_limited', 'unsolicited_quota', 'storage_full', 'connections'] as const) this.limitHits.inc({ kind }, 0);
+    for (const kind of ['queue_full', 'payload_too_large', 'rate_limited', 'unsolicited_quota', 'storage_full', 'connections'] as const)
+      this.limitHits.inc({ kind }, 0);
     this.expired = new Counter({ name: 'relay_envelopes_expired_total', help: 'Envelopes deleted by the expiry sweep.', registers });
     if (perDidSeries && topQueues > 0) {
-      this.queueSize = new Gauge({ name: 'relay_queue_size', help: 'Envelopes queued per receiver (the largest queues only).', labelNames: ['did'], registers });
+      this.queueSize = new Gauge({
+        name: 'relay_queue_size',
+        help: 'Envelopes queued per receiver (the largest queues only).',
+        labelNames: ['did'],
+        registers,
+      });
       this.oldestSeconds = new Gauge({
         name: 'relay_oldest_envelope_seconds',
         help: 'Age of the oldest queued envelope per receiver, seconds (the largest queues only).',

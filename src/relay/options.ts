@@ -125,28 +125,58 @@ export function validateOptions(o: RelayOptions): RelayOptions {
   need(o.db.length > 0, '--db must be a file path, :memory: or a postgres:// URL');
   need(Number.isSafeInteger(o.dbPoolSize) && o.dbPoolSize >= 1 && o.dbPoolSize <= 1000, '--db-pool-size must be an integer in 1..1000');
   need(Number.isSafeInteger(o.cap) && o.cap >= 1, '--cap must be a positive integer');
-  need(Number.isSafeInteger(o.unsolicitedEnvelopes) && o.unsolicitedEnvelopes >= 0, '--unsolicited-envelopes must be a non-negative integer');
+  need(
+    Number.isSafeInteger(o.unsolicitedEnvelopes) && o.unsolicitedEnvelopes >= 0,
+    '--unsolicited-envelopes must be a non-negative integer',
+  );
   need(Number.isSafeInteger(o.unsolicitedBytes) && o.unsolicitedBytes >= 0, '--unsolicited-bytes must be a non-negative integer');
-  need(Number.isSafeInteger(o.metricsTopQueues) && o.metricsTopQueues >= 0 && o.metricsTopQueues <= 10_000, '--metrics-top-queues must be an integer in 0..10000');
-  for (const [name, v] of [['--min-ttl', o.minTtl], ['--max-ttl', o.maxTtl], ['--default-ttl', o.defaultTtl]] as const) {
+  need(
+    Number.isSafeInteger(o.metricsTopQueues) && o.metricsTopQueues >= 0 && o.metricsTopQueues <= 10_000,
+    '--metrics-top-queues must be an integer in 0..10000',
+  );
+  for (const [name, v] of [
+    ['--min-ttl', o.minTtl],
+    ['--max-ttl', o.maxTtl],
+    ['--default-ttl', o.defaultTtl],
+  ] as const) {
     need(Number.isSafeInteger(v) && v >= 1, `${name} must be a positive integer number of seconds`);
   }
   need(o.minTtl <= o.maxTtl, '--min-ttl must not exceed --max-ttl');
   need(o.defaultTtl >= o.minTtl && o.defaultTtl <= o.maxTtl, '--default-ttl must lie between --min-ttl and --max-ttl');
   need(Number.isSafeInteger(o.maxBody) && o.maxBody >= 1024, '--max-body must be an integer of at least 1024 bytes');
-  for (const [name, r] of [['--rate-limit-per-client', o.rateLimitPerClient], ['--rate-limit-per-sender', o.rateLimitPerSender]] as const) {
-    if (r) need(r.rate > 0 && Number.isFinite(r.rate) && r.burst >= 1 && Number.isFinite(r.burst), `${name} needs a positive rate and a burst of at least 1`);
+  for (const [name, r] of [
+    ['--rate-limit-per-client', o.rateLimitPerClient],
+    ['--rate-limit-per-sender', o.rateLimitPerSender],
+  ] as const) {
+    if (r)
+      need(
+        r.rate > 0 && Number.isFinite(r.rate) && r.burst >= 1 && Number.isFinite(r.burst),
+        `${name} needs a positive rate and a burst of at least 1`,
+      );
   }
-  need(Number.isFinite(o.sweepInterval) && o.sweepInterval > 0 && o.sweepInterval <= 86_400, '--sweep-interval must be in (0, 86400] seconds');
+  need(
+    Number.isFinite(o.sweepInterval) && o.sweepInterval > 0 && o.sweepInterval <= 86_400,
+    '--sweep-interval must be in (0, 86400] seconds',
+  );
   need(DID_LABEL_MODES.includes(o.metricsDidLabels), `--metrics-did-labels must be one of ${DID_LABEL_MODES.join(', ')}`);
   need(LOG_LEVELS.includes(o.logLevel), `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-  for (const [name, v] of [['--headers-timeout', o.headersTimeout], ['--body-timeout', o.bodyTimeout], ['--idle-timeout', o.idleTimeout]] as const) {
+  for (const [name, v] of [
+    ['--headers-timeout', o.headersTimeout],
+    ['--body-timeout', o.bodyTimeout],
+    ['--idle-timeout', o.idleTimeout],
+  ] as const) {
     need(Number.isFinite(v) && v > 0 && v <= 3600, `${name} must be a number of seconds in (0, 3600]`);
   }
   need(Number.isSafeInteger(o.maxConnections) && o.maxConnections >= 1, '--max-connections must be a positive integer');
-  need(Number.isSafeInteger(o.maxConnectionsPerClient) && o.maxConnectionsPerClient >= 0, '--max-connections-per-client must be a non-negative integer (0: no cap)');
+  need(
+    Number.isSafeInteger(o.maxConnectionsPerClient) && o.maxConnectionsPerClient >= 0,
+    '--max-connections-per-client must be a non-negative integer (0: no cap)',
+  );
   need(Number.isSafeInteger(o.maxDbBytes) && o.maxDbBytes >= 0, '--max-db-bytes must be a non-negative integer (0: no limit)');
-  need(Number.isSafeInteger(o.minFreeDiskBytes) && o.minFreeDiskBytes >= 0, '--min-free-disk-bytes must be a non-negative integer (0: no limit)');
+  need(
+    Number.isSafeInteger(o.minFreeDiskBytes) && o.minFreeDiskBytes >= 0,
+    '--min-free-disk-bytes must be a non-negative integer (0: no limit)',
+  );
   if (o.metricsListen !== undefined) parseListenAddress(o.metricsListen, '--metrics-listen');
   validatePushOptions(o.push);
   return o;

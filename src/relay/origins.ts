@@ -36,7 +36,9 @@ export function resolveOrigins(given: readonly string[], listenHost: string, por
 export function parseOrigin(text: string): string {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(text.trim());
   if (!m || (m[2] !== undefined && Number(m[2]) > 65535) || (m[1]!.startsWith('[') && isIP(m[1]!.slice(1, -1)) !== 6)) {
-    throw new RelayOptionError(`--origin must be host[:port] as clients write it in the Host header (e.g. relay.example.org or 127.0.0.1:8787), got "${text}"`);
+    throw new RelayOptionError(
+      `--origin must be host[:port] as clients write it in the Host header (e.g. relay.example.org or 127.0.0.1:8787), got "${text}"`,
+    );
   }
   return text.trim().toLowerCase();
 }

@@ -11,7 +11,13 @@ export type Route =
   | { readonly kind: 'push'; readonly did: string };
 
 export type RouteMatch =
-  | { readonly ok: true; readonly route: Route; readonly method: 'GET' | 'POST' | 'PUT'; readonly template: string; /** A second method the route takes (push: DELETE). */ readonly alsoMethod?: 'DELETE' }
+  | {
+      readonly ok: true;
+      readonly route: Route;
+      readonly method: 'GET' | 'POST' | 'PUT';
+      readonly template: string;
+      /** A second method the route takes (push: DELETE). */ readonly alsoMethod?: 'DELETE';
+    }
   | { readonly ok: false; readonly code: 'not_found' | 'invalid_request'; readonly message: string };
 
 const MAX_DID_LENGTH = 2048;
@@ -39,9 +45,11 @@ export function matchRoute(target: string): RouteMatch {
   }
   const action = parts[4];
   if (action === undefined) return { ok: true, route: { kind: 'deposit', did }, method: 'POST', template: '/v1/mailbox/:did' };
-  if (action === 'receive') return { ok: true, route: { kind: 'receive', did, query }, method: 'GET', template: '/v1/mailbox/:did/receive' };
+  if (action === 'receive')
+    return { ok: true, route: { kind: 'receive', did, query }, method: 'GET', template: '/v1/mailbox/:did/receive' };
   if (action === 'ack') return { ok: true, route: { kind: 'ack', did }, method: 'POST', template: '/v1/mailbox/:did/ack' };
-  if (action === 'push') return { ok: true, route: { kind: 'push', did }, method: 'PUT', alsoMethod: 'DELETE', template: '/v1/mailbox/:did/push' };
+  if (action === 'push')
+    return { ok: true, route: { kind: 'push', did }, method: 'PUT', alsoMethod: 'DELETE', template: '/v1/mailbox/:did/push' };
   if (action === 'tokens') return { ok: true, route: { kind: 'tokens', did }, method: 'PUT', template: '/v1/mailbox/:did/tokens' };
   return { ok: false, code: 'not_found', message: `no such route: ${clip(path)}` };
 }

@@ -72,7 +72,11 @@ function checkOriginsConfigured(options: RelayOptions): void {
 
 export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHandle> {
   const { store: givenStore, logger: givenLogger, app, pushResolver, ...rest } = input;
-  const options = validateOptions({ ...DEFAULT_OPTIONS, ...dropUndefined(rest), push: { ...DEFAULT_OPTIONS.push, ...dropUndefined(rest.push ?? {}) } });
+  const options = validateOptions({
+    ...DEFAULT_OPTIONS,
+    ...dropUndefined(rest),
+    push: { ...DEFAULT_OPTIONS.push, ...dropUndefined(rest.push ?? {}) },
+  });
   checkOriginsConfigured(options);
   const metricsAddress = options.metricsListen === undefined ? undefined : parseListenAddress(options.metricsListen, '--metrics-listen');
   const logger = givenLogger ?? createRelayLogger(options.logLevel);
@@ -81,10 +85,17 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   let secret: Buffer;
   try {
     // Relays sharing a PostgreSQL database share the label key too, kept in the database.
-    secret = options.metricsSecretFile === undefined && store instanceof PgMailboxStore ? await store.metricsSecret() : loadMetricsSecret(options.metricsSecretFile ?? defaultSecretPath(options.db));
+    secret =
+      options.metricsSecretFile === undefined && store instanceof PgMailboxStore
+        ? await store.metricsSecret()
+        : loadMetricsSecret(options.metricsSecretFile ?? defaultSecretPath(options.db));
     // Deposits on other relay processes wake long-polls here too; after a listener reconnection
     // every waiting long-poll looks at the store again (a notification may have been missed).
-    if (store instanceof PgMailboxStore) await store.listen((did) => notifier.notify(did), () => notifier.wakeAll());
+    if (store instanceof PgMailboxStore)
+      await store.listen(
+        (did) => notifier.notify(did),
+        () => notifier.wakeAll(),
+      );
   } catch (e) {
     await store.close().catch(() => undefined);
     throw e;
@@ -104,7 +115,17 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   /** Set once the port is bound (the default origins name it). */
   let origins: ReadonlySet<string> = new Set();
   let openConnections = (): number => 0;
-  const metrics = new RelayMetrics(store, label, options.metricsTopQueues, { waitingLongPolls: () => notifier.size, openConnections: () => openConnections(), integrityCheckRunning: () => store.integrityCheckRunning?.() ?? false }, options.metricsDidLabels !== 'off');
+  const metrics = new RelayMetrics(
+    store,
+    label,
+    options.metricsTopQueues,
+    {
+      waitingLongPolls: () => notifier.size,
+      openConnections: () => openConnections(),
+      integrityCheckRunning: () => store.integrityCheckRunning?.() ?? false,
+    },
+    options.metricsDidLabels !== 'off',
+  );
   const logSampler = new RequestLogSampler();
   const validDids = new ValidDidMemo();
   const replay = new ReplayGuard(store, (err: unknown) => logger.error({ err }, 'recording a used signature failed'));
@@ -127,7 +148,17 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     await store.close().catch(() => undefined);
     throw e;
   }
-  const ctx: RelayContext = { options, store, metrics, notifier, senderLimiter, replay, push, isShuttingDown: () => shuttingDown, isOrigin: (host) => origins.has(host.toLowerCase()) };
+  const ctx: RelayContext = {
+    options,
+    store,
+    metrics,
+    notifier,
+    senderLimiter,
+    replay,
+    push,
+    isShuttingDown: () => shuttingDown,
+    isOrigin: (host) => origins.has(host.toLowerCase()),
+  };
 
   async function renderMetrics(res: ServerResponse): Promise<void> {
     const text = await metrics.render(Date.now());
@@ -144,7 +175,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
         return sendJson(res, 503, { status: 'unavailable', error: { code: 'store_unavailable', message: health.message } });
       }
       case 'metrics':
-        if (metricsAddress) return sendError(res, 404, 'not_found', 'metrics are served on the relay\'s private metrics listener');
+        if (metricsAddress) return sendError(res, 404, 'not_found', "metrics are served on the relay's private metrics listener");
         return renderMetrics(res);
       case 'deposit':
         return handleDeposit(ctx, req, res, route.did);
@@ -157,7 +188,9 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       case 'push_vapid':
         return handlePushVapid(push, req, res);
       case 'push':
-        return req.method === 'DELETE' ? handlePushDelete(ctx, push, req, res, route.did) : handlePushPut(ctx, push, options.push.allowEndpoint, resolver, req, res, route.did);
+        return req.method === 'DELETE'
+          ? handlePushDelete(ctx, push, req, res, route.did)
+          : handlePushPut(ctx, push, options.push.allowEndpoint, resolver, req, res, route.did);
     }
   }
 
@@ -176,7 +209,15 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       const ended = performance.now();
       const sample = logSampler.admit(res.statusCode, ended);
       if (sample === 0) return;
-      logger.info({ method, route: logRoute, did: logDid, status: res.statusCode, ms: Math.round((ended - started) * 100) / 100, aborted: !res.writableFinished || undefined, sample: sample > 1 ? sample : undefined });
+      logger.info({
+        method,
+        route: logRoute,
+        did: logDid,
+        status: res.statusCode,
+        ms: Math.round((ended - started) * 100) / 100,
+        aborted: !res.writableFinished || undefined,
+        sample: sample > 1 ? sample : undefined,
+      });
     });
     setCorsHeaders(res);
     if (shuttingDown) res.setHeader('Connection', 'close');
@@ -240,12 +281,19 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
         if (isStoreUnavailable(err)) {
           // The database is down or restarting: nothing was committed, the client retries later.
           logger.warn({ err: { message: err.message }, method: req.method }, 'store unavailable');
-          if (!res.headersSent) sendError(res, 503, 'unavailable', 'the relay cannot reach its database; retry later', { 'Retry-After': '1' });
+          if (!res.headersSent)
+            sendError(res, 503, 'unavailable', 'the relay cannot reach its database; retry later', { 'Retry-After': '1' });
           else res.destroy();
           return;
         }
         if (err instanceof DatabaseRefusedError) {
-          if (!res.headersSent) sendError(res, 503, 'unavailable', 'the relay found its database damaged and serves nothing from it; its operator must restore it');
+          if (!res.headersSent)
+            sendError(
+              res,
+              503,
+              'unavailable',
+              'the relay found its database damaged and serves nothing from it; its operator must restore it',
+            );
           else res.destroy();
           return;
         }
@@ -268,7 +316,11 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
 
   try {
     const unmarked = await replay.start(Date.now());
-    if (unmarked) logger.warn({ err: unmarked }, 'could not mark this run in the database: every signature is recorded durably before its request proceeds');
+    if (unmarked)
+      logger.warn(
+        { err: unmarked },
+        'could not mark this run in the database: every signature is recorded durably before its request proceeds',
+      );
     await listen(server, options.port, options.host);
   } catch (e) {
     await push?.close().catch(() => undefined);

@@ -85,7 +85,9 @@ function readTree(root: string): Map<string, AppFile> {
         const body = readFileSync(full);
         bytes += body.length;
         if (bytes > MAX_APP_BYTES || files.size >= MAX_APP_FILES) {
-          throw new StaticAppError(`--app ${root} holds more than ${MAX_APP_FILES} files or ${MAX_APP_BYTES / 1048576} MiB: is it the built app (dist/app)?`);
+          throw new StaticAppError(
+            `--app ${root} holds more than ${MAX_APP_FILES} files or ${MAX_APP_BYTES / 1048576} MiB: is it the built app (dist/app)?`,
+          );
         }
         files.set(rel, {
           body,
@@ -111,7 +113,8 @@ export function loadStaticApp(dir: string, appPath = '/'): StaticApp {
     if (e instanceof StaticAppError) throw e;
     throw new StaticAppError(`--app ${dir}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  if (!files.has('index.html')) throw new StaticAppError(`--app ${dir} has no index.html: build the app first (npm run build writes dist/app)`);
+  if (!files.has('index.html'))
+    throw new StaticAppError(`--app ${dir} has no index.html: build the app first (npm run build writes dist/app)`);
   let bytes = 0;
   for (const f of files.values()) bytes += f.body.length;
 

@@ -98,7 +98,11 @@ export function ingestTransaction(
       const inserted: string[] = [];
       const duplicates: string[] = [];
       adds.forEach((request, i) => (duplicate.has(request) ? duplicates : inserted).push(records[i]!.id));
-      const delta: CounterDelta = { ...counters, records_ingested: (counters.records_ingested ?? 0) + inserted.length, records_duplicate: (counters.records_duplicate ?? 0) + duplicates.length };
+      const delta: CounterDelta = {
+        ...counters,
+        records_ingested: (counters.records_ingested ?? 0) + inserted.length,
+        records_duplicate: (counters.records_duplicate ?? 0) + duplicates.length,
+      };
       names.forEach((name, i) => {
         const by = delta[name] ?? 0;
         if (by !== 0) counterStore.put(((reads[i]!.result as number | undefined) ?? 0) + by, name);

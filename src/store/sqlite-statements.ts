@@ -15,15 +15,36 @@ export function prepareStatements(db: Database.Database) {
     getRecord: db.prepare<[string], RecordRow>('SELECT * FROM records WHERE id = ?'),
     hasRecord: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM records WHERE id = ?'),
     recordsByThread: db.prepare<[string], RecordRow>('SELECT * FROM records WHERE thread = ? ORDER BY clock, actor, id'),
-    maxClock: db.prepare<[string, string], { clock: number | null }>('SELECT max(clock) AS clock FROM records WHERE actor = ? AND thread = ?'),
+    maxClock: db.prepare<[string, string], { clock: number | null }>(
+      'SELECT max(clock) AS clock FROM records WHERE actor = ? AND thread = ?',
+    ),
     threads: db.prepare<[], { thread: string; count: number; lastReceivedAt: number }>(
       'SELECT thread, count(*) AS count, max(received_at) AS lastReceivedAt FROM records GROUP BY thread ORDER BY thread',
     ),
     countRecords: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM records'),
-    idAtClock: db.prepare<[string, string, number], { id: string }>('SELECT id FROM records WHERE actor = ? AND thread = ? AND clock = ? ORDER BY id LIMIT 1'),
-    dropCounts: db.prepare<[], { name: string; value: number }>("SELECT name, value FROM counters WHERE name >= 'drop:' AND name < 'drop;' ORDER BY value DESC"),
+    idAtClock: db.prepare<[string, string, number], { id: string }>(
+      'SELECT id FROM records WHERE actor = ? AND thread = ? AND clock = ? ORDER BY id LIMIT 1',
+    ),
+    dropCounts: db.prepare<[], { name: string; value: number }>(
+      "SELECT name, value FROM counters WHERE name >= 'drop:' AND name < 'drop;' ORDER BY value DESC",
+    ),
     putOutbox: db.prepare<
-      [string, string, string, string, string, number, number, string, number, number, string | null, string | null, number | null, string | null]
+      [
+        string,
+        string,
+        string,
+        string,
+        string,
+        number,
+        number,
+        string,
+        number,
+        number,
+        string | null,
+        string | null,
+        number | null,
+        string | null,
+      ]
     >(
       `INSERT OR REPLACE INTO outbox (id, to_did, record_ids, records, envelope, created_at, expires_at, path, attempts,
          next_attempt_at, last_error, delivered_to, delivered_at, rejected_reason)

@@ -47,7 +47,9 @@ export class SqlitePeerStore implements PeerStore {
   private readonly stmt: Statements;
   // Write transactions run as BEGIN IMMEDIATE (`.immediate`): the daemon and a one-shot `spl`
   // command share the file, and a deferred transaction upgrading to a write can fail with BUSY.
-  private readonly ingestTx: Database.Transaction<(records: readonly StoredRecord[], counters: CounterDelta, outbox: readonly OutboxEntry[]) => IngestResult>;
+  private readonly ingestTx: Database.Transaction<
+    (records: readonly StoredRecord[], counters: CounterDelta, outbox: readonly OutboxEntry[]) => IngestResult
+  >;
   private readonly appendOwnTx: Database.Transaction<(record: StoredRecord, outbox: readonly OutboxEntry[]) => boolean>;
   private readonly bumpTx: Database.Transaction<(delta: CounterDelta) => void>;
   private readonly putOutboxTx: Database.Transaction<(entries: readonly OutboxEntry[]) => void>;
@@ -60,18 +62,33 @@ export class SqlitePeerStore implements PeerStore {
       }
     };
     this.bumpTx = db.transaction(bump);
-    this.ingestTx = db.transaction((records: readonly StoredRecord[], counters: CounterDelta, outbox: readonly OutboxEntry[]): IngestResult => {
-      const inserted: string[] = [];
-      const duplicates: string[] = [];
-      for (const r of records) {
-        // ON CONFLICT DO NOTHING: zero changes means the ID was already there (or earlier in this batch).
-        const { changes } = stmt.insertRecord.run(r.id, JSON.stringify(r.signed), r.thread, r.actor, r.clock, r.receivedAt, r.path, r.via ?? null);
-        (changes ? inserted : duplicates).push(r.id);
-      }
-      bump({ ...counters, records_ingested: (counters.records_ingested ?? 0) + inserted.length, records_duplicate: (counters.records_duplicate ?? 0) + duplicates.length });
-      if (outbox.length) this.putOutboxTx(outbox); // nested: a savepoint inside this transaction
-      return { inserted, duplicates };
-    });
+    this.ingestTx = db.transaction(
+      (records: readonly StoredRecord[], counters: CounterDelta, outbox: readonly OutboxEntry[]): IngestResult => {
+        const inserted: string[] = [];
+        const duplicates: string[] = [];
+        for (const r of records) {
+          // ON CONFLICT DO NOTHING: zero changes means the ID was already there (or earlier in this batch).
+          const { changes } = stmt.insertRecord.run(
+            r.id,
+            JSON.stringify(r.signed),
+            r.thread,
+            r.actor,
+            r.clock,
+            r.receivedAt,
+            r.path,
+            r.via ?? null,
+          );
+          (changes ? inserted : duplicates).push(r.id);
+        }
+        bump({
+          ...counters,
+          records_ingested: (counters.records_ingested ?? 0) + inserted.length,
+          records_duplicate: (counters.records_duplicate ?? 0) + duplicates.length,
+        });
+        if (outbox.length) this.putOutboxTx(outbox); // nested: a savepoint inside this transaction
+        return { inserted, duplicates };
+      },
+    );
     // The clock check and the insert in one IMMEDIATE transaction: no other connection can
     // write in between.
     this.appendOwnTx = db.transaction((record: StoredRecord, outbox: readonly OutboxEntry[]): boolean => {
@@ -193,7 +210,14 @@ export class SqlitePeerStore implements PeerStore {
 
   putReceiveState(s: ReceiveState): Promise<void> {
     return settle(() => {
-      this.stmt.putReceiveState.run(s.relayUrl, s.lastReceiveAt ?? null, s.lastSuccessAt ?? null, s.backlog, s.lastError ?? null, s.lastLatencyMs ?? null);
+      this.stmt.putReceiveState.run(
+        s.relayUrl,
+        s.lastReceiveAt ?? null,
+        s.lastSuccessAt ?? null,
+        s.backlog,
+        s.lastError ?? null,
+        s.lastLatencyMs ?? null,
+      );
     });
   }
 
@@ -212,7 +236,12 @@ export class SqlitePeerStore implements PeerStore {
   }
 
   dropCounts(): Promise<DropCount[]> {
-    return settle(() => this.stmt.dropCounts.all().map(({ name, value }) => parseDropCount(name, value)).filter((d) => d !== undefined));
+    return settle(() =>
+      this.stmt.dropCounts
+        .all()
+        .map(({ name, value }) => parseDropCount(name, value))
+        .filter((d) => d !== undefined),
+    );
   }
 
   bumpCounters(delta: CounterDelta): Promise<void> {

@@ -82,7 +82,10 @@ self.addEventListener('pushsubscriptionchange', (event) => {
       try {
         if (!opened.peer.identity()) return;
         const json = event.newSubscription?.toJSON();
-        const given = json?.endpoint && json.keys?.p256dh && json.keys.auth ? { endpoint: json.endpoint, keys: { p256dh: json.keys.p256dh, auth: json.keys.auth } } : undefined;
+        const given =
+          json?.endpoint && json.keys?.p256dh && json.keys.auth
+            ? { endpoint: json.endpoint, keys: { p256dh: json.keys.p256dh, auth: json.keys.auth } }
+            : undefined;
         await setUpPush(opened.peer, self.registration, given ? { subscription: given } : {});
       } finally {
         await opened.close();
@@ -98,7 +101,10 @@ self.addEventListener('pushsubscriptionchange', (event) => {
  */
 async function sweep(trigger: string): Promise<ReceiveTaskRun>;
 async function sweep(trigger: string, opts: { announce: false }): Promise<{ run: ReceiveTaskRun; ingested: StoredRecord[] }>;
-async function sweep(trigger: string, opts: { announce: boolean } = { announce: true }): Promise<ReceiveTaskRun | { run: ReceiveTaskRun; ingested: StoredRecord[] }> {
+async function sweep(
+  trigger: string,
+  opts: { announce: boolean } = { announce: true },
+): Promise<ReceiveTaskRun | { run: ReceiveTaskRun; ingested: StoredRecord[] }> {
   const ingested: StoredRecord[] = [];
   const seen = new Set<string>();
   let run: ReceiveTaskRun;
@@ -120,7 +126,13 @@ async function sweep(trigger: string, opts: { announce: boolean } = { announce: 
     } else {
       const { received } = await new SyncScheduler({ peer: opened.peer }).runOnce();
       const errors = received.flatMap((r) => (r.error !== undefined ? [`${r.url}: ${r.error}`] : []));
-      run = { at: Date.now(), by: 'service-worker', trigger, ingested: ingested.length, ...(errors.length ? { error: errors.join('; ') } : {}) };
+      run = {
+        at: Date.now(),
+        by: 'service-worker',
+        trigger,
+        ingested: ingested.length,
+        ...(errors.length ? { error: errors.join('; ') } : {}),
+      };
     }
   } catch (e) {
     run = { at: Date.now(), by: 'service-worker', trigger, ingested: ingested.length, error: e instanceof Error ? e.message : String(e) };
@@ -129,7 +141,8 @@ async function sweep(trigger: string, opts: { announce: boolean } = { announce: 
   }
   // Announce first, so the run record marks the end of everything the sweep does; a failed
   // notification must not lose the record of the receive.
-  if (opts.announce && ingested.length > 0) await announce(ingested).catch((e: unknown) => console.warn('syncropel: could not announce new records', e));
+  if (opts.announce && ingested.length > 0)
+    await announce(ingested).catch((e: unknown) => console.warn('syncropel: could not announce new records', e));
   await recordReceiveTaskRun(run);
   return opts.announce ? run : { run, ingested };
 }
@@ -162,7 +175,8 @@ async function flushForSync(lastChance: boolean): Promise<void> {
 async function announce(records: readonly StoredRecord[], opts: { always?: boolean } = {}): Promise<void> {
   const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
   const threads = [...new Set(records.map((r) => r.thread))];
-  if (records.length > 0) for (const w of windows) w.postMessage({ type: 'ingested', count: records.length, threads } satisfies WorkerToPage);
+  if (records.length > 0)
+    for (const w of windows) w.postMessage({ type: 'ingested', count: records.length, threads } satisfies WorkerToPage);
   const someoneLooking = windows.some((w) => w.visibilityState === 'visible');
   // Never prompt from the worker: only show when the page obtained permission earlier.
   if (someoneLooking || typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
@@ -173,7 +187,12 @@ async function announce(records: readonly StoredRecord[], opts: { always?: boole
   const noteThreads = [...new Set(notes.map((r) => r.thread))];
   if (notes.length === 0) {
     // Chrome shows its own "updated in the background" line otherwise; this one says what happened.
-    await self.registration.showNotification('Syncropel', { body: 'Checked for new notes: nothing new.', tag: 'spl-new-records', silent: true, icon: 'icons/icon-192.png' });
+    await self.registration.showNotification('Syncropel', {
+      body: 'Checked for new notes: nothing new.',
+      tag: 'spl-new-records',
+      silent: true,
+      icon: 'icons/icon-192.png',
+    });
     return;
   }
   await self.registration.showNotification('Syncropel', {

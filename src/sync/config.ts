@@ -86,7 +86,14 @@ export function pairBody(p: Pair): Record<string, unknown> {
 }
 
 export function refusalBody(r: PairRefusal): Record<string, unknown> {
-  return { topic: 'pair.refused', peer_did: r.peerDid, name: r.name, nonce: r.nonce, reason: r.reason, ...(r.relay ? { relay: r.relay } : {}) };
+  return {
+    topic: 'pair.refused',
+    peer_did: r.peerDid,
+    name: r.name,
+    nonce: r.nonce,
+    reason: r.reason,
+    ...(r.relay ? { relay: r.relay } : {}),
+  };
 }
 
 /** A control record on th_federation_pairs (§9–11) with this topic. */
@@ -94,8 +101,7 @@ export const isControl = (r: StoredRecord['signed']['record'], topic: string): b
   r.thread === PAIRS_THREAD && r.act === 'LEARN' && r.body.topic === topic;
 
 // A title record without parents is the thread's root; among several, the lowest clock, then ID.
-const rootOrder = (r: StoredRecord): string =>
-  `${r.signed.record.parents.length ? 1 : 0}${String(r.clock).padStart(16, '0')}${r.id}`;
+const rootOrder = (r: StoredRecord): string => `${r.signed.record.parents.length ? 1 : 0}${String(r.clock).padStart(16, '0')}${r.id}`;
 
 /** A thread's title (§11): the root's `{"kind":"thread"}` record, renamed only by the root's author, highest clock wins. */
 export function threadTitle(records: readonly StoredRecord[]): string | undefined {

@@ -17,7 +17,12 @@ const RECEIPT_IDS = 1000;
  * §11: a thread granted to a peer brings every record held on it, whoever wrote it, the title
  * records in the first envelope; `first` (a share offer) goes before them.
  */
-export async function sendHistory(ctx: PeerContext, peerDid: string, threads: readonly string[], first: readonly SignedRecord[] = []): Promise<void> {
+export async function sendHistory(
+  ctx: PeerContext,
+  peerDid: string,
+  threads: readonly string[],
+  first: readonly SignedRecord[] = [],
+): Promise<void> {
   for (const [i, t] of threads.entries()) {
     const held = await ctx.store.recordsByThread(t);
     const isTitle = (r: StoredRecord) => r.signed.record.body.kind === 'thread';
@@ -52,7 +57,8 @@ export async function sendReceipts(ctx: PeerContext, stored: ReadonlyMap<string,
   for (const [from, ids] of stored) {
     if (!cfg.pairs.get(from)?.enabled || ids.length === 0) continue;
     const unique = [...new Set(ids)];
-    for (let i = 0; i < unique.length; i += RECEIPT_IDS) await sendControl(ctx, from, { topic: 'receipt', ids: unique.slice(i, i + RECEIPT_IDS) });
+    for (let i = 0; i < unique.length; i += RECEIPT_IDS)
+      await sendControl(ctx, from, { topic: 'receipt', ids: unique.slice(i, i + RECEIPT_IDS) });
   }
 }
 
@@ -87,10 +93,13 @@ export async function deliveryStates(ctx: PeerContext, thread: string): Promise<
       const key = `${r.id} ${p.peerDid}`;
       const e = entries.get(key);
       const base = { peerDid: p.peerDid, name: p.name };
-      if (receipted.has(key) || e?.path === 'direct') states.push({ ...base, state: 'delivered', ...(e?.deliveredAt ? { at: e.deliveredAt } : {}) });
+      if (receipted.has(key) || e?.path === 'direct')
+        states.push({ ...base, state: 'delivered', ...(e?.deliveredAt ? { at: e.deliveredAt } : {}) });
       else if (e?.path === 'relay') states.push({ ...base, state: 'relay', ...(e.deliveredAt ? { at: e.deliveredAt } : {}) });
-      else if (e?.path === 'pending') states.push({ ...base, state: 'queued', nextAttemptAt: e.nextAttemptAt, ...(e.lastError ? { error: e.lastError } : {}) });
-      else if (e?.path === 'rejected') states.push({ ...base, state: 'rejected', ...(e.rejectedReason ? { error: e.rejectedReason } : {}) });
+      else if (e?.path === 'pending')
+        states.push({ ...base, state: 'queued', nextAttemptAt: e.nextAttemptAt, ...(e.lastError ? { error: e.lastError } : {}) });
+      else if (e?.path === 'rejected')
+        states.push({ ...base, state: 'rejected', ...(e.rejectedReason ? { error: e.rejectedReason } : {}) });
     }
     out.set(r.id, states);
   }

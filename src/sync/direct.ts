@@ -27,9 +27,14 @@ async function directEnvelope(ctx: PeerContext, raw: unknown): Promise<DirectRes
   if (!isObject(raw) || typeof raw.id !== 'string' || typeof raw.to_did !== 'string') {
     return directError(400, 'invalid_envelope', 'envelope must be an object with "id" and "to_did"');
   }
-  if (raw.to_did !== me.did) return directError(421, 'wrong_recipient', `this endpoint receives for ${me.did}, not ${raw.to_did.slice(0, 80)}`);
+  if (raw.to_did !== me.did)
+    return directError(421, 'wrong_recipient', `this endpoint receives for ${me.did}, not ${raw.to_did.slice(0, 80)}`);
   const cfg = await ctx.config();
-  const opened = await openEnvelope(raw, { did: me.did, secretKey: me.secretKey }, { admitSender: (did) => cfg.pairs.get(did)?.enabled === true });
+  const opened = await openEnvelope(
+    raw,
+    { did: me.did, secretKey: me.secretKey },
+    { admitSender: (did) => cfg.pairs.get(did)?.enabled === true },
+  );
   if (!opened.ok) {
     if (opened.error.code === 'unpaired_sender') return directError(403, 'unpaired', opened.error.message);
     if (opened.error.code === 'wrong_recipient') return directError(421, 'wrong_recipient', opened.error.message);
@@ -43,14 +48,19 @@ async function directEnvelope(ctx: PeerContext, raw: unknown): Promise<DirectRes
     else rejected.push({ id: r.id ?? null, reason: `${r.error.code}: ${r.error.message}` });
   }
   const { accepted, dropped } = await admit(ctx, candidates);
-  const result = await commit(ctx, accepted, dropped, 'direct', undefined, { direct_received: 1, envelopes_received: 1, records_rejected_invalid: rejected.length });
+  const result = await commit(ctx, accepted, dropped, 'direct', undefined, {
+    direct_received: 1,
+    envelopes_received: 1,
+    records_rejected_invalid: rejected.length,
+  });
   const answer = { accepted: result.inserted, duplicates: result.duplicates, rejected: [...rejected, ...dropReasons(result.dropped)] };
   const text = JSON.stringify(answer);
   return { status: 200, body: answer, text, headers: { [RECEIPT_HEADER]: await signReceipt(opened.value.id, text, signer, ctx.now()) } };
 }
 
 async function directRecords(ctx: PeerContext, records: readonly unknown[]): Promise<DirectResponse> {
-  if (records.length > MAX_DIRECT_RECORDS) return directError(413, 'payload_too_large', `at most ${MAX_DIRECT_RECORDS} records per request`);
+  if (records.length > MAX_DIRECT_RECORDS)
+    return directError(413, 'payload_too_large', `at most ${MAX_DIRECT_RECORDS} records per request`);
   const unsigned = records.findIndex((r) => !isObject(r) || r.sig === undefined || r.sig === null || r.sig === '');
   if (unsigned >= 0) return directError(422, 'unsigned_record', `records[${unsigned}] carries no signature`);
   const verified = await Promise.all(records.map((r) => verifySignedRecord(r)));
@@ -64,12 +74,16 @@ async function directRecords(ctx: PeerContext, records: readonly unknown[]): Pro
     else rejected.push({ id, reason: `${v.error.code}: ${v.error.message}` });
   });
   const { accepted, dropped } = await admit(ctx, candidates);
-  const result = await commit(ctx, accepted, dropped, 'direct', undefined, { direct_received: records.length, records_rejected_invalid: rejected.length });
+  const result = await commit(ctx, accepted, dropped, 'direct', undefined, {
+    direct_received: records.length,
+    records_rejected_invalid: rejected.length,
+  });
   const answer = { accepted: result.inserted, duplicates: result.duplicates, rejected: [...rejected, ...dropReasons(result.dropped)] };
   return { status: 200, body: answer, text: JSON.stringify(answer), headers: {} };
 }
 
-const dropReasons = (dropped: readonly Dropped[]): Rejection[] => dropped.map((d) => ({ id: d.id, reason: `${d.reason}: ${DROP_MESSAGE[d.reason]}` }));
+const dropReasons = (dropped: readonly Dropped[]): Rejection[] =>
+  dropped.map((d) => ({ id: d.id, reason: `${d.reason}: ${DROP_MESSAGE[d.reason]}` }));
 
 function directError(status: number, code: string, message: string): DirectResponse {
   const body = { error: { code, message } };

@@ -57,20 +57,28 @@ export function runDoctor(input: DoctorInput): DoctorReport {
     const p = facts.push;
     if (!p.supported) add('push', 'warn', 'this browser has no Web Push: a closed app is not woken when mail arrives');
     else if (!p.wanted) add('push', 'warn', 'push wake is off: turn on notifications to be woken when mail arrives');
-    else if (p.relays.length === 0) add('push', 'warn', 'push wake is not set up yet: open the app online once with notifications on')
+    else if (p.relays.length === 0) add('push', 'warn', 'push wake is not set up yet: open the app online once with notifications on');
     else
       for (const r of p.relays) {
         if (r.state === 'registered') add('push', 'pass', `${r.relayUrl} wakes this device when mail arrives (push set up)`);
-        else if (r.state === 'off') add('push', 'warn', `${r.relayUrl} runs without push: mail there waits until the app opens or syncs in the background`);
-        else if (r.state === 'other_key') add('push', 'warn', `${r.relayUrl} has another push key than the relay this browser subscribed with: it cannot wake this device`);
+        else if (r.state === 'off')
+          add('push', 'warn', `${r.relayUrl} runs without push: mail there waits until the app opens or syncs in the background`);
+        else if (r.state === 'other_key')
+          add('push', 'warn', `${r.relayUrl} has another push key than the relay this browser subscribed with: it cannot wake this device`);
         else add('push', 'warn', `push is not set up at ${r.relayUrl}: ${r.detail ?? 'registration failed'}`);
       }
   }
 
   if (facts.periodicSync !== undefined) {
     if (facts.periodicSync === 'granted') add('periodic_sync', 'pass', 'periodic background sync is granted');
-    else if (facts.periodicSync === 'unsupported') add('periodic_sync', 'warn', 'this browser has no periodic background sync: records arrive only while the app is open');
-    else add('periodic_sync', 'warn', `periodic background sync is ${facts.periodicSync}: install the app to let it receive in the background`);
+    else if (facts.periodicSync === 'unsupported')
+      add('periodic_sync', 'warn', 'this browser has no periodic background sync: records arrive only while the app is open');
+    else
+      add(
+        'periodic_sync',
+        'warn',
+        `periodic background sync is ${facts.periodicSync}: install the app to let it receive in the background`,
+      );
   }
 
   const pending = input.outbox.filter((e) => e.path === 'pending');
@@ -78,15 +86,24 @@ export function runDoctor(input: DoctorInput): DoctorReport {
   const rejected = input.outbox.filter((e) => e.path === 'rejected');
   if (stuck.length) {
     const worst = stuck[0]!;
-    add('outbox_stuck', 'warn', `${stuck.length} envelope(s) undelivered for a while (e.g. to ${worst.toDid}: ${worst.lastError ?? 'no error recorded'})`);
+    add(
+      'outbox_stuck',
+      'warn',
+      `${stuck.length} envelope(s) undelivered for a while (e.g. to ${worst.toDid}: ${worst.lastError ?? 'no error recorded'})`,
+    );
   } else add('outbox_stuck', 'pass', pending.length ? `${pending.length} envelope(s) waiting, none stuck` : 'outbox is empty');
   if (rejected.length) add('outbox_rejected', 'warn', `${rejected.length} envelope(s) were refused: ${rejected[0]!.rejectedReason ?? ''}`);
 
   const c = status.counters;
   if (c.envelopes_redelivered > 0) {
-    add('redelivery', 'warn', `${c.envelopes_redelivered} envelope(s) arrived again after they were stored (a crash before ack, or acks failing); nothing was stored twice`);
+    add(
+      'redelivery',
+      'warn',
+      `${c.envelopes_redelivered} envelope(s) arrived again after they were stored (a crash before ack, or acks failing); nothing was stored twice`,
+    );
   } else add('redelivery', 'pass', 'no envelope came twice');
-  if (c.records_dropped_unpaired > 0) add('dropped_unpaired', 'warn', `${c.records_dropped_unpaired} record(s) from unpaired actors were dropped`);
+  if (c.records_dropped_unpaired > 0)
+    add('dropped_unpaired', 'warn', `${c.records_dropped_unpaired} record(s) from unpaired actors were dropped`);
   else add('dropped_unpaired', 'pass', 'no records from unpaired actors');
   const nameOf = (did: string) => input.pairs?.find((p) => p.peerDid === did)?.name ?? did;
   const drops = input.drops ?? [];
@@ -97,18 +114,34 @@ export function runDoctor(input: DoctorInput): DoctorReport {
       .map((d) => `${nameOf(d.sender)} (${d.count})`)
       .join(', ');
   if (c.records_dropped_ungranted > 0) {
-    add('dropped_ungranted', 'warn', `${c.records_dropped_ungranted} record(s) on threads not shared with their sender were dropped: ${bySender('ungranted')}`);
+    add(
+      'dropped_ungranted',
+      'warn',
+      `${c.records_dropped_ungranted} record(s) on threads not shared with their sender were dropped: ${bySender('ungranted')}`,
+    );
   }
   if (c.records_refused_clock_reused > 0) {
-    add('clock_reused', 'warn', `${c.records_refused_clock_reused} record(s) reused a clock another record of the same author holds (equivocation) and were refused: ${bySender('clock_reused')}`);
+    add(
+      'clock_reused',
+      'warn',
+      `${c.records_refused_clock_reused} record(s) reused a clock another record of the same author holds (equivocation) and were refused: ${bySender('clock_reused')}`,
+    );
   }
   const unpairedSenders = bySender('unpaired');
   if (unpairedSenders) add('dropped_unpaired_senders', 'warn', `unpaired senders: ${unpairedSenders}`);
   if (input.refusals?.length) {
-    add('pair_refusals', 'warn', `pairing refused for ${input.refusals.map((r) => `${r.name} (${r.peerDid.slice(0, 24)}…, ${r.reason.replace('_', ' ')})`).join(', ')}: make a new invite for them`);
+    add(
+      'pair_refusals',
+      'warn',
+      `pairing refused for ${input.refusals.map((r) => `${r.name} (${r.peerDid.slice(0, 24)}…, ${r.reason.replace('_', ' ')})`).join(', ')}: make a new invite for them`,
+    );
   }
   if (c.envelopes_rejected + c.records_rejected_invalid > 0) {
-    add('rejected_content', 'warn', `${c.envelopes_rejected} envelope(s) and ${c.records_rejected_invalid} record(s) failed verification and were dropped`);
+    add(
+      'rejected_content',
+      'warn',
+      `${c.envelopes_rejected} envelope(s) and ${c.records_rejected_invalid} record(s) failed verification and were dropped`,
+    );
   }
 
   if (facts.storage && facts.storage.quota > 0) {

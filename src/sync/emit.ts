@@ -26,7 +26,8 @@ export type Audience = { readonly federate: true } | { readonly to: string } | '
 
 /** A note or other record on a user thread, sent to every peer granted the thread. */
 export async function emitNote(ctx: PeerContext, input: EmitInput): Promise<StoredRecord> {
-  if (input.thread === CONFIG_THREAD || input.thread === PAIRS_THREAD) throw new PeerError('reserved_thread', `${input.thread} is reserved`);
+  if (input.thread === CONFIG_THREAD || input.thread === PAIRS_THREAD)
+    throw new PeerError('reserved_thread', `${input.thread} is reserved`);
   const body = input.body ?? { kind: 'note', text: input.text ?? '' };
   if (input.body === undefined && !input.text?.trim()) throw new PeerError('invalid_input', 'a note needs text');
   const size = typeof body.text === 'string' ? new TextEncoder().encode(body.text).length : 0;
@@ -51,7 +52,8 @@ export function keepControl(ctx: PeerContext, body: Record<string, unknown>): Pr
 
 export async function emitRecord(ctx: PeerContext, input: OwnRecord, audience: Audience): Promise<StoredRecord> {
   const { me, signer } = ctx.requireIdentity();
-  if (!THREAD_RE.test(input.thread)) throw new PeerError('invalid_input', `"${input.thread}" is not a thread ID (th_ + 1-128 of [A-Za-z0-9_])`);
+  if (!THREAD_RE.test(input.thread))
+    throw new PeerError('invalid_input', `"${input.thread}" is not a thread ID (th_ + 1-128 of [A-Za-z0-9_])`);
   // The lock keeps this engine's own emits in line; appendOwn settles races with any other
   // writer of the same store (another process without our lock) by refusing a taken clock.
   return ctx.withLock(`spl-emit ${input.thread}`, async () => {
@@ -77,7 +79,10 @@ export async function emitRecord(ctx: PeerContext, input: OwnRecord, audience: A
       const queued = (await Promise.all(peers.map((did) => outboxEntries(ctx, did, [signed])))).flat();
       if (await ctx.store.appendOwn(stored, queued)) return stored; // the record and its outbox entries: one transaction
       if (attempt >= MAX_EMIT_ATTEMPTS) {
-        throw new PeerError('contention', `could not write on ${input.thread}: other writers took clock ${clock} and the next ${MAX_EMIT_ATTEMPTS - 1}`);
+        throw new PeerError(
+          'contention',
+          `could not write on ${input.thread}: other writers took clock ${clock} and the next ${MAX_EMIT_ATTEMPTS - 1}`,
+        );
       }
     }
   });

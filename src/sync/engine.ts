@@ -89,7 +89,8 @@ export class PeerEngine implements PeerApi {
   dropCounts = (): Promise<DropCount[]> => this.ctx.store.dropCounts();
 
   // ---- pairing (§9) and sharing (§8, §11) ----
-  createInvite = (opts: { threads: readonly string[]; ttlMs?: number }): Promise<{ link: string; payload: string }> => createInvite(this.ctx, opts);
+  createInvite = (opts: { threads: readonly string[]; ttlMs?: number }): Promise<{ link: string; payload: string }> =>
+    createInvite(this.ctx, opts);
   acceptInvite = (linkOrPayload: string): Promise<Pair> => acceptInvite(this.ctx, linkOrPayload);
   endPair = (peerDid: string): Promise<void> => endPair(this.ctx, peerDid);
   shareThread = (thread: string, peerDid: string): Promise<void> => sharing.shareThread(this.ctx, thread, peerDid);

@@ -40,7 +40,15 @@ export async function requestJson(
     const retryAfter = res.headers.get('retry-after');
     const retryAfterMs = retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined;
     const error = res.ok ? undefined : `HTTP ${res.status}${errorMessage(body) ? `: ${errorMessage(body)}` : ''}`;
-    return { status: res.status, body, text, headers: res.headers, latencyMs: now() - started, ...(error ? { error } : {}), ...(retryAfterMs ? { retryAfterMs } : {}) };
+    return {
+      status: res.status,
+      body,
+      text,
+      headers: res.headers,
+      latencyMs: now() - started,
+      ...(error ? { error } : {}),
+      ...(retryAfterMs ? { retryAfterMs } : {}),
+    };
   } catch (e) {
     if (signal?.aborted) return { status: 0, body: undefined, error: 'aborted', aborted: true, latencyMs: now() - started };
     const aborted = controller.signal.aborted;
@@ -64,7 +72,7 @@ function describe(e: unknown): string {
       parts.push(cur.message);
       cur = cur.cause;
     } else {
-      parts.push(typeof cur === 'string' ? cur : JSON.stringify(cur) ?? typeof cur);
+      parts.push(typeof cur === 'string' ? cur : (JSON.stringify(cur) ?? typeof cur));
       break;
     }
   }

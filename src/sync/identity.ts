@@ -2,7 +2,17 @@
  * This device's identity: made once, exported as a passphrase-encrypted backup with the signed
  * records of its configuration (§8), restored on a device that has none.
  */
-import { createSigner, didFromPublicKey, exportIdentity as encryptBackup, generateSecretKey, importIdentity as decryptBackup, isObject, verifySignedRecord, type JsonValue, type SignedRecord } from '../core';
+import {
+  createSigner,
+  didFromPublicKey,
+  exportIdentity as encryptBackup,
+  generateSecretKey,
+  importIdentity as decryptBackup,
+  isObject,
+  verifySignedRecord,
+  type JsonValue,
+  type SignedRecord,
+} from '../core';
 import type { Identity } from '../store/types';
 import { CONFIG_THREAD } from './config';
 import type { PeerContext } from './context';
@@ -49,7 +59,8 @@ export async function importIdentity(ctx: PeerContext, file: string, passphrase:
   ctx.adopt(identity);
   // §11: the restored device holds no records yet; each pair sends back the threads it granted us.
   for (const pair of (await ctx.config()).pairs.values()) {
-    if (pair.enabled && pair.threads.length > 0) await sendControl(ctx, pair.peerDid, { topic: 'history.request', threads: [...pair.threads] });
+    if (pair.enabled && pair.threads.length > 0)
+      await sendControl(ctx, pair.peerDid, { topic: 'history.request', threads: [...pair.threads] });
   }
   return identity;
 }
@@ -66,7 +77,8 @@ async function restoredConfig(settings: JsonValue | undefined, did: string): Pro
   for (const [i, raw] of config.entries()) {
     const v = await verifySignedRecord(raw);
     if (!v.ok) throw new PeerError('invalid_backup', `the backup's configuration record ${i} does not verify: ${v.error.message}`);
-    if (v.value.record.actor !== did || v.value.record.thread !== CONFIG_THREAD) throw new PeerError('invalid_backup', `the backup's configuration record ${i} is not this identity's configuration`);
+    if (v.value.record.actor !== did || v.value.record.thread !== CONFIG_THREAD)
+      throw new PeerError('invalid_backup', `the backup's configuration record ${i} is not this identity's configuration`);
     out.push(v.value);
   }
   return out;

@@ -59,7 +59,7 @@ export async function ingestEnvelopes(ctx: PeerContext, envelopes: readonly unkn
     p.then(done, done); // a rejection itself surfaces where the writer awaits that piece
   });
   const total: IngestedBatch = { ackIds: [], ingested: 0, duplicates: 0, dropped: 0, stored: new Map() };
-  for (let i = 0; i < opening.length; ) {
+  for (let i = 0; i < opening.length;) {
     const group = [await opening[i++]!];
     while (i < opening.length && settled[i]) group.push(await opening[i++]!);
     const opened = mergeOpened(group);
@@ -146,7 +146,12 @@ export async function commit(
 }
 
 /** Forwarding (§11 groups) for records new here, and control records acted on (see applyControlRecord). */
-async function afterIngest(ctx: PeerContext, stored: readonly StoredRecord[], inserted: readonly string[], admitted: readonly Candidate[]): Promise<void> {
+async function afterIngest(
+  ctx: PeerContext,
+  stored: readonly StoredRecord[],
+  inserted: readonly string[],
+  admitted: readonly Candidate[],
+): Promise<void> {
   const { me } = ctx.requireIdentity();
   const insertedSet = new Set(inserted);
   const fresh = stored.filter((s) => insertedSet.has(s.id) && s.actor !== me.did);
@@ -161,7 +166,10 @@ async function afterIngest(ctx: PeerContext, stored: readonly StoredRecord[], in
 }
 
 /** Per envelope sender, the IDs of the granted records stored or already held from it (what a receipt names). */
-function storedBySender(accepted: readonly Candidate[], result: { inserted: readonly string[]; duplicates: readonly string[] }): Map<string, string[]> {
+function storedBySender(
+  accepted: readonly Candidate[],
+  result: { inserted: readonly string[]; duplicates: readonly string[] },
+): Map<string, string[]> {
   const held = new Set([...result.inserted, ...result.duplicates]);
   const out = new Map<string, string[]>();
   for (const c of accepted) {

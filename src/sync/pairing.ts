@@ -16,11 +16,15 @@ import type { Pair, PairRefusal } from './types';
 
 const DEFAULT_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 
-export async function createInvite(ctx: PeerContext, opts: { threads: readonly string[]; ttlMs?: number }): Promise<{ link: string; payload: string }> {
+export async function createInvite(
+  ctx: PeerContext,
+  opts: { threads: readonly string[]; ttlMs?: number },
+): Promise<{ link: string; payload: string }> {
   const { me, signer } = ctx.requireIdentity();
   const relays = await receiveRelays(ctx);
   const { peerUrl, appUrl } = ctx.deps;
-  if (relays.length === 0 && !peerUrl) throw new PeerError('no_route', 'set a relay first: the other device replies through it when you are offline');
+  if (relays.length === 0 && !peerUrl)
+    throw new PeerError('no_route', 'set a relay first: the other device replies through it when you are offline');
   for (const t of opts.threads) if (!THREAD_RE.test(t)) throw new PeerError('invalid_input', `"${t}" is not a thread ID`);
   const invite = await signInvite(
     {
@@ -156,6 +160,10 @@ export async function applyControlRecord(ctx: PeerContext, s: StoredRecord, isFr
   } else if (isFresh && topic === 'history.request' && Array.isArray(r.body.threads)) {
     // §11: the threads granted to the requester; its list only narrows them.
     const asked = new Set(r.body.threads.filter((t): t is string => typeof t === 'string'));
-    await sendHistory(ctx, pair.peerDid, pair.threads.filter((t) => asked.has(t)));
+    await sendHistory(
+      ctx,
+      pair.peerDid,
+      pair.threads.filter((t) => asked.has(t)),
+    );
   }
 }

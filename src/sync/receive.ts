@@ -68,7 +68,8 @@ async function receiveFrom(ctx: PeerContext, relayUrl: string, opts: ReceiveOpti
     wait = 0; // draining a backlog: no long-poll between pages
   }
   // An abort is ours, not the relay's: the state keeps what the last real answer said.
-  if (!aborted || report.envelopes > 0) await ctx.store.putReceiveState(receiveState(relayUrl, ctx.now(), report.remaining, error, latency, prior));
+  if (!aborted || report.envelopes > 0)
+    await ctx.store.putReceiveState(receiveState(relayUrl, ctx.now(), report.remaining, error, latency, prior));
   await sendReceipts(ctx, receipts);
   return error ? { ...report, error } : report;
 }

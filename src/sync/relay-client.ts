@@ -43,7 +43,11 @@ export class RelayClient {
   deposit(toDid: string, envelope: string, token?: string): Promise<HttpOutcome> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (token) headers['x-syncropel-deposit-token'] = token;
-    return this.request(`${this.prefix}/v1/mailbox/${encodeURIComponent(toDid)}`, { method: 'POST', headers, body: envelope }, RELAY_TIMEOUT_MS);
+    return this.request(
+      `${this.prefix}/v1/mailbox/${encodeURIComponent(toDid)}`,
+      { method: 'POST', headers, body: envelope },
+      RELAY_TIMEOUT_MS,
+    );
   }
 
   /** One page of our own mailbox, waiting up to `waitSeconds` for the first envelope (§5 long-poll). */
@@ -62,7 +66,12 @@ export class RelayClient {
   async ack(ids: readonly string[]): Promise<{ removed: number; error?: string }> {
     let removed = 0;
     for (let i = 0; i < ids.length; i += ACK_CHUNK) {
-      const res = await this.signed('POST', `${this.mailbox()}/ack`, JSON.stringify({ ids: ids.slice(i, i + ACK_CHUNK) }), RELAY_TIMEOUT_MS);
+      const res = await this.signed(
+        'POST',
+        `${this.mailbox()}/ack`,
+        JSON.stringify({ ids: ids.slice(i, i + ACK_CHUNK) }),
+        RELAY_TIMEOUT_MS,
+      );
       if (res.status !== 200) return { removed, error: `ack failed: ${res.error ?? res.status}` };
       if (isObject(res.body) && typeof res.body.removed === 'number') removed += res.body.removed;
     }
@@ -98,10 +107,14 @@ export class RelayClient {
   }
 
   /** Registers (PUT) or removes (DELETE, idempotent) a push subscription for our mailbox (§5.2). */
-  async pushSubscription(method: 'PUT' | 'DELETE', subscription: PushSubscriptionJson | { endpoint: string }): Promise<{ ok: true } | { ok: false; error: string }> {
-    const body = 'keys' in subscription
-      ? JSON.stringify({ endpoint: subscription.endpoint, keys: { p256dh: subscription.keys.p256dh, auth: subscription.keys.auth } })
-      : JSON.stringify({ endpoint: subscription.endpoint });
+  async pushSubscription(
+    method: 'PUT' | 'DELETE',
+    subscription: PushSubscriptionJson | { endpoint: string },
+  ): Promise<{ ok: true } | { ok: false; error: string }> {
+    const body =
+      'keys' in subscription
+        ? JSON.stringify({ endpoint: subscription.endpoint, keys: { p256dh: subscription.keys.p256dh, auth: subscription.keys.auth } })
+        : JSON.stringify({ endpoint: subscription.endpoint });
     const res = await this.signed(method, `${this.mailbox()}/push`, body, RELAY_TIMEOUT_MS);
     return res.status === 200 ? { ok: true } : { ok: false, error: res.error ?? `HTTP ${res.status}` };
   }

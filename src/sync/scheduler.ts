@@ -240,7 +240,13 @@ export class SyncScheduler {
     if (!this.running) return;
     for (const url of wanted) {
       if (this.loops.has(url)) continue;
-      const loop: Loop = { relay: url, controller: new AbortController(), done: Promise.resolve(), state: { kind: 'listening' }, polling: false };
+      const loop: Loop = {
+        relay: url,
+        controller: new AbortController(),
+        done: Promise.resolve(),
+        state: { kind: 'listening' },
+        polling: false,
+      };
       this.loops.set(url, loop);
       this.emit({ type: 'loop-started', relay: url });
       loop.done = this.runLoop(loop).catch((e: unknown) => this.emit({ type: 'error', where: 'loop', relay: url, error: message(e) }));
@@ -278,7 +284,8 @@ export class SyncScheduler {
       // otherwise the config is still re-read once a cycle (another tab may have changed it).
       if (result.envelopes > 0) void this.refresh();
       else void this.reconcile();
-      if (result.envelopes === 0 && this.clock.now() - started < MIN_CYCLE_MS) await this.pause(loop, MIN_CYCLE_MS - (this.clock.now() - started));
+      if (result.envelopes === 0 && this.clock.now() - started < MIN_CYCLE_MS)
+        await this.pause(loop, MIN_CYCLE_MS - (this.clock.now() - started));
     }
   }
 
@@ -353,4 +360,13 @@ export class SyncScheduler {
   }
 }
 
-const emptyResult = (url: string, error: string): RelayReceiveResult => ({ url, envelopes: 0, ingested: 0, duplicates: 0, dropped: 0, acked: 0, remaining: 0, error });
+const emptyResult = (url: string, error: string): RelayReceiveResult => ({
+  url,
+  envelopes: 0,
+  ingested: 0,
+  duplicates: 0,
+  dropped: 0,
+  acked: 0,
+  remaining: 0,
+  error,
+});

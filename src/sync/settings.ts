@@ -19,7 +19,8 @@ export async function relays(ctx: PeerContext): Promise<RelayEntry[]> {
 export async function setRelay(ctx: PeerContext, url: string, forPair: PairScope = 'all'): Promise<void> {
   const u = normalizeRelayUrl(url);
   if (!isHttpUrl(u)) throw new PeerError('invalid_input', `"${url}" is not an http(s) URL`);
-  if (forPair !== 'all' && !/^did:[a-z0-9]+:\S+$/.test(forPair)) throw new PeerError('invalid_input', `a relay is set for "all" or for a peer's DID, not for "${forPair}"`);
+  if (forPair !== 'all' && !/^did:[a-z0-9]+:\S+$/.test(forPair))
+    throw new PeerError('invalid_input', `a relay is set for "all" or for a peer's DID, not for "${forPair}"`);
   await writeConfig(ctx, relayBody(u, forPair, true));
 }
 
@@ -56,7 +57,8 @@ export async function requirePair(ctx: PeerContext, peerDid: string): Promise<Pa
 /** Why a thread cannot be granted to a peer: not a thread ID, or one the engine keeps for itself (§8). */
 export function unshareable(thread: string): PeerError | undefined {
   if (!THREAD_RE.test(thread)) return new PeerError('invalid_input', `"${thread}" is not a thread ID`);
-  if (thread === CONFIG_THREAD || thread === PAIRS_THREAD) return new PeerError('reserved_thread', `${thread} is reserved and cannot be shared`);
+  if (thread === CONFIG_THREAD || thread === PAIRS_THREAD)
+    return new PeerError('reserved_thread', `${thread} is reserved and cannot be shared`);
   return undefined;
 }
 
@@ -67,7 +69,8 @@ export function checkShareable(thread: string): void {
 
 export async function setPair(ctx: PeerContext, pair: Pair): Promise<void> {
   if (!publicKeyFromDid(pair.peerDid).ok) throw new PeerError('invalid_input', `cannot pair with ${pair.peerDid}: not a did:key`);
-  if (pair.peerUrl !== undefined && !isHttpUrl(pair.peerUrl)) throw new PeerError('invalid_input', `peer URL "${String(pair.peerUrl)}" is not an http(s) URL`);
+  if (pair.peerUrl !== undefined && !isHttpUrl(pair.peerUrl))
+    throw new PeerError('invalid_input', `peer URL "${String(pair.peerUrl)}" is not an http(s) URL`);
   for (const t of pair.threads) checkShareable(t);
   const before = (await ctx.config()).pairs.get(pair.peerDid);
   await writeConfig(ctx, pairBody(pair));

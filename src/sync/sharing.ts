@@ -14,7 +14,8 @@ export async function shareThread(ctx: PeerContext, thread: string, peerDid: str
   checkShareable(thread);
   const pair = await requirePair(ctx, peerDid);
   if (!pair.enabled) throw new PeerError('pair_state', `the pair with ${pair.name} has ended`);
-  if (pair.waiting) throw new PeerError('pair_state', `${pair.name} has not confirmed the pairing yet: only the invite's threads are shared until then`);
+  if (pair.waiting)
+    throw new PeerError('pair_state', `${pair.name} has not confirmed the pairing yet: only the invite's threads are shared until then`);
   if (pair.threads.includes(thread)) return;
   const title = threadTitle(await ctx.store.recordsByThread(thread));
   const offer = await keepControl(ctx, { topic: 'thread.share', thread, ...(title !== undefined ? { title } : {}) });
@@ -40,7 +41,12 @@ export async function pendingShares(ctx: PeerContext): Promise<PendingShare[]> {
     const pair = cfg.pairs.get(rec.actor);
     if (!pair?.enabled || pair.threads.includes(rec.body.thread)) continue;
     const title = typeof rec.body.title === 'string' ? rec.body.title : undefined;
-    out.set(`${rec.body.thread} ${rec.actor}`, { thread: rec.body.thread, fromDid: rec.actor, fromName: pair.name, ...(title !== undefined ? { title } : {}) });
+    out.set(`${rec.body.thread} ${rec.actor}`, {
+      thread: rec.body.thread,
+      fromDid: rec.actor,
+      fromName: pair.name,
+      ...(title !== undefined ? { title } : {}),
+    });
   }
   return [...out.values()];
 }

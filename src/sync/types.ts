@@ -35,10 +35,7 @@ export interface PeerEngineDeps {
   readonly openEnvelopes?: EnvelopeOpener;
 }
 
-export type EnvelopeOpener = (
-  envelopes: readonly unknown[],
-  me: Recipient,
-) => Promise<Result<OpenedEnvelope, EnvelopeErrorCode>[]>;
+export type EnvelopeOpener = (envelopes: readonly unknown[], me: Recipient) => Promise<Result<OpenedEnvelope, EnvelopeErrorCode>[]>;
 
 /** `"all"` (the catch-all) or a peer's DID (PROTOCOL.md §8 `for_pair`). */
 export type PairScope = string;

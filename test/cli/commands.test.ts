@@ -39,7 +39,12 @@ describe('init and identity', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^did: {4}did:key:z\w+\nname: {3}Laptop\nrelays: none/);
     expect(text.stdout).toContain('direct: not serving');
-    const json = JSON.parse((await spl(home, 'identity', '--json')).stdout) as { did: string; name: string; relays: unknown[]; direct_url: string | null };
+    const json = JSON.parse((await spl(home, 'identity', '--json')).stdout) as {
+      did: string;
+      name: string;
+      relays: unknown[];
+      direct_url: string | null;
+    };
     expect(json).toMatchObject({ name: 'Laptop', relays: [], direct_url: null });
     expect(json.did).toMatch(/^did:key:z/);
   });
@@ -81,7 +86,10 @@ describe('init and identity', () => {
     expect(doctor.stdout).toBe(`✗ identity: no identity in ${home}: run "spl init" first\ndoctor: fail (1 fail, 0 warn, 0 pass)\n`);
     const doctorJson = await splProcess(['--home', home, 'doctor', '--json']);
     expect(doctorJson.code).toBe(2);
-    expect(JSON.parse(doctorJson.stdout)).toEqual({ status: 'fail', checks: [{ id: 'identity', status: 'fail', message: `no identity in ${home}: run "spl init" first` }] });
+    expect(JSON.parse(doctorJson.stdout)).toEqual({
+      status: 'fail',
+      checks: [{ id: 'identity', status: 'fail', message: `no identity in ${home}: run "spl init" first` }],
+    });
   });
 
   it('keeps homes isolated (--home, SPL_HOME, XDG_DATA_HOME)', async () => {
@@ -136,7 +144,29 @@ describe('usage errors and help', () => {
   });
 
   it('has --help on every command', async () => {
-    const commands = [[], ['init'], ['identity'], ['serve'], ['config'], ['config', 'relay'], ['config', 'relay', 'set'], ['config', 'relay', 'show'], ['config', 'relay', 'status'], ['config', 'relay', 'clear'], ['pair'], ['pair', 'invite'], ['pair', 'accept'], ['emit'], ['records'], ['fleet', 'sync', 'status'], ['doctor'], ['thread'], ['thread', 'list'], ['thread', 'show'], ['config', 'app-url', 'set']];
+    const commands = [
+      [],
+      ['init'],
+      ['identity'],
+      ['serve'],
+      ['config'],
+      ['config', 'relay'],
+      ['config', 'relay', 'set'],
+      ['config', 'relay', 'show'],
+      ['config', 'relay', 'status'],
+      ['config', 'relay', 'clear'],
+      ['pair'],
+      ['pair', 'invite'],
+      ['pair', 'accept'],
+      ['emit'],
+      ['records'],
+      ['fleet', 'sync', 'status'],
+      ['doctor'],
+      ['thread'],
+      ['thread', 'list'],
+      ['thread', 'show'],
+      ['config', 'app-url', 'set'],
+    ];
     for (const c of commands) {
       const r = await spl(undefined, ...c, '--help');
       expect(r.code, c.join(' ')).toBe(0);
@@ -159,13 +189,17 @@ describe('config relay', () => {
     const set = await spl(home, 'config', 'relay', 'set', `${relay.url}/`, '--for-pair', 'all');
     expect(set.code, set.stderr).toBe(0);
     expect(set.stdout).toBe(`catch-all: ${relay.url} (enabled)\n`);
-    expect((await spl(home, 'config', 'relay', 'set', 'https://private-relay.example.com', '--for-pair', 'did:sync:user:alice')).code).toBe(0);
+    expect((await spl(home, 'config', 'relay', 'set', 'https://private-relay.example.com', '--for-pair', 'did:sync:user:alice')).code).toBe(
+      0,
+    );
     expect((await spl(home, 'config', 'relay', 'show')).stdout).toBe(
       `catch-all: ${relay.url} (enabled)\ndid:sync:user:alice: https://private-relay.example.com (enabled)\n`,
     );
     const clear = await spl(home, 'config', 'relay', 'clear', '--for-pair', 'did:sync:user:alice');
     expect(clear.code).toBe(0);
-    expect((await spl(home, 'config', 'relay', 'show')).stdout).toContain('did:sync:user:alice: https://private-relay.example.com (disabled)');
+    expect((await spl(home, 'config', 'relay', 'show')).stdout).toContain(
+      'did:sync:user:alice: https://private-relay.example.com (disabled)',
+    );
     const none = await spl(home, 'config', 'relay', 'clear', '--for-pair', 'did:sync:user:bob');
     expect(none.code).toBe(1);
     expect(none.stderr).toBe('error: no relay is configured for did:sync:user:bob\n');
@@ -196,7 +230,13 @@ describe('records, pairing and status', () => {
     expect(hint).toBe('stored locally: no pair shares th_notes yet');
     const text = await spl(home, 'records', '--thread', 'th_notes');
     expect(text.stdout).toMatch(/^\S+Z {2}arrived \S+Z {2}Laptop \(me\) {2}\[local\] {2}hello world\n$/);
-    const json = JSON.parse((await spl(home, 'records', '--thread', 'th_notes', '--json')).stdout) as { id: string; record: { body: { text: string; at: number }; clock: number }; path: string; written_at: number; received_at: number }[];
+    const json = JSON.parse((await spl(home, 'records', '--thread', 'th_notes', '--json')).stdout) as {
+      id: string;
+      record: { body: { text: string; at: number }; clock: number };
+      path: string;
+      written_at: number;
+      received_at: number;
+    }[];
     expect(json).toHaveLength(1);
     expect(json[0]).toMatchObject({ id, path: 'local', record: { clock: 0, body: { kind: 'note', text: 'hello world' } } });
     expect(json[0]!.written_at).toBe(json[0]!.record.body.at);
@@ -226,7 +266,9 @@ describe('records, pairing and status', () => {
     expect(acc.stdout).toContain(`Paired with Remote (${remote.did})`);
     expect(acc.stdout).toContain('threads: th_plans');
     // §7: a pairing reply goes through the inviter's relay (direct endpoints take paired peers only).
-    expect(acc.stdout).toMatch(/reply: {3}queued \(no route: no relay configured for did:key:\S+ \(a pairing reply travels through a relay\)\)/);
+    expect(acc.stdout).toMatch(
+      /reply: {3}queued \(no route: no relay configured for did:key:\S+ \(a pairing reply travels through a relay\)\)/,
+    );
 
     const status = await spl(home, 'fleet', 'sync', 'status');
     expect(status.code).toBe(0);
@@ -265,7 +307,9 @@ describe('doctor', () => {
     expect(r.code).toBe(1);
     const report = JSON.parse(r.stdout) as { status: string; checks: { id: string; status: string; message: string }[] };
     expect(report.status).toBe('warn');
-    expect(report.checks).toContainEqual(expect.objectContaining({ id: 'outbox_stuck', status: 'warn', message: expect.stringContaining(remote.did) as string }));
+    expect(report.checks).toContainEqual(
+      expect.objectContaining({ id: 'outbox_stuck', status: 'warn', message: expect.stringContaining(remote.did) as string }),
+    );
     expect(report.checks.some((c) => c.status === 'fail')).toBe(false);
   });
 
@@ -274,7 +318,12 @@ describe('doctor', () => {
     await spl(home, 'config', 'relay', 'set', relay.url, '--for-pair', 'all');
     const r = await spl(home, 'doctor', '--json');
     const report = JSON.parse(r.stdout) as { checks: { id: string; status: string }[] };
-    expect(report.checks.filter((c) => c.status !== 'pass').map((c) => c.id).sort()).toEqual(['daemon', 'receive_task']);
+    expect(
+      report.checks
+        .filter((c) => c.status !== 'pass')
+        .map((c) => c.id)
+        .sort(),
+    ).toEqual(['daemon', 'receive_task']);
     expect(r.code).toBe(1);
   });
 });

@@ -54,8 +54,16 @@ export async function spl(home: string | undefined, ...args: string[]): Promise<
 }
 
 /** `node bin/spl.js ...args` as a real process; `input` is written to its stdin (else stdin is empty). */
-export async function splProcess(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv(), timeoutMs = 30_000, input?: string): Promise<CliResult> {
-  const { code, stdout, stderr } = await runToExit({ name: `spl ${args.join(' ')}`, args: [SPL_BIN, ...args], env, ...(input === undefined ? {} : { input }) }, timeoutMs);
+export async function splProcess(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = cleanEnv(),
+  timeoutMs = 30_000,
+  input?: string,
+): Promise<CliResult> {
+  const { code, stdout, stderr } = await runToExit(
+    { name: `spl ${args.join(' ')}`, args: [SPL_BIN, ...args], env, ...(input === undefined ? {} : { input }) },
+    timeoutMs,
+  );
   return { code: code ?? -1, stdout, stderr };
 }
 
@@ -91,10 +99,21 @@ export async function startServe(home: string, extra: readonly string[] = []): P
  * A stand-in remote peer: its own key, and an invite the home under test can accept, so that
  * home pairs with it (PROTOCOL.md §9) without a second `spl`.
  */
-export async function remotePeer(opts: { threads: string[]; peerUrl?: string; relays?: string[] }): Promise<TestPeer & { link: string; sign(text: string, clock: number, thread?: string): Promise<SignedRecord> }> {
+export async function remotePeer(opts: {
+  threads: string[];
+  peerUrl?: string;
+  relays?: string[];
+}): Promise<TestPeer & { link: string; sign(text: string, clock: number, thread?: string): Promise<SignedRecord> }> {
   const p = newPeer();
   const invite = await createInvite(
-    { did: p.did, name: 'Remote', relays: opts.relays ?? [], ...(opts.peerUrl ? { peer_url: opts.peerUrl } : {}), threads: opts.threads, exp: Date.now() + 3_600_000 },
+    {
+      did: p.did,
+      name: 'Remote',
+      relays: opts.relays ?? [],
+      ...(opts.peerUrl ? { peer_url: opts.peerUrl } : {}),
+      threads: opts.threads,
+      exp: Date.now() + 3_600_000,
+    },
     p.signer,
   );
   return {

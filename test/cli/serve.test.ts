@@ -52,7 +52,11 @@ describe('the direct endpoint (POST /v1/sync/records)', () => {
     expect(await health.json()).toEqual({ status: 'ok' });
     const pre = await fetch(`${server.url}/v1/sync/records`, {
       method: 'OPTIONS',
-      headers: { origin: 'http://127.0.0.1:5555', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-syncropel-federation' },
+      headers: {
+        origin: 'http://127.0.0.1:5555',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,x-syncropel-federation',
+      },
     });
     expect(pre.status).toBe(204);
     expect(pre.headers.get('access-control-allow-origin')).toBe('*');
@@ -92,7 +96,9 @@ describe('the direct endpoint (POST /v1/sync/records)', () => {
       { id: forged.id, reason: expect.stringMatching(/^bad_signature: /) as string },
       { id: unpaired.id, reason: expect.stringMatching(/^unpaired: /) as string },
     ]);
-    const texts = (JSON.parse((await spl(home, 'records', '--thread', 'th_plans', '--json')).stdout) as { record: { body: { text: string } } }[]).map((r) => r.record.body.text);
+    const texts = (
+      JSON.parse((await spl(home, 'records', '--thread', 'th_plans', '--json')).stdout) as { record: { body: { text: string } } }[]
+    ).map((r) => r.record.body.text);
     expect(texts).not.toContain('tampered');
     expect(texts).not.toContain('forged');
     expect(texts).not.toContain('who am I');
@@ -115,7 +121,9 @@ describe('the direct endpoint (POST /v1/sync/records)', () => {
     expect(wrong.status).toBe(421);
     expect(wrong.headers.get('syncropel-receipt')).toBeNull();
     expect(await wrong.json()).toMatchObject({ error: { code: 'wrong_recipient' } });
-    const unpaired = sealEnvelope(await buildPlainEnvelope({ fromDid: stranger.did, toDid: me, records: [await stranger.sign('hi', 0)] }, stranger.signer));
+    const unpaired = sealEnvelope(
+      await buildPlainEnvelope({ fromDid: stranger.did, toDid: me, records: [await stranger.sign('hi', 0)] }, stranger.signer),
+    );
     const refused = await postRecords(server.url, { envelope: unpaired });
     expect(refused.status).toBe(403);
     expect(await refused.json()).toMatchObject({ error: { code: 'unpaired' } });
@@ -163,7 +171,9 @@ describe('the direct endpoint (POST /v1/sync/records)', () => {
     const id = JSON.parse((await spl(home, 'identity', '--json')).stdout) as { direct_url: string | null; serving: { url: string } };
     expect(id.direct_url).toBeNull();
     expect(id.serving.url).toBe(server.url);
-    expect((await spl(home, 'identity')).stdout).toContain(`direct: not advertised: spl serve (pid ${server.proc.pid}) listens on ${server.url}`);
+    expect((await spl(home, 'identity')).stdout).toContain(
+      `direct: not advertised: spl serve (pid ${server.proc.pid}) listens on ${server.url}`,
+    );
     const second = await splProcess(['--home', home, 'serve', '--port', '0']);
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(/^error: spl serve is already running for .* \(pid \d+/);
@@ -184,7 +194,9 @@ describe('--public-url', () => {
     const home = await tempHome();
     await spl(home, 'init', '--name', 'Public');
     await serve(home, ['--public-url', 'https://peer.example.com/']);
-    expect((JSON.parse((await spl(home, 'identity', '--json')).stdout) as { direct_url: string }).direct_url).toBe('https://peer.example.com');
+    expect((JSON.parse((await spl(home, 'identity', '--json')).stdout) as { direct_url: string }).direct_url).toBe(
+      'https://peer.example.com',
+    );
     const { payload } = JSON.parse((await spl(home, 'pair', 'invite', '--json')).stdout) as { payload: string };
     const invite = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { peer_url?: string; relays: string[] };
     expect(invite).toMatchObject({ peer_url: 'https://peer.example.com', relays: [] });
@@ -198,7 +210,12 @@ describe('--public-url', () => {
     const { payload } = JSON.parse((await spl(home, 'pair', 'invite', '--json')).stdout) as { payload: string };
     expect(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))).toMatchObject({ peer_url: 'https://peer.example.com' });
     const port = Number(new URL(s.url).port);
-    for (const [host, status] of [['peer.example.com', 200], ['alias.test:8080', 200], ['alias.test', 403], ['peer.example.com:8080', 403]] as const) {
+    for (const [host, status] of [
+      ['peer.example.com', 200],
+      ['alias.test:8080', 200],
+      ['alias.test', 403],
+      ['peer.example.com:8080', 403],
+    ] as const) {
       const got = await new Promise<number>((resolve, reject) => {
         const req = httpRequest({ host: '127.0.0.1', port, path: '/health', headers: { host } }, (res) => {
           res.resume();
@@ -326,36 +343,68 @@ describe('relay config applies without a restart', () => {
 
     // Something already waits in the mailbox before the relay is configured.
     const queued = await remote.sign('waited at the relay', 0);
-    expect((await deposit(relay.url, did, sealEnvelope(await buildPlainEnvelope({ fromDid: remote.did, toDid: did, records: [queued] }, remote.signer)))).status).toBe(202);
+    expect(
+      (
+        await deposit(
+          relay.url,
+          did,
+          sealEnvelope(await buildPlainEnvelope({ fromDid: remote.did, toDid: did, records: [queued] }, remote.signer)),
+        )
+      ).status,
+    ).toBe(202);
 
     const setAt = Date.now();
     expect((await splProcess(['--home', home, 'config', 'relay', 'set', relay.url, '--for-pair', 'all'])).code).toBe(0);
     await s.waitForLog(new RegExp(`receiving from ${relay.url.replace(/\./g, '\\.')}`), 5_000);
     expect(Date.now() - setAt).toBeLessThan(3_000 + 1_000); // watch interval is 1 s; process start adds the rest
-    await waitFor(async () => (await spl(home, 'records', '--thread', 'th_plans')).stdout.includes('waited at the relay'), 10_000, 'record received via the new relay');
+    await waitFor(
+      async () => (await spl(home, 'records', '--thread', 'th_plans')).stdout.includes('waited at the relay'),
+      10_000,
+      'record received via the new relay',
+    );
     expect((await spl(home, 'records', '--thread', 'th_plans')).stdout).toContain('[relay]');
 
     // A record deposited now arrives through the running long-poll.
     const live = await remote.sign('live over long-poll', 1);
-    await deposit(relay.url, did, sealEnvelope(await buildPlainEnvelope({ fromDid: remote.did, toDid: did, records: [live] }, remote.signer)));
-    await waitFor(async () => (await spl(home, 'records', '--thread', 'th_plans')).stdout.includes('live over long-poll'), 10_000, 'record via long-poll');
+    await deposit(
+      relay.url,
+      did,
+      sealEnvelope(await buildPlainEnvelope({ fromDid: remote.did, toDid: did, records: [live] }, remote.signer)),
+    );
+    await waitFor(
+      async () => (await spl(home, 'records', '--thread', 'th_plans')).stdout.includes('live over long-poll'),
+      10_000,
+      'record via long-poll',
+    );
 
     // The same record both ways (direct, then in an envelope at the relay): stored once.
     const both = await remote.sign('sent both ways', 2);
     expect(await (await postRecords(s.url, { records: [both] })).json()).toEqual({ accepted: [both.id], duplicates: [], rejected: [] });
-    const before = (JSON.parse((await spl(home, 'fleet', 'sync', 'status', '--json')).stdout) as { counters: { records_duplicate: number } }).counters;
+    const before = (
+      JSON.parse((await spl(home, 'fleet', 'sync', 'status', '--json')).stdout) as { counters: { records_duplicate: number } }
+    ).counters;
     const dupBefore = before.records_duplicate;
-    await deposit(relay.url, did, sealEnvelope(await buildPlainEnvelope({ fromDid: remote.did, toDid: did, records: [both] }, remote.signer)));
-    const counters = await waitFor(async () => {
-      const c = (JSON.parse((await spl(home, 'fleet', 'sync', 'status', '--json')).stdout) as { counters: { records_duplicate: number } }).counters;
-      return c.records_duplicate > dupBefore ? c : undefined;
-    }, 10_000, 'the relay copy seen as a duplicate');
+    await deposit(
+      relay.url,
+      did,
+      sealEnvelope(await buildPlainEnvelope({ fromDid: remote.did, toDid: did, records: [both] }, remote.signer)),
+    );
+    const counters = await waitFor(
+      async () => {
+        const c = (JSON.parse((await spl(home, 'fleet', 'sync', 'status', '--json')).stdout) as { counters: { records_duplicate: number } })
+          .counters;
+        return c.records_duplicate > dupBefore ? c : undefined;
+      },
+      10_000,
+      'the relay copy seen as a duplicate',
+    );
     expect(counters.records_duplicate, JSON.stringify({ before, counters, log: s.lines })).toBe(dupBefore + 1);
     const stored = JSON.parse((await spl(home, 'records', '--thread', 'th_plans', '--json')).stdout) as { id: string; path: string }[];
     expect(stored.filter((r) => r.id === both.id)).toEqual([expect.objectContaining({ path: 'direct' })]);
 
     // Clearing the relay aborts the daemon's waiting long-poll (25 s) instead of letting it run out.
-    const longPollsWaiting = async () => (await (await fetch(`${relay.url}/metrics`)).text()).match(/^relay_long_polls_waiting (\d+)/m)?.[1];
+    const longPollsWaiting = async () =>
+      (await (await fetch(`${relay.url}/metrics`)).text()).match(/^relay_long_polls_waiting (\d+)/m)?.[1];
     await waitFor(async () => (await longPollsWaiting()) === '1', 10_000, 'the daemon long-polls the relay');
     expect((await spl(home, 'config', 'relay', 'clear', '--for-pair', 'all')).code).toBe(0);
     await s.waitForLog(/no longer configured: receive loop stopped/, 5_000);

@@ -57,9 +57,15 @@ describe('npm start', () => {
   });
 
   it('rejects a bad port with a usage line (exit 2), before starting anything', async () => {
-    const { code, stderr } = await runToExit({ name: 'npm start', args: [join(ROOT, 'scripts', 'start.js'), '--app-port', 'http'], env: cleanEnv() });
+    const { code, stderr } = await runToExit({
+      name: 'npm start',
+      args: [join(ROOT, 'scripts', 'start.js'), '--app-port', 'http'],
+      env: cleanEnv(),
+    });
     expect(code).toBe(2);
-    expect(stderr).toMatch(/^npm start: --app-port must be a port number \(0-65535\), not "http"\nusage: npm start -- \[--relay-port <port>\] \[--app-port <port>\]/);
+    expect(stderr).toMatch(
+      /^npm start: --app-port must be a port number \(0-65535\), not "http"\nusage: npm start -- \[--relay-port <port>\] \[--app-port <port>\]/,
+    );
   });
 });
 
@@ -69,7 +75,11 @@ describe('the app build npm start runs', () => {
     // The build as scripts/start.js runs it, in its own process: everything it prints is captured.
     const script = `import { build } from 'vite'; await build({ root: ${JSON.stringify(ROOT)}, mode: 'production', logLevel: 'warn', build: { outDir: ${JSON.stringify(outDir)}, emptyOutDir: true, sourcemap: false } });`;
     const build = await runToExit(
-      { name: 'vite build', args: ['--input-type=module', '-e', script], env: cleanEnv({ SPL_DEFAULT_RELAY: 'http://127.0.0.1:8787', NODE_ENV: 'production' }) },
+      {
+        name: 'vite build',
+        args: ['--input-type=module', '-e', script],
+        env: cleanEnv({ SPL_DEFAULT_RELAY: 'http://127.0.0.1:8787', NODE_ENV: 'production' }),
+      },
       110_000,
     );
     const out = build.stdout + build.stderr;

@@ -20,7 +20,12 @@ describe('store watch', () => {
     const writer = await openSqlitePeerStore(path); // another `spl` process, as far as the watch can tell
     let changes = 0;
     const errors: string[] = [];
-    const watch = watchStore(path, () => changes++, (m) => errors.push(m), 20);
+    const watch = watchStore(
+      path,
+      () => changes++,
+      (m) => errors.push(m),
+      20,
+    );
     try {
       expect(changes).toBe(0);
       await writer.bumpCounters({ records_ingested: 1 });

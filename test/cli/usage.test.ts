@@ -69,7 +69,11 @@ describe('output', () => {
   it('a reader that leaves early (| head) ends spl quietly', async () => {
     const home = await initHome('Writer');
     for (let i = 0; i < 3; i++) await spl(home, 'emit', '--thread', 'th_big', '--text', 'x'.repeat(100_000));
-    const proc = spawn(process.execPath, [SPL_BIN, '--home', home, 'records', '--thread', 'th_big', '--json'], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [SPL_BIN, '--home', home, 'records', '--thread', 'th_big', '--json'], {
+      cwd: ROOT,
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
@@ -86,10 +90,15 @@ describe('compiled bins', () => {
     mkdirSync(join(copy, 'bin'));
     for (const bin of ['spl.js', 'spl-relay.js']) copyFileSync(join(ROOT, 'bin', bin), join(copy, 'bin', bin));
     writeFileSync(join(copy, 'package.json'), '{"type":"module"}');
-    for (const [bin, name] of [['spl.js', 'spl'], ['spl-relay.js', 'spl-relay']] as const) {
+    for (const [bin, name] of [
+      ['spl.js', 'spl'],
+      ['spl-relay.js', 'spl-relay'],
+    ] as const) {
       const r = spawnSync(process.execPath, [join(copy, 'bin', bin), '--help'], { encoding: 'utf8' });
       expect(r.status, bin).toBe(1);
-      expect(r.stderr).toBe(`${name}: the compiled ${name === 'spl' ? 'CLI' : 'relay'} is missing (dist/node/${bin}): run npm run build:node\n`);
+      expect(r.stderr).toBe(
+        `${name}: the compiled ${name === 'spl' ? 'CLI' : 'relay'} is missing (dist/node/${bin}): run npm run build:node\n`,
+      );
     }
   });
 });
@@ -97,13 +106,20 @@ describe('compiled bins', () => {
 describe('spl emit: the note from --text, stdin or a file', () => {
   it('--text - reads stdin; --file reads the file; a literal "-" is never sent', async () => {
     const home = await initHome('Writer');
-    const piped = await splProcess(['--home', home, 'emit', '--thread', 'th_in', '--text', '-'], cleanEnv(), 30_000, 'line one\nline two\n');
+    const piped = await splProcess(
+      ['--home', home, 'emit', '--thread', 'th_in', '--text', '-'],
+      cleanEnv(),
+      30_000,
+      'line one\nline two\n',
+    );
     expect(piped.code, piped.stderr).toBe(0);
     const file = join(await tempHome(), 'note.md');
     writeFileSync(file, '# From a file\n\nwith – unicode ✓\n');
     const fromFile = await spl(home, 'emit', '--thread', 'th_in', '--file', file);
     expect(fromFile.code, fromFile.stderr).toBe(0);
-    const texts = (JSON.parse((await spl(home, 'records', '--thread', 'th_in', '--json')).stdout) as { record: { body: { text: string } } }[]).map((r) => r.record.body.text);
+    const texts = (
+      JSON.parse((await spl(home, 'records', '--thread', 'th_in', '--json')).stdout) as { record: { body: { text: string } } }[]
+    ).map((r) => r.record.body.text);
     expect(texts).toEqual(['line one\nline two', '# From a file\n\nwith – unicode ✓']);
 
     const empty = await splProcess(['--home', home, 'emit', '--thread', 'th_in', '--text', '-'], cleanEnv(), 30_000, '\n');
@@ -141,7 +157,10 @@ describe('invite links open an app the peer knows', () => {
     const set = await spl(home, 'config', 'app-url', 'set', 'https://notes.example.org/syncropel/');
     expect(set.code, set.stderr).toBe(0);
     expect(linkOf((await spl(home, 'pair', 'invite', '--json')).stdout)).toMatch(/^https:\/\/notes\.example\.org\/syncropel\/#pair=/);
-    expect(JSON.parse((await spl(home, 'config', 'app-url', 'show', '--json')).stdout)).toEqual({ url: 'https://notes.example.org/syncropel/', source: 'config' });
+    expect(JSON.parse((await spl(home, 'config', 'app-url', 'show', '--json')).stdout)).toEqual({
+      url: 'https://notes.example.org/syncropel/',
+      source: 'config',
+    });
 
     const viaEnv = await splProcess(['--home', home, 'pair', 'invite', '--json'], cleanEnv({ SPL_APP_URL: 'https://env.example/' }));
     expect(viaEnv.code, viaEnv.stderr).toBe(0);
@@ -165,7 +184,10 @@ describe('invite links open an app the peer knows', () => {
     const phone = await initHome('Phone');
     const acc = await spl(phone, 'pair', 'accept', link);
     expect(acc.code, acc.stderr).toBe(0);
-    expect(JSON.parse((await spl(phone, 'config', 'app-url', 'show', '--json')).stdout)).toEqual({ url: 'https://relay.example.net/syncropel/', source: 'paired' });
+    expect(JSON.parse((await spl(phone, 'config', 'app-url', 'show', '--json')).stdout)).toEqual({
+      url: 'https://relay.example.net/syncropel/',
+      source: 'paired',
+    });
     expect(linkOf((await spl(phone, 'pair', 'invite', '--json')).stdout)).toMatch(/^https:\/\/relay\.example\.net\/syncropel\/#pair=/);
 
     // A bare payload names no app: nothing is learnt from it.
@@ -194,7 +216,10 @@ describe('spl thread list | show', () => {
     expect((await spl(home, 'pair', 'accept', remote.link)).code).toBe(0);
     const root = await signRecord(titleRecord(remote.did, 'Trip', 0, 'th_trip'), remote.signer);
     const noteAt = Date.UTC(2026, 0, 2, 3, 4, 5);
-    const note = await signRecord({ ...titleRecord(remote.did, '', 1, 'th_trip', [root.id]), act: 'KNOW', body: { kind: 'note', text: 'Book the train', at: noteAt } }, remote.signer);
+    const note = await signRecord(
+      { ...titleRecord(remote.did, '', 1, 'th_trip', [root.id]), act: 'KNOW', body: { kind: 'note', text: 'Book the train', at: noteAt } },
+      remote.signer,
+    );
     const rename = await signRecord(titleRecord(remote.did, 'Trip to Lyon', 2, 'th_trip', [note.id]), remote.signer);
     const node = await openNodePeer({ dbPath: homePaths(home).db });
     try {
@@ -209,13 +234,27 @@ describe('spl thread list | show', () => {
 
     const list = await spl(home, 'thread', 'list', '--json');
     expect(list.code, list.stderr).toBe(0);
-    const rows = JSON.parse(list.stdout) as { thread: string; title: string | null; records: number; last_note_at: number | null; shared_with: { did: string; name: string }[] }[];
+    const rows = JSON.parse(list.stdout) as {
+      thread: string;
+      title: string | null;
+      records: number;
+      last_note_at: number | null;
+      shared_with: { did: string; name: string }[];
+    }[];
     expect(rows.map((r) => r.thread)).toEqual(['th_solo', 'th_trip']); // most recent note first
-    expect(rows[1]).toEqual({ thread: 'th_trip', title: 'Trip to Lyon', records: 4, last_note_at: noteAt, shared_with: [{ did: remote.did, name: 'Remote' }] });
+    expect(rows[1]).toEqual({
+      thread: 'th_trip',
+      title: 'Trip to Lyon',
+      records: 4,
+      last_note_at: noteAt,
+      shared_with: [{ did: remote.did, name: 'Remote' }],
+    });
     expect(rows[0]).toMatchObject({ thread: 'th_solo', title: null, records: 1, shared_with: [] });
 
     const text = await spl(home, 'thread', 'list');
-    expect(text.stdout).toContain(`th_trip  Trip to Lyon\n  4 record(s), last note ${new Date(noteAt).toISOString()}, shared with: Remote\n`);
+    expect(text.stdout).toContain(
+      `th_trip  Trip to Lyon\n  4 record(s), last note ${new Date(noteAt).toISOString()}, shared with: Remote\n`,
+    );
     expect(text.stdout).toContain('th_solo  (untitled)\n  1 record(s), last note ');
     expect(text.stdout).not.toContain('th_federation_pairs');
     expect((await spl(home, 'thread', 'list', '--all')).stdout).toContain('th_federation_pairs');
@@ -223,11 +262,20 @@ describe('spl thread list | show', () => {
     const show = await spl(home, 'thread', 'show', 'th_trip');
     expect(show.code, show.stderr).toBe(0);
     const lines = show.stdout.split('\n');
-    expect(lines.slice(0, 4)).toEqual(['Trip to Lyon', '  thread:      th_trip', `  shared with: Remote (${remote.did})`, '  records:     4']);
+    expect(lines.slice(0, 4)).toEqual([
+      'Trip to Lyon',
+      '  thread:      th_trip',
+      `  shared with: Remote (${remote.did})`,
+      '  records:     4',
+    ]);
     // Time order: the records without their own time (written = clock) by arrival, the note by its own time.
     expect(show.stdout).toContain(`${new Date(noteAt).toISOString()}  arrived `);
     expect(show.stdout).toMatch(/clock 0 {2}arrived \S+Z {2}Remote {2}\[direct\] {2}Trip\n/);
-    const json = JSON.parse((await spl(home, 'thread', 'show', 'th_trip', '--json')).stdout) as { title: string; root: { id: string }; records: { id: string }[] };
+    const json = JSON.parse((await spl(home, 'thread', 'show', 'th_trip', '--json')).stdout) as {
+      title: string;
+      root: { id: string };
+      records: { id: string }[];
+    };
     expect(json.title).toBe('Trip to Lyon');
     expect(json.root.id).toBe(root.id);
     expect(json.records[0]!.id).toBe(note.id); // written 2026-01-02, before everything that has no own time and arrived now

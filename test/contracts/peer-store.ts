@@ -3,21 +3,24 @@
  * vitest and, for IndexedDB, also in real Chromium (./peer-store.browser-entry.ts). Shape and
  * registrar: ./registrar.ts.
  */
-import { COUNTER_NAMES, type Counters, type OutboxEntry, type PeerStore, type ReceiveState, type StoredRecord } from '../../src/store/types';
-import { assert } from './assert';
 import {
-  DAY,
-  T0,
-  identityOf,
-  invite,
-  newActor,
-  outboxEntry,
-  storedNote,
-  storedNotes,
-  toStored,
-  type TestActor,
-} from '../store/fixtures';
-import { collectTestNames, storeTest, type ContractRegistrar, type StoreUnderTest, type StoreCapabilities, type StoreFactory } from './registrar';
+  COUNTER_NAMES,
+  type Counters,
+  type OutboxEntry,
+  type PeerStore,
+  type ReceiveState,
+  type StoredRecord,
+} from '../../src/store/types';
+import { assert } from './assert';
+import { DAY, T0, identityOf, invite, newActor, outboxEntry, storedNote, storedNotes, toStored, type TestActor } from '../store/fixtures';
+import {
+  collectTestNames,
+  storeTest,
+  type ContractRegistrar,
+  type StoreUnderTest,
+  type StoreCapabilities,
+  type StoreFactory,
+} from './registrar';
 
 export type { StoreCapabilities } from './registrar';
 
@@ -50,7 +53,11 @@ function unstorable(r: StoredRecord): StoredRecord {
 }
 
 export function runPeerStoreContract(t: ContractRegistrar, name: string, factory: PeerStoreFactory, capabilities: StoreCapabilities): void {
-  const test: (title: string, fn: (opened: StoreUnderTest<PeerStore>) => Promise<void>) => void = storeTest(t, `PeerStore contract (${name})`, factory);
+  const test: (title: string, fn: (opened: StoreUnderTest<PeerStore>) => Promise<void>) => void = storeTest(
+    t,
+    `PeerStore contract (${name})`,
+    factory,
+  );
 
   // One pair of actors for the whole suite: signing keys are cheap, but there is no need to churn.
   let actors: { a: TestActor; b: TestActor } | undefined;

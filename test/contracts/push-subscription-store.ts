@@ -9,9 +9,22 @@ import { storeTest, type ContractRegistrar, type StoreUnderTest, type StoreCapab
 /** Opens a fresh, empty PushSubscriptionStore. */
 export type PushSubscriptionStoreFactory = StoreFactory<PushSubscriptionStore>;
 
-export function runPushSubscriptionStoreContract(t: ContractRegistrar, name: string, factory: PushSubscriptionStoreFactory, capabilities: StoreCapabilities): void {
-  const test: (title: string, fn: (opened: StoreUnderTest<PushSubscriptionStore>) => Promise<void>) => void = storeTest(t, `PushSubscriptionStore contract (${name})`, factory);
-  const sub = (i: number): { endpoint: string; p256dh: string; auth: string } => ({ endpoint: `https://p/${i}`, p256dh: `k${i}`, auth: `a${i}` });
+export function runPushSubscriptionStoreContract(
+  t: ContractRegistrar,
+  name: string,
+  factory: PushSubscriptionStoreFactory,
+  capabilities: StoreCapabilities,
+): void {
+  const test: (title: string, fn: (opened: StoreUnderTest<PushSubscriptionStore>) => Promise<void>) => void = storeTest(
+    t,
+    `PushSubscriptionStore contract (${name})`,
+    factory,
+  );
+  const sub = (i: number): { endpoint: string; p256dh: string; auth: string } => ({
+    endpoint: `https://p/${i}`,
+    p256dh: `k${i}`,
+    auth: `a${i}`,
+  });
 
   test('marks a mailbox woken once until cleared', async ({ store }) => {
     assert.equal(await store.isWoken('did:w'), false);
@@ -29,7 +42,10 @@ export function runPushSubscriptionStoreContract(t: ContractRegistrar, name: str
     assert.equal(await store.put('did:a', { ...sub(0), auth: 'new' }, 2000, 5), 0); // refresh: 0 becomes newest
     assert.equal(await store.put('did:a', sub(5), 2001, 5), 1); // replaces 1, now the oldest
     const list = await store.list('did:a');
-    assert.deepEqual(list.map((s) => s.endpoint), ['https://p/2', 'https://p/3', 'https://p/4', 'https://p/0', 'https://p/5']);
+    assert.deepEqual(
+      list.map((s) => s.endpoint),
+      ['https://p/2', 'https://p/3', 'https://p/4', 'https://p/0', 'https://p/5'],
+    );
     assert.equal(list.find((s) => s.endpoint === 'https://p/0')?.auth, 'new');
     assert.equal(await store.remove('did:b', 'https://p/2'), false);
     assert.equal(await store.remove('did:a', 'https://p/2'), true);
@@ -44,7 +60,10 @@ export function runPushSubscriptionStoreContract(t: ContractRegistrar, name: str
       await close();
       const again = await reopen();
       try {
-        assert.deepEqual((await again.list('did:x')).map((s) => s.endpoint), ['https://p/1']);
+        assert.deepEqual(
+          (await again.list('did:x')).map((s) => s.endpoint),
+          ['https://p/1'],
+        );
       } finally {
         await again.close();
       }

@@ -24,7 +24,8 @@ describe('base64url (RFC 4648 §5, unpadded, canonical)', () => {
     fc.assert(
       fc.property(fc.oneof(alphabetish, fc.string({ maxLength: 40 })), (text) => {
         const bytes = fromB64u(text);
-        if (bytes) expect(toB64u(bytes)).toBe(text); // one value, one encoding
+        if (bytes)
+          expect(toB64u(bytes)).toBe(text); // one value, one encoding
         else expect(text.length % 4 === 1 || /[^A-Za-z0-9_-]/.test(text) || nodeB64u(Buffer.from(text, 'base64url')) !== text).toBe(true);
       }),
       { numRuns: 3000 },
@@ -74,7 +75,13 @@ describe('base64url through the platform decoder (Uint8Array.fromBase64, where p
     );
     expect(nativeCalls).toBeGreaterThanOrEqual(200); // the platform decoder did the work
     const text = toB64u(new Uint8Array(700).fill(7));
-    for (const bad of [`${text}AAA`, `${text.slice(0, -1)}B`, `${text.slice(0, 400)} ${text.slice(400)}`, `${text}==`, `${text.slice(0, 10)}+${text.slice(11)}`]) {
+    for (const bad of [
+      `${text}AAA`,
+      `${text.slice(0, -1)}B`,
+      `${text.slice(0, 400)} ${text.slice(400)}`,
+      `${text}==`,
+      `${text.slice(0, 10)}+${text.slice(11)}`,
+    ]) {
       expect(bad.length).toBeGreaterThanOrEqual(512);
       expect(decode(bad), bad.slice(-8)).toBeUndefined();
       expect(fromB64u(bad)).toBeUndefined();

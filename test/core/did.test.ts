@@ -58,8 +58,16 @@ const INVALID_KEYS: readonly { name: string; key: Uint8Array; why: RegExp }[] = 
   { name: 'identity as y = 1 + p', key: numberToBytesLE(1n + P, 32), why: /not canonically encoded \(y ≥ p\)/ },
   { name: 'y = p (zero + p)', key: numberToBytesLE(P, 32), why: /not canonically encoded \(y ≥ p\)/ },
   { name: 'y = 2^255 − 1', key: numberToBytesLE((1n << 255n) - 1n, 32), why: /not canonically encoded \(y ≥ p\)/ },
-  { name: '(0, 1) with the sign bit', key: numberToBytesLE(1n | (1n << 255n), 32), why: /not canonically encoded \(x = 0 with the sign bit set\)/ },
-  { name: '(0, −1) with the sign bit', key: numberToBytesLE(P - 1n + (1n << 255n), 32), why: /not canonically encoded \(x = 0 with the sign bit set\)/ },
+  {
+    name: '(0, 1) with the sign bit',
+    key: numberToBytesLE(1n | (1n << 255n), 32),
+    why: /not canonically encoded \(x = 0 with the sign bit set\)/,
+  },
+  {
+    name: '(0, −1) with the sign bit',
+    key: numberToBytesLE(P - 1n + (1n << 255n), 32),
+    why: /not canonically encoded \(x = 0 with the sign bit set\)/,
+  },
   { name: 'an honest key plus an 8-torsion point', key: mixedOrder, why: /lies outside the prime-order subgroup/ },
   { name: 'a y with no point', key: notOnCurve(), why: /is not a point on the curve/ },
 ];
@@ -130,20 +138,30 @@ describe('nothing signed under a small-order DID is accepted', () => {
       expect(r.ok ? '' : r.error.message).toMatch(SMALL_ORDER);
     }
     const carrier = await buildPlainEnvelope(
-      { fromDid: honest.did, toDid: bob.did, records: [await signRecord(note(forgedDid, 'forged'), forger), ...(await signedNotes(honest, 1))] },
+      {
+        fromDid: honest.did,
+        toDid: bob.did,
+        records: [await signRecord(note(forgedDid, 'forged'), forger), ...(await signedNotes(honest, 1))],
+      },
       honest.signer,
     );
     const opened = await openEnvelope(JSON.parse(JSON.stringify(carrier)), asBob);
     if (!opened.ok) throw new Error(opened.error.message);
     expect(opened.value.records.map((o) => (o.ok ? 'ok' : o.error.code))).toEqual(['unverifiable_actor', 'ok']);
     // Nor can anything be sealed for such a DID: it has no valid key-agreement key.
-    const toForged = await buildPlainEnvelope({ fromDid: honest.did, toDid: forgedDid, records: await signedNotes(honest, 1) }, honest.signer);
+    const toForged = await buildPlainEnvelope(
+      { fromDid: honest.did, toDid: forgedDid, records: await signedNotes(honest, 1) },
+      honest.signer,
+    );
     expect(() => sealEnvelope(toForged)).toThrow(SMALL_ORDER);
   });
 
   it('invites', async () => {
     const now = 1_700_000_000_000;
-    const invite = await createInvite({ did: forgedDid, name: 'Mallory', relays: ['https://relay.example'], threads: ['th_x'], exp: now + 60_000 }, forger);
+    const invite = await createInvite(
+      { did: forgedDid, name: 'Mallory', relays: ['https://relay.example'], threads: ['th_x'], exp: now + 60_000 },
+      forger,
+    );
     const r = await parseInvite(encodeInvite(invite), now);
     expect(r.ok ? 'ok' : r.error.code).toBe('invalid_invite');
     expect(r.ok ? '' : r.error.message).toMatch(SMALL_ORDER);

@@ -67,47 +67,46 @@ interface Named {
 /** A mutation that fast-check reports by its name in a counterexample. */
 const named = (name: string, apply: Mutation): Named => Object.assign({ name, apply }, { [fc.toStringMethod]: () => name });
 
-const flipBit = (where: 'sig' | 'key' | 'msg', bit: number): Mutation => (c) => {
-  const target = c[where];
-  if (target.length === 0) return c;
-  const copy = target.slice();
-  const i = bit % (copy.length * 8);
-  copy[i >> 3]! ^= 1 << (i & 7);
-  return { ...c, [where]: copy, expected: false };
-};
+const flipBit =
+  (where: 'sig' | 'key' | 'msg', bit: number): Mutation =>
+  (c) => {
+    const target = c[where];
+    if (target.length === 0) return c;
+    const copy = target.slice();
+    const i = bit % (copy.length * 8);
+    copy[i >> 3]! ^= 1 << (i & 7);
+    return { ...c, [where]: copy, expected: false };
+  };
 
 const mutations: fc.Arbitrary<Named> = fc.oneof(
   fc.constant(named('none', (c) => ({ ...c, expected: true }))),
-  fc.tuple(fc.constantFrom<'sig' | 'key' | 'msg'>('sig', 'key', 'msg'), fc.nat()).map(([where, bit]) => named(`flip ${where} bit ${bit}`, flipBit(where, bit))),
+  fc
+    .tuple(fc.constantFrom<'sig' | 'key' | 'msg'>('sig', 'key', 'msg'), fc.nat())
+    .map(([where, bit]) => named(`flip ${where} bit ${bit}`, flipBit(where, bit))),
   // S + k·L: the same S modulo L, in an encoding that still fits 32 bytes (k ≤ 15).
   fc.integer({ min: 1, max: 15 }).map((k) =>
-    named(
-      `S + ${k}·L`,
-      (c) => {
-        const S = S_of(c.sig) + BigInt(k) * L;
-        return S < 1n << 256n ? { ...c, sig: withS(c.sig, S), expected: false } : c;
-      },
-    ),
+    named(`S + ${k}·L`, (c) => {
+      const S = S_of(c.sig) + BigInt(k) * L;
+      return S < 1n << 256n ? { ...c, sig: withS(c.sig, S), expected: false } : c;
+    }),
   ),
   // R replaced by a small-order point (canonical or not); S kept or zeroed.
   fc.tuple(fc.constantFrom(...TORSION, ...NON_CANONICAL), fc.boolean()).map(([R, zeroS]) =>
-    named(
-      `R = small-order ${Buffer.from(R).toString('hex').slice(0, 8)}…${zeroS ? ', S = 0' : ''}`,
-      (c) => ({ ...c, sig: concatBytes(R, zeroS ? new Uint8Array(32) : c.sig.subarray(32)), expected: false }),
-    ),
+    named(`R = small-order ${Buffer.from(R).toString('hex').slice(0, 8)}…${zeroS ? ', S = 0' : ''}`, (c) => ({
+      ...c,
+      sig: concatBytes(R, zeroS ? new Uint8Array(32) : c.sig.subarray(32)),
+      expected: false,
+    })),
   ),
   // R + T for a torsion point T, S refitted to the new R: a cofactored verifier accepts this.
   fc.integer({ min: 1, max: 7 }).map((t) =>
-    named(
-      `R + torsion point ${t}, S refitted`,
-      (c, who) => {
-        const R = Point.fromBytes(c.sig.subarray(0, 32));
-        const r = Fn.sub(S_of(c.sig), Fn.mul(challenge(c.sig.subarray(0, 32), c.key, c.msg), who.a));
-        const R2 = R.add(Point.fromBytes(TORSION[t]!)).toBytes();
-        const S2 = Fn.add(r, Fn.mul(challenge(R2, c.key, c.msg), who.a));
-        return { ...c, sig: concatBytes(R2, numberToBytesLE(S2, 32)), expected: false };
-      },
-    ),
+    named(`R + torsion point ${t}, S refitted`, (c, who) => {
+      const R = Point.fromBytes(c.sig.subarray(0, 32));
+      const r = Fn.sub(S_of(c.sig), Fn.mul(challenge(c.sig.subarray(0, 32), c.key, c.msg), who.a));
+      const R2 = R.add(Point.fromBytes(TORSION[t]!)).toBytes();
+      const S2 = Fn.add(r, Fn.mul(challenge(R2, c.key, c.msg), who.a));
+      return { ...c, sig: concatBytes(R2, numberToBytesLE(S2, 32)), expected: false };
+    }),
   ),
   // R = identity, S = k·a: a small-order R that §2 accepts (libsodium would refuse it).
   fc.constant(
@@ -118,35 +117,31 @@ const mutations: fc.Arbitrary<Named> = fc.oneof(
   ),
   // Key replaced by a small-order or non-canonical encoding; the identity forgery (R = identity, S = 0).
   fc.tuple(fc.constantFrom(...TORSION, ...NON_CANONICAL), fc.boolean()).map(([key, forge]) =>
-    named(
-      `key = ${Buffer.from(key).toString('hex').slice(0, 8)}…${forge ? ' with (R = identity, S = 0)' : ''}`,
-      (c) => ({ ...c, key, sig: forge ? concatBytes(IDENTITY, new Uint8Array(32)) : c.sig, expected: false }),
-    ),
+    named(`key = ${Buffer.from(key).toString('hex').slice(0, 8)}…${forge ? ' with (R = identity, S = 0)' : ''}`, (c) => ({
+      ...c,
+      key,
+      sig: forge ? concatBytes(IDENTITY, new Uint8Array(32)) : c.sig,
+      expected: false,
+    })),
   ),
   // Key A + T (outside the prime-order subgroup), signature refitted to it: verifies cofactorless
   // on an unchecked key whenever k·T = identity.
   fc.integer({ min: 1, max: 7 }).map((t) =>
-    named(
-      `key A + torsion point ${t}, signature refitted`,
-      (c, who) => {
-        const key = Point.fromBytes(c.key).add(Point.fromBytes(TORSION[t]!)).toBytes();
-        const R = c.sig.subarray(0, 32);
-        const r = Fn.sub(S_of(c.sig), Fn.mul(challenge(R, c.key, c.msg), who.a));
-        const S = Fn.add(r, Fn.mul(challenge(R, key, c.msg), who.a));
-        return { ...c, key, sig: concatBytes(R, numberToBytesLE(S, 32)), expected: false };
-      },
-    ),
+    named(`key A + torsion point ${t}, signature refitted`, (c, who) => {
+      const key = Point.fromBytes(c.key).add(Point.fromBytes(TORSION[t]!)).toBytes();
+      const R = c.sig.subarray(0, 32);
+      const r = Fn.sub(S_of(c.sig), Fn.mul(challenge(R, c.key, c.msg), who.a));
+      const S = Fn.add(r, Fn.mul(challenge(R, key, c.msg), who.a));
+      return { ...c, key, sig: concatBytes(R, numberToBytesLE(S, 32)), expected: false };
+    }),
   ),
   // Wrong lengths.
   fc.tuple(fc.constantFrom<'sig' | 'key'>('sig', 'key'), fc.integer({ min: 0, max: 96 })).map(([where, n]) =>
-    named(
-      `${where} of ${n} bytes`,
-      (c) => {
-        const b = new Uint8Array(n);
-        b.set(c[where].subarray(0, n));
-        return { ...c, [where]: b, expected: n === c[where].length ? undefined : false };
-      },
-    ),
+    named(`${where} of ${n} bytes`, (c) => {
+      const b = new Uint8Array(n);
+      b.set(c[where].subarray(0, n));
+      return { ...c, [where]: b, expected: n === c[where].length ? undefined : false };
+    }),
   ),
 );
 

@@ -43,7 +43,8 @@ describe('Wycheproof ed25519_test.json (shared/vectors/ed25519)', () => {
       const wrong: string[] = [];
       for (const c of cases) {
         const got = await verifyWith(backend, hex(c.sig), hex(c.msg), hex(c.pk));
-        if (got !== (c.result === 'valid')) wrong.push(`tcId ${c.tcId} (${c.comment || c.flags.join(',')}): expected ${c.result}, verify gave ${got}`);
+        if (got !== (c.result === 'valid'))
+          wrong.push(`tcId ${c.tcId} (${c.comment || c.flags.join(',')}): expected ${c.result}, verify gave ${got}`);
       }
       expect(wrong).toEqual([]);
     });

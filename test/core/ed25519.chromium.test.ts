@@ -15,7 +15,8 @@ import { ROOT, VECTORS } from '../../support/paths';
 import type { Ed25519Page, HexCase, PageVerdict } from './ed25519-browser-page';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const PAGE_HTML = '<!doctype html><meta charset="utf-8"><title>ed25519</title><link rel="icon" href="data:,"><script type="module" src="/check.js"></script>';
+const PAGE_HTML =
+  '<!doctype html><meta charset="utf-8"><title>ed25519</title><link rel="icon" href="data:,"><script type="module" src="/check.js"></script>';
 
 async function bundle(): Promise<string> {
   const output = await build({
@@ -56,10 +57,20 @@ interface NamedCase extends HexCase {
 const wycheproof = JSON.parse(readFileSync(join(VECTORS, 'ed25519', 'wycheproof_ed25519_test.json'), 'utf8')) as {
   testGroups: { publicKey: { pk: string }; tests: { tcId: number; comment: string; msg: string; sig: string; result: string }[] }[];
 };
-const speccheck = JSON.parse(readFileSync(join(VECTORS, 'ed25519', 'speccheck_cases.json'), 'utf8')) as { message: string; pub_key: string; signature: string }[];
+const speccheck = JSON.parse(readFileSync(join(VECTORS, 'ed25519', 'speccheck_cases.json'), 'utf8')) as {
+  message: string;
+  pub_key: string;
+  signature: string;
+}[];
 const CASES: NamedCase[] = [
   ...wycheproof.testGroups.flatMap((g) =>
-    g.tests.map((t) => ({ name: `Wycheproof tcId ${t.tcId} (${t.comment})`, pk: g.publicKey.pk, msg: t.msg, sig: t.sig, valid: t.result === 'valid' })),
+    g.tests.map((t) => ({
+      name: `Wycheproof tcId ${t.tcId} (${t.comment})`,
+      pk: g.publicKey.pk,
+      msg: t.msg,
+      sig: t.sig,
+      valid: t.result === 'valid',
+    })),
   ),
   ...speccheck.map((c, i) => ({ name: `speccheck case ${i}`, pk: c.pub_key, msg: c.message, sig: c.signature, valid: false })),
 ];
@@ -76,7 +87,14 @@ beforeAll(async () => {
     chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     }),
   ]);
   browser = launched;
@@ -93,7 +111,9 @@ beforeAll(async () => {
     return check(input);
   }, cases);
   // What bare BoringSSL does where it differs from §2: the reason the wrapper exists.
-  const differs = CASES.flatMap((c, i) => (result?.verdicts[i]?.bare !== c.valid ? [`${c.name}: bare ${String(result?.verdicts[i]?.bare)}`] : []));
+  const differs = CASES.flatMap((c, i) =>
+    result?.verdicts[i]?.bare !== c.valid ? [`${c.name}: bare ${String(result?.verdicts[i]?.bare)}`] : [],
+  );
   console.info(`Chromium bare WebCrypto Ed25519 differs from §2 on: ${differs.join('; ') || 'nothing'}`);
 }, 60_000);
 

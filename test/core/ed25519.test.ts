@@ -72,7 +72,10 @@ describe('Ed25519 verification rule (PROTOCOL.md §2)', () => {
     const key = await crypto.subtle.importKey('raw', core.bufferSource(IDENTITY), { name: 'Ed25519' }, false, ['verify']);
     for (const text of ['pay mallory', 'anything at all']) {
       const msg = core.utf8(text);
-      expect(await crypto.subtle.verify({ name: 'Ed25519' }, key, core.bufferSource(forged), core.bufferSource(msg)), `bare WebCrypto on "${text}"`).toBe(true);
+      expect(
+        await crypto.subtle.verify({ name: 'Ed25519' }, key, core.bufferSource(forged), core.bufferSource(msg)),
+        `bare WebCrypto on "${text}"`,
+      ).toBe(true);
       expect(await core.verify(forged, msg, IDENTITY), `verify on "${text}"`).toBe(false);
       for (const backend of ['webcrypto', 'noble'] as const) expect(await core.verifyWith(backend, forged, msg, IDENTITY)).toBe(false);
     }
@@ -81,7 +84,10 @@ describe('Ed25519 verification rule (PROTOCOL.md §2)', () => {
 
   it('does not verify on a platform whose Ed25519 is cofactored, but on the exact rule', async () => {
     // @noble/ed25519's verify is cofactored: it accepts R with an 8-torsion component.
-    vi.stubGlobal('crypto', platformWithVerify((sig, msg, pub) => noble.verify(sig, msg, pub, { zip215: false })));
+    vi.stubGlobal(
+      'crypto',
+      platformWithVerify((sig, msg, pub) => noble.verify(sig, msg, pub, { zip215: false })),
+    );
     vi.resetModules();
     const fresh = await import('../../src/core');
     expect(await fresh.ed25519Backend()).toBe('noble');
@@ -96,7 +102,9 @@ describe('Ed25519 verification rule (PROTOCOL.md §2)', () => {
     // libsodium's rule: R of small order is refused even when the equation holds.
     vi.stubGlobal(
       'crypto',
-      platformWithVerify((sig, msg, pub) => !core.bytesEqual(sig.subarray(0, 32), IDENTITY) && noble.verify(sig, msg, pub, { zip215: false })),
+      platformWithVerify(
+        (sig, msg, pub) => !core.bytesEqual(sig.subarray(0, 32), IDENTITY) && noble.verify(sig, msg, pub, { zip215: false }),
+      ),
     );
     vi.resetModules();
     const fresh = await import('../../src/core');
@@ -140,7 +148,18 @@ describe('Ed25519 verification rule (PROTOCOL.md §2)', () => {
     const signer = core.createSigner(core.fromHex(SEED)!);
     const msg = new Uint8Array([0x72]);
     const sig = await signer.sign(msg);
-    const junk: unknown[] = [undefined, null, 'sig', 42, {}, [1, 2], new Uint8Array(0), new Uint8Array(63), new Uint8Array(65), new Uint8Array(64)];
+    const junk: unknown[] = [
+      undefined,
+      null,
+      'sig',
+      42,
+      {},
+      [1, 2],
+      new Uint8Array(0),
+      new Uint8Array(63),
+      new Uint8Array(65),
+      new Uint8Array(64),
+    ];
     for (const backend of ['webcrypto', 'noble'] as const) {
       for (const [i, j] of junk.entries()) {
         const bad = j as Uint8Array;

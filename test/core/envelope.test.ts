@@ -101,9 +101,17 @@ describe('envelopes (§4)', () => {
     expect(await openCode({ ...plain, id: 'a'.repeat(64) })).toBe('envelope_id_mismatch');
     expect(await openCode({ ...plain, from_did: 'did:sync:user:mallory' })).toBe('envelope_id_mismatch');
     const mallory = newPeer();
-    expect(await openCode({ ...plain, from_did: mallory.did, id: envelopeId(mallory.did, bob.did, recs.map((r) => r.id)) })).toBe(
-      'bad_envelope_signature',
-    );
+    expect(
+      await openCode({
+        ...plain,
+        from_did: mallory.did,
+        id: envelopeId(
+          mallory.did,
+          bob.did,
+          recs.map((r) => r.id),
+        ),
+      }),
+    ).toBe('bad_envelope_signature');
   });
 
   it('reports a bad record inside a validly signed envelope on its own, keeping the rest', async () => {
@@ -111,10 +119,7 @@ describe('envelopes (§4)', () => {
     const plain = await plainEnvelope(alice, bob, 2);
     const recs = plain.records as { id: string; record: object; sig: string }[];
     const broken = { ...recs[0]!, sig: recs[1]!.sig };
-    const env = await buildPlainEnvelope(
-      { fromDid: alice.did, toDid: bob.did, records: [broken, recs[1]] as never },
-      alice.signer,
-    );
+    const env = await buildPlainEnvelope({ fromDid: alice.did, toDid: bob.did, records: [broken, recs[1]] as never }, alice.signer);
     const r = await openEnvelope(env, asBob);
     if (!r.ok) throw new Error(r.error.message);
     expect(r.value.records.map((x) => (x.ok ? 'ok' : x.error.code))).toEqual(['bad_signature', 'ok']);

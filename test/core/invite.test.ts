@@ -6,7 +6,10 @@ const alice = newPeer();
 const now = 1_700_000_000_000;
 
 async function invite(exp = now + 60_000) {
-  return createInvite({ did: alice.did, name: 'Alice laptop', relays: ['https://relay.example'], threads: ['th_shared'], exp }, alice.signer);
+  return createInvite(
+    { did: alice.did, name: 'Alice laptop', relays: ['https://relay.example'], threads: ['th_shared'], exp },
+    alice.signer,
+  );
 }
 
 describe('pairing invites (§9)', () => {

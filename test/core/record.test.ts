@@ -40,7 +40,10 @@ describe('records (§3)', () => {
     const s = await signRecord(note(alice.did, 'hello'), alice.signer);
     const loneInBody = { ...s, record: { ...s.record, body: { kind: 'note', text: 'a\uD800b' } } };
     const loneInActor = { ...s, record: { ...s.record, actor: `${alice.did}\uDC00` } }; // DID syntax allows it
-    for (const [input, where] of [[loneInBody, '$.body.text'], [loneInActor, '$.actor']] as const) {
+    for (const [input, where] of [
+      [loneInBody, '$.body.text'],
+      [loneInActor, '$.actor'],
+    ] as const) {
       const v = await verifySignedRecord(input);
       expect(v.ok).toBe(false);
       if (!v.ok) {

@@ -10,7 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
 import { removeHomes, spl, startAdvertisedServe, tempHome, type ServeProcess } from '../cli/helpers';
-import { buildApp, Device, launchBrowser, onboard, serveStatic, waitFor, writeNote, type StaticServer } from '../../support/browser-harness';
+import {
+  buildApp,
+  Device,
+  launchBrowser,
+  onboard,
+  serveStatic,
+  waitFor,
+  writeNote,
+  type StaticServer,
+} from '../../support/browser-harness';
 
 let relay: RelayProcess;
 let app: { dir: string; cleanup(): Promise<void> };
@@ -128,15 +137,25 @@ describe.sequential('three peers on one thread (laptop–phone–cli)', () => {
     await laptop.close();
     cli = await startAdvertisedServe(cliHome, cliPort);
     await spl(cliHome, 'emit', '--thread', trip, '--text', 'cli 2');
-    await waitFor(async () => (await cliTexts(trip)).includes('phone 1') && (await cliTexts(trip)).includes('laptop 2'), 30_000, 'the cli caught up');
+    await waitFor(
+      async () => (await cliTexts(trip)).includes('phone 1') && (await cliTexts(trip)).includes('laptop 2'),
+      30_000,
+      'the cli caught up',
+    );
 
     // Everyone online: the same set of record IDs everywhere, each once.
     await openThread(laptop, trip);
     const want = async () => browserIds(phone, trip);
-    await waitFor(async () => {
-      const [a, b, c] = [await browserIds(laptop, trip), await want(), await cliIds(trip)];
-      return a.length === b.length && b.length === c.length && a.join() === b.join() && b.join() === c.join() && a.length >= TEXTS.length + 1;
-    }, 45_000, 'all three hold the same records');
+    await waitFor(
+      async () => {
+        const [a, b, c] = [await browserIds(laptop, trip), await want(), await cliIds(trip)];
+        return (
+          a.length === b.length && b.length === c.length && a.join() === b.join() && b.join() === c.join() && a.length >= TEXTS.length + 1
+        );
+      },
+      45_000,
+      'all three hold the same records',
+    );
     const ids = await cliIds(trip);
     expect(new Set(ids).size).toBe(ids.length);
     expect(new Set(await cliTexts(trip))).toEqual(new Set(['Trip plans', ...TEXTS]));
@@ -147,11 +166,18 @@ describe.sequential('three peers on one thread (laptop–phone–cli)', () => {
     await openThread(phone, trip);
     await writeNote(phone, 'phone direct');
     await waitFor(async () => (await cliTexts(trip)).includes('phone direct'), 20_000, 'the cli has it');
-    const recs = JSON.parse((await spl(cliHome, 'records', '--thread', trip, '--json')).stdout) as { record: { body: { text?: string } }; path: string }[];
+    const recs = JSON.parse((await spl(cliHome, 'records', '--thread', trip, '--json')).stdout) as {
+      record: { body: { text?: string } };
+      path: string;
+    }[];
     expect(recs.find((r) => r.record.body.text === 'phone direct')?.path).toBe('direct');
     // Toward the cli it is delivered by its signed answer; the laptop may still be behind.
     const mark = phone.requirePage().locator('[data-testid=records] > li', { hasText: 'phone direct' }).getByTestId('delivery');
-    await waitFor(async () => /delivered to cli/.test((await mark.getAttribute('title')) ?? ''), 10_000, 'the phone shows it delivered to the cli');
+    await waitFor(
+      async () => /delivered to cli/.test((await mark.getAttribute('title')) ?? ''),
+      10_000,
+      'the phone shows it delivered to the cli',
+    );
   });
 
   it('sharing an existing thread with a pair brings its whole history and title', async () => {

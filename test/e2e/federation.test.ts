@@ -18,7 +18,16 @@ import {
   type SealedEnvelope,
 } from '../../src/core';
 import { deposit, startRelayProcess, type RelayProcess } from '../../support/relay-process';
-import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, writeNote, type StaticServer } from '../../support/browser-harness';
+import {
+  buildApp,
+  Device,
+  launchBrowser,
+  relayQueueSize,
+  serveStatic,
+  waitFor,
+  writeNote,
+  type StaticServer,
+} from '../../support/browser-harness';
 
 const LAPTOP = { width: 1024, height: 800 };
 const PHONE = { width: 412, height: 860 };
@@ -51,7 +60,9 @@ async function recordsShown(device: Device): Promise<{ text: string; path: strin
   return device
     .requirePage()
     .locator('[data-testid=records] > li')
-    .evaluateAll((items) => items.map((li) => ({ text: li.querySelector('.record-text')?.textContent ?? '', path: li.getAttribute('data-path') ?? '' })));
+    .evaluateAll((items) =>
+      items.map((li) => ({ text: li.querySelector('.record-text')?.textContent ?? '', path: li.getAttribute('data-path') ?? '' })),
+    );
 }
 
 async function probeCount(device: Device, thread: string): Promise<number> {
@@ -125,9 +136,21 @@ describe.sequential('two devices that are rarely online together', () => {
     await b.goto(`${phone.appUrl}?e2e=1#/pair`);
     await b.waitForFunction(() => window.__splProbe !== undefined);
     try {
-      await waitFor(async () => (await b.evaluate(() => window.__splProbe!.pairs())).some((p) => p.peerDid === laptopDid && !p.waiting), 15_000, 'B confirmed');
+      await waitFor(
+        async () => (await b.evaluate(() => window.__splProbe!.pairs())).some((p) => p.peerDid === laptopDid && !p.waiting),
+        15_000,
+        'B confirmed',
+      );
     } catch (e) {
-      console.log('DEBUG queueB', await queueOf(phoneDid), 'queueA', await queueOf(laptopDid), JSON.stringify(await b.evaluate(() => window.__splProbe!.counters())), await b.locator('[data-testid=connection]').textContent(), await a.locator('[data-testid=connection]').textContent());
+      console.log(
+        'DEBUG queueB',
+        await queueOf(phoneDid),
+        'queueA',
+        await queueOf(laptopDid),
+        JSON.stringify(await b.evaluate(() => window.__splProbe!.counters())),
+        await b.locator('[data-testid=connection]').textContent(),
+        await a.locator('[data-testid=connection]').textContent(),
+      );
       await a.goto(`${laptop.appUrl}#/sync`);
       console.log('DEBUG A sync', await a.locator('main').innerText());
       throw e;
@@ -152,7 +175,10 @@ describe.sequential('two devices that are rarely online together', () => {
       throw e;
     }
     await a.goto(`${laptop.appUrl}#/sync`);
-    await a.locator(`[data-testid=peer-status][data-peer-did="${phoneDid}"] [data-testid=outbox-relay]`).getByText(/^[1-9]/).waitFor();
+    await a
+      .locator(`[data-testid=peer-status][data-peer-did="${phoneDid}"] [data-testid=outbox-relay]`)
+      .getByText(/^[1-9]/)
+      .waitFor();
     await laptop.screenshot('6-sync-status');
     await laptop.close(); // A is closed
 
@@ -160,7 +186,11 @@ describe.sequential('two devices that are rarely online together', () => {
     const opened = Date.now();
     const b = await phone.open(`?e2e-no-foreground=1#/thread/${sharedThread}`);
     await phone.dispatchPeriodicSync();
-    await waitFor(async () => (await recordsShown(phone)).filter((r) => /^Note \d from the laptop$/.test(r.text)).length === 3, 20_000, 'B shows 3 notes');
+    await waitFor(
+      async () => (await recordsShown(phone)).filter((r) => /^Note \d from the laptop$/.test(r.text)).length === 3,
+      20_000,
+      'B shows 3 notes',
+    );
     const notes = (await recordsShown(phone)).filter((r) => r.text.startsWith('Note '));
     expect(notes.map((r) => r.path)).toEqual(['relay', 'relay', 'relay']);
     expect(await queueOf(phoneDid)).toBe(0);
@@ -210,10 +240,26 @@ describe.sequential('two devices that are rarely online together', () => {
     const stranger = createSigner(strangerKey);
     const strangerDid = didFromPublicKey(stranger.publicKey);
     const note = (text: string) =>
-      signRecord({ parents: [], thread: 'th_hostile', actor: strangerDid, act: 'KNOW', body: { kind: 'note', text }, clock: 0, data_type: 'SCALAR', judged_by: null }, stranger);
+      signRecord(
+        {
+          parents: [],
+          thread: 'th_hostile',
+          actor: strangerDid,
+          act: 'KNOW',
+          body: { kind: 'note', text },
+          clock: 0,
+          data_type: 'SCALAR',
+          judged_by: null,
+        },
+        stranger,
+      );
 
-    const unpaired = sealEnvelope(await buildPlainEnvelope({ fromDid: strangerDid, toDid: phoneDid, records: [await note('hello from nobody')] }, stranger));
-    const sealed = sealEnvelope(await buildPlainEnvelope({ fromDid: strangerDid, toDid: phoneDid, records: [await note('tamper me')] }, stranger));
+    const unpaired = sealEnvelope(
+      await buildPlainEnvelope({ fromDid: strangerDid, toDid: phoneDid, records: [await note('hello from nobody')] }, stranger),
+    );
+    const sealed = sealEnvelope(
+      await buildPlainEnvelope({ fromDid: strangerDid, toDid: phoneDid, records: [await note('tamper me')] }, stranger),
+    );
     const ct = fromB64u(sealed.ciphertext)!;
     ct[5] = ct[5]! ^ 0x01;
     const tampered: SealedEnvelope = { ...sealed, ciphertext: toB64u(ct) };
@@ -223,17 +269,27 @@ describe.sequential('two devices that are rarely online together', () => {
 
     // B's foreground long-poll picks both up, drops them, and still acks them.
     await waitFor(async () => (await queueOf(phoneDid)) === 0, 20_000, 'hostile envelopes acked');
-    const after = await waitFor(async () => {
-      const c = await b.evaluate(() => window.__splProbe!.counters());
-      return c.envelopes_rejected > before.envelopes_rejected ? c : undefined;
-    }, 10_000, 'counters updated');
+    const after = await waitFor(
+      async () => {
+        const c = await b.evaluate(() => window.__splProbe!.counters());
+        return c.envelopes_rejected > before.envelopes_rejected ? c : undefined;
+      },
+      10_000,
+      'counters updated',
+    );
     expect(after.envelopes_rejected - before.envelopes_rejected).toBe(1);
     expect(after.records_dropped_unpaired - before.records_dropped_unpaired).toBe(1);
     expect(await probeCount(phone, 'th_hostile')).toBe(0);
 
     await b.goto(`${phone.appUrl}?e2e=1#/doctor`);
-    await b.locator('[data-check=dropped_unpaired].check-warn').getByText('1 note from devices you have not paired with was ignored.').waitFor();
-    await b.locator('[data-check=rejected_content].check-warn').getByText(/^1 message failed/).waitFor();
+    await b
+      .locator('[data-check=dropped_unpaired].check-warn')
+      .getByText('1 note from devices you have not paired with was ignored.')
+      .waitFor();
+    await b
+      .locator('[data-check=rejected_content].check-warn')
+      .getByText(/^1 message failed/)
+      .waitFor();
     await phone.screenshot('7-doctor');
   });
 
@@ -259,7 +315,10 @@ describe.sequential('two devices that are rarely online together', () => {
     await b.goto(`${phone.appUrl}?e2e=1#/me`);
     await b.locator('#backup-passphrase').fill('a long enough passphrase');
     await b.locator('#backup-repeat').fill('a long enough passphrase');
-    const [download] = await Promise.all([b.waitForEvent('download'), b.getByRole('button', { name: 'Download encrypted backup' }).click()]);
+    const [download] = await Promise.all([
+      b.waitForEvent('download'),
+      b.getByRole('button', { name: 'Download encrypted backup' }).click(),
+    ]);
     const path = await download.path();
     const file = readFileSync(path, 'utf8');
     expect(file).toContain(phoneDid);
@@ -272,7 +331,10 @@ describe.sequential('two devices that are rarely online together', () => {
       await t.locator('#restore-file').setInputFiles(path);
       await t.locator('#restore-passphrase').fill('not the passphrase');
       await t.getByRole('button', { name: 'Restore identity' }).click();
-      await t.getByRole('alert').getByText(/passphrase/).waitFor();
+      await t
+        .getByRole('alert')
+        .getByText(/passphrase/)
+        .waitFor();
       await t.locator('#restore-passphrase').fill('a long enough passphrase');
       await t.getByRole('button', { name: 'Restore identity' }).click();
       await t.getByRole('navigation', { name: 'Main' }).waitFor();
@@ -287,11 +349,18 @@ describe.sequential('two devices that are rarely online together', () => {
       // the shared thread back, title first, and the tablet shows it.
       const expected = await probeCount(phone, sharedThread);
       await t.goto(`${tablet.appUrl}?e2e=1#/threads`);
-      await t.getByTestId('restoring').getByText(/Waiting for your threads from Laptop/).waitFor();
+      await t
+        .getByTestId('restoring')
+        .getByText(/Waiting for your threads from Laptop/)
+        .waitFor();
       await t.waitForFunction(() => window.__splProbe !== undefined);
       await laptop.open('#/threads');
       await t.getByTestId('thread-list').getByText('Shared plans').waitFor({ timeout: 30_000 });
-      await waitFor(async () => (await t.evaluate((th) => window.__splProbe!.recordCount(th), sharedThread)) >= expected, 30_000, 'the tablet holds the thread again');
+      await waitFor(
+        async () => (await t.evaluate((th) => window.__splProbe!.recordCount(th), sharedThread)) >= expected,
+        30_000,
+        'the tablet holds the thread again',
+      );
       await waitFor(async () => (await queueOf(phoneDid)) === 0, 20_000, 'the tablet drained the history');
       await laptop.close();
     } finally {
@@ -311,14 +380,20 @@ describe.sequential('two devices that are rarely online together', () => {
     await phone.dispatchPeriodicSyncWithNoWindow();
     await waitFor(async () => (await queueOf(phoneDid)) === 0, 20_000, 'the sweep acked the envelope');
     await phone.open('?e2e-no-foreground=1');
-    const shown = await waitFor(async () => {
-      const all = await phone.notifications();
-      return all.length > 0 ? all : undefined;
-    }, 10_000, 'a notification from the service worker');
+    const shown = await waitFor(
+      async () => {
+        const all = await phone.notifications();
+        return all.length > 0 ? all : undefined;
+      },
+      10_000,
+      'a notification from the service worker',
+    );
     expect(shown).toEqual([{ title: 'Syncropel', body: 'A new note arrived.', tag: 'spl-new-records' }]);
 
     // With the app in view the same sweep only refreshes the page: no notification.
-    await phone.requirePage().evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).forEach((n) => n.close()));
+    await phone
+      .requirePage()
+      .evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).forEach((n) => n.close()));
     const a2 = await laptop.open(`#/thread/${sharedThread}`);
     await a2.locator('[data-testid=records]').waitFor();
     await writeNote(laptop, 'Written while the phone looks');
@@ -326,7 +401,11 @@ describe.sequential('two devices that are rarely online together', () => {
     await phone.requirePage().goto(`${phone.appUrl}?e2e-no-foreground=1#/thread/${sharedThread}`);
     const dispatched = Date.now();
     await phone.dispatchPeriodicSync();
-    await waitFor(async () => (await recordsShown(phone)).some((r) => r.text === 'Written while the phone looks'), 20_000, 'B shows the note');
+    await waitFor(
+      async () => (await recordsShown(phone)).some((r) => r.text === 'Written while the phone looks'),
+      20_000,
+      'B shows the note',
+    );
     // The sweep's run record is written after its announcement: once it is there, so would be a notification.
     await waitFor(async () => ((await phone.lastRun('service-worker'))?.at ?? 0) >= dispatched, 10_000, 'the sweep finished');
     expect(await phone.notifications()).toEqual([]);

@@ -7,7 +7,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
-import { buildApp, Device, launchBrowser, relayQueueSize, serveStatic, waitFor, type StaticServer, writeNote as writeNoteOn } from '../../support/browser-harness';
+import {
+  buildApp,
+  Device,
+  launchBrowser,
+  relayQueueSize,
+  serveStatic,
+  waitFor,
+  type StaticServer,
+  writeNote as writeNoteOn,
+} from '../../support/browser-harness';
 import { removeHomes, spl, startAdvertisedServe, tempHome, type ServeProcess } from '../cli/helpers';
 
 const THREAD = 'th_shared';
@@ -30,20 +39,26 @@ async function metric(name: string): Promise<number> {
 
 async function headlessRecords(): Promise<{ text: string; path: string }[]> {
   const r = await spl(home, 'records', '--thread', THREAD, '--json');
-  return (JSON.parse(r.stdout) as { record: { body: { text?: string } }; path: string }[]).map((x) => ({ text: x.record.body.text ?? '', path: x.path }));
+  return (JSON.parse(r.stdout) as { record: { body: { text?: string } }; path: string }[]).map((x) => ({
+    text: x.record.body.text ?? '',
+    path: x.path,
+  }));
 }
 
 async function browserRecords(): Promise<{ text: string; path: string }[]> {
   return phone
     .requirePage()
     .locator('[data-testid=records] > li')
-    .evaluateAll((items) => items.map((li) => ({ text: li.querySelector('.record-text')?.textContent ?? '', path: li.getAttribute('data-path') ?? '' })));
+    .evaluateAll((items) =>
+      items.map((li) => ({ text: li.querySelector('.record-text')?.textContent ?? '', path: li.getAttribute('data-path') ?? '' })),
+    );
 }
 
 const writeNote = (text: string): Promise<void> => writeNoteOn(phone, text);
 
 // The daemon advertises its URL (--public-url): only then do peers deliver to it directly (§7).
-const startDaemon = async (): Promise<ServeProcess> => (daemon = await startAdvertisedServe(home, daemonPort ? Number(daemonPort) : undefined));
+const startDaemon = async (): Promise<ServeProcess> =>
+  (daemon = await startAdvertisedServe(home, daemonPort ? Number(daemonPort) : undefined));
 async function stopDaemon(): Promise<void> {
   expect(await daemon!.stop()).toBe(0);
   daemon = undefined;
@@ -98,9 +113,22 @@ describe.sequential('browser ↔ headless: the four cases', () => {
     await page.goto(`${phone.appUrl}?e2e=1#/pair`);
     await page.waitForFunction(() => window.__splProbe !== undefined);
     try {
-      await waitFor(async () => (await page.evaluate(() => window.__splProbe!.pairs())).some((p) => p.peerDid === headlessDid && p.enabled && !p.waiting), 20_000, 'the browser got the confirmation');
+      await waitFor(
+        async () =>
+          (await page.evaluate(() => window.__splProbe!.pairs())).some((p) => p.peerDid === headlessDid && p.enabled && !p.waiting),
+        20_000,
+        'the browser got the confirmation',
+      );
     } catch (e) {
-      console.log('DEBUG status', (await spl(home, 'fleet', 'sync', 'status')).stdout, 'queue', await relayQueueSize(relay.url, phoneDid), daemon!.lines.join('\n'), JSON.stringify(await page.evaluate(() => window.__splProbe!.pairs())), JSON.stringify(await page.evaluate(() => window.__splProbe!.counters())));
+      console.log(
+        'DEBUG status',
+        (await spl(home, 'fleet', 'sync', 'status')).stdout,
+        'queue',
+        await relayQueueSize(relay.url, phoneDid),
+        daemon!.lines.join('\n'),
+        JSON.stringify(await page.evaluate(() => window.__splProbe!.pairs())),
+        JSON.stringify(await page.evaluate(() => window.__splProbe!.counters())),
+      );
       throw e;
     }
     expect(await metric('relay_deposits_total')).toBe(deposits + 2); // the reply, and the confirmation
@@ -116,13 +144,24 @@ describe.sequential('browser ↔ headless: the four cases', () => {
 
     // The other way the browser has no direct URL: the daemon deposits, the page's long-poll picks it up.
     await spl(home, 'emit', '--thread', THREAD, '--text', 'from the daemon');
-    await waitFor(async () => (await browserRecords()).some((r) => r.text === 'from the daemon'), 20_000, 'browser shows the daemon’s note');
+    await waitFor(
+      async () => (await browserRecords()).some((r) => r.text === 'from the daemon'),
+      20_000,
+      'browser shows the daemon’s note',
+    );
     expect((await browserRecords()).find((r) => r.text === 'from the daemon')?.path).toBe('relay');
     // §11: the browser's receipt comes back (direct, the daemon being reachable): delivered.
-    await waitFor(async () => {
-      const recs = JSON.parse((await spl(home, 'records', '--thread', THREAD, '--json')).stdout) as { record: { body: { text?: string } }; delivery: { state: string }[] }[];
-      return recs.find((r) => r.record.body.text === 'from the daemon')?.delivery[0]?.state === 'delivered';
-    }, 20_000, 'the daemon shows its note delivered');
+    await waitFor(
+      async () => {
+        const recs = JSON.parse((await spl(home, 'records', '--thread', THREAD, '--json')).stdout) as {
+          record: { body: { text?: string } };
+          delivery: { state: string }[];
+        }[];
+        return recs.find((r) => r.record.body.text === 'from the daemon')?.delivery[0]?.state === 'delivered';
+      },
+      20_000,
+      'the daemon shows its note delivered',
+    );
   });
 
   it('2. only the sender online: the browser deposits at the relay; the daemon, started later, drains and acks', async () => {
@@ -133,7 +172,11 @@ describe.sequential('browser ↔ headless: the four cases', () => {
     expect(await metric('relay_deposits_total')).toBe(deposits + 1);
 
     await startDaemon();
-    await waitFor(async () => (await headlessRecords()).some((r) => r.text === 'while the daemon was stopped'), 15_000, 'daemon drained its mailbox');
+    await waitFor(
+      async () => (await headlessRecords()).some((r) => r.text === 'while the daemon was stopped'),
+      15_000,
+      'daemon drained its mailbox',
+    );
     expect((await headlessRecords()).find((r) => r.text === 'while the daemon was stopped')?.path).toBe('relay');
     await waitFor(async () => (await relayQueueSize(relay.url, headlessDid)) === 0, 10_000, 'acked');
   });
@@ -163,7 +206,11 @@ describe.sequential('browser ↔ headless: the four cases', () => {
     await phone.context.setOffline(false);
     await waitFor(async () => (await relayQueueSize(relay.url, headlessDid)) === 1, 45_000, 'delivered to the relay on reconnect');
     await startDaemon();
-    await waitFor(async () => (await headlessRecords()).filter((r) => r.text === 'written while nobody was online').length === 1, 15_000, 'daemon has it');
+    await waitFor(
+      async () => (await headlessRecords()).filter((r) => r.text === 'written while nobody was online').length === 1,
+      15_000,
+      'daemon has it',
+    );
     await waitFor(async () => (await relayQueueSize(relay.url, headlessDid)) === 0, 10_000, 'acked');
   }, 90_000);
 });

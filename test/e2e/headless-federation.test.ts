@@ -28,18 +28,24 @@ async function metric(name: string): Promise<number> {
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
-const startRelay = (): Promise<RelayProcess> => startRelayProcess(['--no-rate-limit', '--db', join(relayDir, 'relay.sqlite'), ...(relayPort ? ['--port', relayPort] : [])]);
+const startRelay = (): Promise<RelayProcess> =>
+  startRelayProcess(['--no-rate-limit', '--db', join(relayDir, 'relay.sqlite'), ...(relayPort ? ['--port', relayPort] : [])]);
 
 /** Where the laptop's own record with this text stands at the server (§11 receipts). */
 async function deliveredState(text: string): Promise<string | undefined> {
   const r = await spl(laptop, 'records', '--thread', THREAD, '--json');
-  const rec = (JSON.parse(r.stdout) as { record: { body: { text?: string } }; delivery: { state: string }[] }[]).find((x) => x.record.body.text === text);
+  const rec = (JSON.parse(r.stdout) as { record: { body: { text?: string } }; delivery: { state: string }[] }[]).find(
+    (x) => x.record.body.text === text,
+  );
   return rec?.delivery[0]?.state;
 }
 
 async function texts(home: string): Promise<{ text: string; path: string }[]> {
   const r = await spl(home, 'records', '--thread', THREAD, '--json');
-  return (JSON.parse(r.stdout) as { record: { body: { text?: string } }; path: string }[]).map((x) => ({ text: x.record.body.text ?? '', path: x.path }));
+  return (JSON.parse(r.stdout) as { record: { body: { text?: string } }; path: string }[]).map((x) => ({
+    text: x.record.body.text ?? '',
+    path: x.path,
+  }));
 }
 
 const did = async (home: string): Promise<string> => (JSON.parse((await spl(home, 'identity', '--json')).stdout) as { did: string }).did;
@@ -103,7 +109,11 @@ describe.sequential('headless ↔ headless: the four cases', () => {
     await waitFor(async () => (await relayQueueSize(relay.url, serverDid)) === 1, 10_000, 'envelope queued for the server');
     expect(await metric('relay_deposits_total')).toBe(deposits + 1);
     // The daemon records the outcome right after the relay's 202.
-    await waitFor(async () => /delivery: relay/.test((await spl(laptop, 'fleet', 'sync', 'status')).stdout), 5_000, 'status shows the relay path');
+    await waitFor(
+      async () => /delivery: relay/.test((await spl(laptop, 'fleet', 'sync', 'status')).stdout),
+      5_000,
+      'status shows the relay path',
+    );
     expect(await deliveredState('while you were away')).toBe('relay');
 
     serverServe = await startAdvertisedServe(server, Number(serverPort));
@@ -125,7 +135,9 @@ describe.sequential('headless ↔ headless: the four cases', () => {
     expect((await texts(server)).length).toBe(before);
     const doctor = await spl(server, 'doctor', '--json');
     expect(doctor.code, doctor.stdout).toBe(0);
-    const status = JSON.parse((await spl(server, 'fleet', 'sync', 'status', '--json')).stdout) as { relays: { lastError?: string; lastReceiveAt?: number }[] };
+    const status = JSON.parse((await spl(server, 'fleet', 'sync', 'status', '--json')).stdout) as {
+      relays: { lastError?: string; lastReceiveAt?: number }[];
+    };
     expect(status.relays).toHaveLength(1);
     expect(status.relays[0]!.lastError).toBeUndefined();
     // Its direct endpoint still guards its door while it waits.

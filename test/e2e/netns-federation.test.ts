@@ -44,7 +44,11 @@ let phoneDid: string;
 
 /** A long-running process inside a namespace, ready when a stdout line matches `ready`. */
 async function startIn(ns: string, argv: string[], ready: RegExp): Promise<{ proc: ChildProcess; stop: () => Promise<void> }> {
-  const { process: running } = await startProcess({ name: `${argv.join(' ')} in ${ns}`, command: 'ip', args: ['netns', 'exec', ns, process.execPath, ...argv], env: cleanEnv() }, ready, 20_000);
+  const { process: running } = await startProcess(
+    { name: `${argv.join(' ')} in ${ns}`, command: 'ip', args: ['netns', 'exec', ns, process.execPath, ...argv], env: cleanEnv() },
+    ready,
+    20_000,
+  );
   procs.add(running);
   const stop = async () => {
     await running.stop();
@@ -55,16 +59,39 @@ async function startIn(ns: string, argv: string[], ready: RegExp): Promise<{ pro
 
 /** `spl` as a real process on the host a namespace stands for. */
 async function splIn(ns: string, home: string, ...args: string[]): Promise<string> {
-  const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, SPL_BIN, '--home', home, ...args], { cwd: ROOT, env: cleanEnv(), timeout: 30_000 });
+  const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, SPL_BIN, '--home', home, ...args], {
+    cwd: ROOT,
+    env: cleanEnv(),
+    timeout: 30_000,
+  });
   return stdout;
 }
 
 const serveIn = (ns: string, home: string, publicUrls: string[]) =>
-  startIn(ns, [SPL_BIN, '--home', home, 'serve', '--host', '0.0.0.0', '--port', String(PORT), '--long-poll', '2', ...publicUrls.flatMap((u) => ['--public-url', u])], /listening on/);
+  startIn(
+    ns,
+    [
+      SPL_BIN,
+      '--home',
+      home,
+      'serve',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      String(PORT),
+      '--long-poll',
+      '2',
+      ...publicUrls.flatMap((u) => ['--public-url', u]),
+    ],
+    /listening on/,
+  );
 
 async function records(home: string): Promise<{ text: string; path: string }[]> {
   const out = await splIn(NS.a, home, 'records', '--thread', THREAD, '--json');
-  return (JSON.parse(out) as { record: { body: { text?: string } }; path: string }[]).map((r) => ({ text: r.record.body.text ?? '', path: r.path }));
+  return (JSON.parse(out) as { record: { body: { text?: string } }; path: string }[]).map((r) => ({
+    text: r.record.body.text ?? '',
+    path: r.path,
+  }));
 }
 
 async function peerStatus(home: string): Promise<{ lastPath?: string; outbox: Record<string, number>; lastError?: string }> {
@@ -92,7 +119,11 @@ beforeAll(async () => {
   await cable(NS.m, 'vm');
 
   workDir = await mkdtemp(join(tmpdir(), 'spl-netns-'));
-  await startIn(NS.r, [join(ROOT, 'bin', 'spl-relay.js'), '--host', ADDR.r, '--port', '8787', '--db', ':memory:', '--no-rate-limit'], /listening/);
+  await startIn(
+    NS.r,
+    [join(ROOT, 'bin', 'spl-relay.js'), '--host', ADDR.r, '--port', '8787', '--db', ':memory:', '--no-rate-limit'],
+    /listening/,
+  );
   laptop = await tempHome();
   phone = await tempHome();
   await splIn(NS.a, laptop, 'init', '--name', 'Laptop');
@@ -138,7 +169,11 @@ describe.sequential('direct delivery across two hosts (network namespaces)', () 
     laptopServe = await serveIn(NS.a, laptop, [`http://${ADDR.a}:${PORT}`, `http://${ADDR.b}:${PORT}`]);
     const directBefore = (await peerStatus(laptop)).outbox.direct;
     await splIn(NS.a, laptop, 'emit', '--thread', THREAD, '--text', 'to the stale address');
-    await waitFor(async () => (await records(phone)).some((r) => r.text === 'to the stale address'), 20_000, 'phone has it through the relay');
+    await waitFor(
+      async () => (await records(phone)).some((r) => r.text === 'to the stale address'),
+      20_000,
+      'phone has it through the relay',
+    );
     expect((await records(phone)).find((r) => r.text === 'to the stale address')?.path).toBe('relay');
     // The laptop's own copy came from itself, and it never counted the stale answer as delivered.
     const st = await peerStatus(laptop);
@@ -166,7 +201,11 @@ describe.sequential('direct delivery across two hosts (network namespaces)', () 
         .listen(${PORT}, ${JSON.stringify(ADDR.b)}, () => console.log('impostor listening'));`;
     await startIn(NS.m, ['-e', impostorScript], /impostor listening/);
     await splIn(NS.a, laptop, 'emit', '--thread', THREAD, '--text', 'for the phone only');
-    await waitFor(async () => (await records(phone)).some((r) => r.text === 'for the phone only'), 20_000, 'phone has it through the relay');
+    await waitFor(
+      async () => (await records(phone)).some((r) => r.text === 'for the phone only'),
+      20_000,
+      'phone has it through the relay',
+    );
     expect((await records(phone)).find((r) => r.text === 'for the phone only')?.path).toBe('relay');
     const bodies = readFileSync(captured, 'utf8').trim().split('\n');
     expect(bodies.length).toBeGreaterThan(0);

@@ -9,7 +9,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { startPushServiceStandIn, type PushServiceStandIn } from '../../support/push-service';
 import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
-import { buildApp, Device, launchBrowser, onboard, recordsShown, relayQueueSize, serveStatic, waitFor, writeNote, type StaticServer } from '../../support/browser-harness';
+import {
+  buildApp,
+  Device,
+  launchBrowser,
+  onboard,
+  recordsShown,
+  relayQueueSize,
+  serveStatic,
+  waitFor,
+  writeNote,
+  type StaticServer,
+} from '../../support/browser-harness';
 
 let relay: RelayProcess;
 let standIn: PushServiceStandIn;
@@ -85,11 +96,17 @@ describe.sequential('push wake of a closed app', () => {
     await waitFor(async () => (await relayQueueSize(relay.url, phoneDid)) === 0, 20_000, "the phone's SW acked the waiting envelopes");
     // Asked inside the worker, with no window open: exactly one notification, opening the thread.
     await waitFor(async () => (await phone.workerNotifications()).length > 0, 10_000, 'a notification');
-    expect(await phone.workerNotifications()).toEqual([{ title: 'Syncropel', body: '3 new notes arrived.', tag: 'spl-new-records', data: { thread } }]);
+    expect(await phone.workerNotifications()).toEqual([
+      { title: 'Syncropel', body: '3 new notes arrived.', tag: 'spl-new-records', data: { thread } },
+    ]);
 
     // Opened with its own receive off: what it shows was stored by the worker.
     const reopened = await phone.open(`?e2e-no-foreground=1#/thread/${thread}`);
-    await waitFor(async () => (await recordsShown(phone)).filter((r) => /^Wake note \d$/.test(r.text)).length === 3, 10_000, 'the phone shows the 3 notes');
+    await waitFor(
+      async () => (await recordsShown(phone)).filter((r) => /^Wake note \d$/.test(r.text)).length === 3,
+      10_000,
+      'the phone shows the 3 notes',
+    );
     const run = await phone.lastRun('service-worker');
     expect(run).toMatchObject({ trigger: 'push', ingested: 3 });
     await reopened.locator('[data-testid=records]').waitFor();
@@ -103,6 +120,8 @@ describe.sequential('push wake of a closed app', () => {
     await waitFor(async () => (await phone.workerNotifications()).length === 0, 10_000, 'no notification left');
     await phone.deliverPushWithNoWindow(JSON.stringify({ v: 1, mailbox: 'x', queued: 1 }));
     await waitFor(async () => (await phone.workerNotifications()).length === 1, 10_000, 'one notification');
-    expect(await phone.workerNotifications()).toEqual([{ title: 'Syncropel', body: 'Checked for new notes: nothing new.', tag: 'spl-new-records', data: null }]);
+    expect(await phone.workerNotifications()).toEqual([
+      { title: 'Syncropel', body: 'Checked for new notes: nothing new.', tag: 'spl-new-records', data: null },
+    ]);
   });
 });

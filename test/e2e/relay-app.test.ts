@@ -31,7 +31,8 @@ beforeAll(async () => {
     device.context.on('request', (req) => {
       const u = new URL(req.url());
       if (u.origin !== relay.url) return;
-      if (!u.pathname.startsWith(APP_PATH) && u.pathname !== '/health' && !u.pathname.startsWith('/v1/mailbox/')) strayRequests.push(u.pathname);
+      if (!u.pathname.startsWith(APP_PATH) && u.pathname !== '/health' && !u.pathname.startsWith('/v1/mailbox/'))
+        strayRequests.push(u.pathname);
     });
   }
 }, 180_000);
@@ -87,9 +88,17 @@ describe.sequential('the app served by its relay under /syncropel/', () => {
     await a.goto(`${appUrl}#/thread/${thread}`);
     await writeNote(laptop, 'From the laptop');
     await b.goto(`${appUrl}#/thread/${thread}`);
-    await waitFor(async () => (await recordsShown(phone)).some((r) => r.text === 'From the laptop' && r.path === 'relay'), 20_000, 'phone shows the laptop note');
+    await waitFor(
+      async () => (await recordsShown(phone)).some((r) => r.text === 'From the laptop' && r.path === 'relay'),
+      20_000,
+      'phone shows the laptop note',
+    );
     await writeNote(phone, 'From the phone');
-    await waitFor(async () => (await recordsShown(laptop)).some((r) => r.text === 'From the phone' && r.path === 'relay'), 20_000, 'laptop shows the phone note');
+    await waitFor(
+      async () => (await recordsShown(laptop)).some((r) => r.text === 'From the phone' && r.path === 'relay'),
+      20_000,
+      'laptop shows the phone note',
+    );
   });
 
   it('reloads offline from the service worker with its records', async () => {
@@ -98,10 +107,14 @@ describe.sequential('the app served by its relay under /syncropel/', () => {
     await phone.context.setOffline(true);
     try {
       await b.reload();
-      await waitFor(async () => {
-        const texts = (await recordsShown(phone)).map((r) => r.text);
-        return texts.includes('From the laptop') && texts.includes('From the phone');
-      }, 15_000, 'records shown offline');
+      await waitFor(
+        async () => {
+          const texts = (await recordsShown(phone)).map((r) => r.text);
+          return texts.includes('From the laptop') && texts.includes('From the phone');
+        },
+        15_000,
+        'records shown offline',
+      );
     } finally {
       await phone.context.setOffline(false);
     }

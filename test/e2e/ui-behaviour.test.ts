@@ -104,7 +104,11 @@ describe('the app as people use it', () => {
     // Exactly at the limit is accepted.
     await page.getByLabel('Write a note').fill('y'.repeat(131_071));
     await page.getByRole('button', { name: 'Add note' }).click();
-    await waitFor(async () => (await page.evaluate((t) => window.__splProbe!.recordCount(t), thread)) === before + 1, 10_000, 'the note at the limit stored');
+    await waitFor(
+      async () => (await page.evaluate((t) => window.__splProbe!.recordCount(t), thread)) === before + 1,
+      10_000,
+      'the note at the limit stored',
+    );
   });
 
   it('bug 4: a flash belongs to its screen, and never stands above an error it contradicts', async () => {
@@ -210,7 +214,11 @@ describe('the app as people use it', () => {
 
     const fresh = await strangerInvite('New friend');
     await paste.fill(fresh.link);
-    await waitFor(async () => (await page.getByTestId('paste-problem').textContent()) === '', 5000, 'a valid invite passes the paste check');
+    await waitFor(
+      async () => (await page.getByTestId('paste-problem').textContent()) === '',
+      5000,
+      'a valid invite passes the paste check',
+    );
     await page.getByRole('button', { name: 'Review invite' }).click();
     const offer = page.getByTestId('invite-offer');
     await offer.getByTestId('invite-expiry').getByText('Expires in 6 days').waitFor();
@@ -296,7 +304,10 @@ describe('the app as people use it', () => {
     await row.getByLabel('Name on this device').fill('Ben\u202E laptop');
     await row.getByRole('button', { name: 'Save name' }).click();
     await row.locator('strong').getByText('Ben laptop', { exact: true }).waitFor();
-    expect((await page.evaluate(() => window.__splProbe!.pairs())).find((p) => p.peerDid === peer.did)).toMatchObject({ name: 'Ben laptop', enabled: true });
+    expect((await page.evaluate(() => window.__splProbe!.pairs())).find((p) => p.peerDid === peer.did)).toMatchObject({
+      name: 'Ben laptop',
+      enabled: true,
+    });
 
     await row.getByRole('button', { name: 'Unpair…' }).click();
     await row.getByRole('button', { name: 'Unpair', exact: true }).click();
@@ -316,7 +327,10 @@ describe('the app as people use it', () => {
     expect(await card.getByRole('button', { name: 'Install' }).count()).toBe(0); // not offered yet
     // What Chromium fires when the app is installable (headless never does by itself).
     await page.evaluate(() => {
-      const offer = new Event('beforeinstallprompt', { cancelable: true }) as Event & { prompt(): Promise<void>; userChoice: Promise<{ outcome: string }> };
+      const offer = new Event('beforeinstallprompt', { cancelable: true }) as Event & {
+        prompt(): Promise<void>;
+        userChoice: Promise<{ outcome: string }>;
+      };
       offer.prompt = () => {
         document.documentElement.dataset.prompted = 'yes';
         return Promise.resolve();

@@ -52,7 +52,10 @@ afterAll(async () => {
 
 async function stranger(name: string): Promise<string> {
   const signer = createSigner(generateSecretKey());
-  const invite = await createInvite({ did: didFromPublicKey(signer.publicKey), name, relays: [relay.url], threads: [], exp: Date.now() + 7 * 86_400_000 }, signer);
+  const invite = await createInvite(
+    { did: didFromPublicKey(signer.publicKey), name, relays: [relay.url], threads: [], exp: Date.now() + 7 * 86_400_000 },
+    signer,
+  );
   return inviteLink(`${server.url}?e2e=1`, invite);
 }
 
@@ -76,17 +79,25 @@ async function sweep(name: string, where: string): Promise<Violation[]> {
       const label = `${name}-${size}-${scheme}`;
       const result = await page.evaluate(async () => {
         type AxeResult = { id: string; help: string; nodes: { target: string[] }[] };
-        const axe = (window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: AxeResult[]; passes: AxeResult[] }> } }).axe;
+        const axe = (
+          window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: AxeResult[]; passes: AxeResult[] }> } }
+        ).axe;
         const run = await axe.run(document, { resultTypes: ['violations'] });
-        return { passed: run.passes.length, violations: run.violations.map((v) => ({ id: v.id, help: v.help, targets: v.nodes.map((n) => n.target.join(' ')) })) };
+        return {
+          passed: run.passes.length,
+          violations: run.violations.map((v) => ({ id: v.id, help: v.help, targets: v.nodes.map((n) => n.target.join(' ')) })),
+        };
       });
       if (result.passed < 10) found.push({ where: label, id: 'axe-did-not-run', help: `only ${result.passed} rules passed`, targets: [] });
       found.push(...result.violations.map((v) => ({ where: label, ...v })));
       // Words a person knows: no protocol terms on screen (issue 15).
-      const jargon = /\brecords?\b|\bLEARN\b|\bunpaired actors\b|dropped.unpaired|\benvelopes?\b|base64|payload/i.exec(await page.locator('body').innerText());
+      const jargon = /\brecords?\b|\bLEARN\b|\bunpaired actors\b|dropped.unpaired|\benvelopes?\b|base64|payload/i.exec(
+        await page.locator('body').innerText(),
+      );
       if (jargon) found.push({ where: label, id: 'jargon', help: `shows “${jargon[0]}”`, targets: [] });
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
-      if (width > viewport.width) found.push({ where: label, id: 'page-too-wide', help: `${width}px wide in a ${viewport.width}px window`, targets: [] });
+      if (width > viewport.width)
+        found.push({ where: label, id: 'page-too-wide', help: `${width}px wide in a ${viewport.width}px window`, targets: [] });
       // The whole page in a window as tall as it, so the phone's fixed tab bar sits at the bottom.
       const height = await page.evaluate(() => document.documentElement.scrollHeight);
       await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, height) });

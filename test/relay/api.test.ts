@@ -6,7 +6,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMailboxRequest, type Envelope } from '../../src/core';
 import { uniquePlain, uniqueSealed } from './fixtures';
 import { newPeer } from '../../support/fixtures';
-import { deposit, hostOf, mailboxPath, runRelayToExit, signedAck, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
+import {
+  deposit,
+  hostOf,
+  mailboxPath,
+  runRelayToExit,
+  signedAck,
+  signedReceive,
+  startRelayProcess,
+  waitFor,
+  type RelayProcess,
+} from '../../support/relay-process';
 
 interface ReceiveBody {
   envelopes: Envelope[];
@@ -103,7 +113,11 @@ describe('relay API (default options)', () => {
     const alice = newPeer();
     const bob = newPeer();
     const env = await sealedFor(alice, bob);
-    const res = await fetch(`${relay.url}/v1/mailbox/${bob.did}`, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(env) });
+    const res = await fetch(`${relay.url}/v1/mailbox/${bob.did}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+      body: JSON.stringify(env),
+    });
     expect(res.status).toBe(202);
     const pathAndQuery = `/v1/mailbox/${bob.did}/receive`;
     const auth = await signMailboxRequest({ method: 'GET', host: hostOf(relay.url), pathAndQuery, body: '' }, bob.signer);
@@ -140,7 +154,11 @@ describe('relay API (default options)', () => {
     ];
     for (const body of cases) await expectError(await deposit(relay.url, bob.did, body), 400, 'invalid_envelope');
     const bad = Buffer.from([0x7b, 0xff, 0xfe, 0x7d]); // not UTF-8
-    await expectError(await fetch(relay.url + mailboxPath(bob.did), { method: 'POST', headers: { 'content-type': 'application/json' }, body: bad }), 400, 'invalid_envelope');
+    await expectError(
+      await fetch(relay.url + mailboxPath(bob.did), { method: 'POST', headers: { 'content-type': 'application/json' }, body: bad }),
+      400,
+      'invalid_envelope',
+    );
   });
 
   it('refuses bodies that are not application/json (415)', async () => {
@@ -162,11 +180,14 @@ describe('relay API (default options)', () => {
     // Chunked: no Content-Length, the relay stops reading once over the limit.
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const u = new URL(relay.url + mailboxPath(bob.did));
-      const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      });
+      const req = request(
+        { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json' } },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
       req.on('error', reject);
       const chunk = 'y'.repeat(64 * 1024);
       for (let i = 0; i < 20; i++) req.write(chunk);
@@ -202,7 +223,11 @@ describe('relay API (default options)', () => {
     const post = async (body: string) => {
       const pathAndQuery = `${mailboxPath(bob.did)}/ack`;
       const auth = await signMailboxRequest({ method: 'POST', host: hostOf(relay.url), pathAndQuery, body }, bob.signer);
-      return fetch(relay.url + pathAndQuery, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body });
+      return fetch(relay.url + pathAndQuery, {
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/json' },
+        body,
+      });
     };
     for (const body of ['nope', '{}', '{"ids":"x"}', '{"ids":[1]}', JSON.stringify({ ids: Array.from({ length: 1001 }, () => 'a') })]) {
       await expectError(await post(body), 400, 'invalid_request');
@@ -244,12 +269,22 @@ describe('relay API (default options)', () => {
       const pathAndQuery = `${mailboxPath(bob.did)}/receive?limit=5`;
       const otherHost = await signMailboxRequest({ method: 'GET', host: 'evil.example', pathAndQuery, body: '' }, bob.signer);
       await expectError(await fetch(relay.url + pathAndQuery, { headers: { authorization: otherHost } }), 401, 'unauthorized');
-      const otherQuery = await signMailboxRequest({ method: 'GET', host: hostOf(relay.url), pathAndQuery: `${mailboxPath(bob.did)}/receive`, body: '' }, bob.signer);
+      const otherQuery = await signMailboxRequest(
+        { method: 'GET', host: hostOf(relay.url), pathAndQuery: `${mailboxPath(bob.did)}/receive`, body: '' },
+        bob.signer,
+      );
       await expectError(await fetch(relay.url + pathAndQuery, { headers: { authorization: otherQuery } }), 401, 'unauthorized');
       const ackPath = `${mailboxPath(bob.did)}/ack`;
-      const otherBody = await signMailboxRequest({ method: 'POST', host: hostOf(relay.url), pathAndQuery: ackPath, body: '{"ids":[]}' }, bob.signer);
+      const otherBody = await signMailboxRequest(
+        { method: 'POST', host: hostOf(relay.url), pathAndQuery: ackPath, body: '{"ids":[]}' },
+        bob.signer,
+      );
       await expectError(
-        await fetch(relay.url + ackPath, { method: 'POST', headers: { authorization: otherBody, 'content-type': 'application/json' }, body: '{"ids":["x"]}' }),
+        await fetch(relay.url + ackPath, {
+          method: 'POST',
+          headers: { authorization: otherBody, 'content-type': 'application/json' },
+          body: '{"ids":["x"]}',
+        }),
         401,
         'unauthorized',
       );
@@ -267,7 +302,11 @@ describe('relay API (default options)', () => {
     for (const path of ['/v1/mailbox/did:key:zX', '/v1/mailbox/did:key:zX/receive', '/v1/mailbox/did:key:zX/ack', '/health', '/metrics']) {
       const res = await fetch(relay.url + path, {
         method: 'OPTIONS',
-        headers: { origin: 'https://peer.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+        headers: {
+          origin: 'https://peer.example',
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization, content-type',
+        },
       });
       expect(res.status).toBe(204);
       expect(res.headers.get('access-control-allow-origin')).toBe('*');
@@ -379,7 +418,11 @@ describe('relay limits and modes', () => {
     const got = await fetch(`${relay.url}${mailboxPath(label)}/receive`);
     expect(got.status).toBe(200);
     expect(((await got.json()) as ReceiveBody).envelopes.map((e) => e.id)).toEqual([env.id]);
-    const ack = await fetch(`${relay.url}${mailboxPath(label)}/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ids: [env.id] }) });
+    const ack = await fetch(`${relay.url}${mailboxPath(label)}/ack`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ids: [env.id] }),
+    });
     expect(await ack.json()).toEqual({ removed: 1 });
   });
 
@@ -400,10 +443,14 @@ describe('relay limits and modes', () => {
     expect(l.expires_at - t0).toBeGreaterThan(3_590_000);
     expect(n.expires_at - t0).toBeGreaterThan(590_000); // --default-ttl
     expect(n.expires_at - t0).toBeLessThanOrEqual(602_000);
-    await waitFor(async () => {
-      const got = (await (await signedReceive(relay.url, bob.did, bob.signer)).json()) as ReceiveBody;
-      return !got.envelopes.some((e) => e.id === short.id);
-    }, 10_000, 'the short envelope to expire');
+    await waitFor(
+      async () => {
+        const got = (await (await signedReceive(relay.url, bob.did, bob.signer)).json()) as ReceiveBody;
+        return !got.envelopes.some((e) => e.id === short.id);
+      },
+      10_000,
+      'the short envelope to expire',
+    );
     await waitFor(async () => (metricValue(await metricsText(relay.url), 'relay_envelopes_expired_total') ?? 0) >= 1, 10_000, 'the sweep');
     const left = (await (await signedReceive(relay.url, bob.did, bob.signer)).json()) as ReceiveBody;
     expect(left.envelopes.map((e) => e.id).sort()).toEqual([long.id, noTtl.id].sort());
@@ -414,7 +461,9 @@ describe('relay limits and modes', () => {
     const alice = newPeer();
     const bob = newPeer();
     const t0 = Date.now();
-    const res = (await (await deposit(relay.url, bob.did, { ...(await sealedFor(alice, bob)), ttl_seconds: 1 })).json()) as { expires_at: number };
+    const res = (await (await deposit(relay.url, bob.did, { ...(await sealedFor(alice, bob)), ttl_seconds: 1 })).json()) as {
+      expires_at: number;
+    };
     expect(res.expires_at - t0).toBeGreaterThanOrEqual(59_000);
     expect(res.expires_at - t0).toBeLessThan(62_000);
   });
@@ -465,7 +514,9 @@ describe('relay limits and modes', () => {
     expect(o).not.toContain('relay_queue_size');
     expect(o).not.toContain('relay_oldest_envelope_seconds');
     expect(o).toContain('relay_unique_receivers 1');
-    await waitFor(() => hashed.logs.some((l) => l.route === '/v1/mailbox/:did' && typeof l.did === 'string' && /^[0-9a-f]{16}$/.test(l.did)));
+    await waitFor(() =>
+      hashed.logs.some((l) => l.route === '/v1/mailbox/:did' && typeof l.did === 'string' && /^[0-9a-f]{16}$/.test(l.did)),
+    );
   });
 
   it('exits 2 with a clear message on invalid options', async () => {
@@ -497,10 +548,35 @@ describe('relay limits and modes', () => {
     const { stdout, code } = await runRelayToExit(['--help']);
     expect(code).toBe(0);
     for (const flag of [
-      '--host', '--port', '--db', '--origin', '--cap', '--unsolicited-envelopes', '--unsolicited-bytes', '--max-ttl', '--default-ttl', '--min-ttl',
-      '--max-body', '--rate-limit-per-client', '--rate-limit-per-sender', '--no-rate-limit', '--headers-timeout', '--body-timeout', '--idle-timeout',
-      '--max-connections', '--max-connections-per-client', '--max-db-bytes', '--min-free-disk-bytes', '--sweep-interval', '--open-mailboxes',
-      '--metrics-did-labels', '--metrics-top-queues', '--metrics-listen', '--metrics-secret-file', '--log-level', '--trust-proxy',
+      '--host',
+      '--port',
+      '--db',
+      '--origin',
+      '--cap',
+      '--unsolicited-envelopes',
+      '--unsolicited-bytes',
+      '--max-ttl',
+      '--default-ttl',
+      '--min-ttl',
+      '--max-body',
+      '--rate-limit-per-client',
+      '--rate-limit-per-sender',
+      '--no-rate-limit',
+      '--headers-timeout',
+      '--body-timeout',
+      '--idle-timeout',
+      '--max-connections',
+      '--max-connections-per-client',
+      '--max-db-bytes',
+      '--min-free-disk-bytes',
+      '--sweep-interval',
+      '--open-mailboxes',
+      '--metrics-did-labels',
+      '--metrics-top-queues',
+      '--metrics-listen',
+      '--metrics-secret-file',
+      '--log-level',
+      '--trust-proxy',
     ]) {
       expect(stdout).toContain(flag);
     }

@@ -10,7 +10,17 @@ import { execSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signMailboxRequest } from '../../src/core';
 import { newPeer, type TestPeer } from '../../support/fixtures';
-import { deposit, hostOf, junkSealed, mailboxPath, openFds, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
+import {
+  deposit,
+  hostOf,
+  junkSealed,
+  mailboxPath,
+  openFds,
+  signedReceive,
+  startRelayProcess,
+  waitFor,
+  type RelayProcess,
+} from '../../support/relay-process';
 
 const ATTACKER = '127.0.0.2';
 const SILENT_SOCKETS = 3000;
@@ -31,18 +41,20 @@ async function holdSockets(url: string, n: number, localAddress: string, first: 
   const BATCH = 250;
   for (let i = 0; i < n; i += BATCH) {
     await Promise.all(
-      Array.from({ length: Math.min(BATCH, n - i) }, () =>
-        new Promise<void>((resolve) => {
-          const s = connect({ host: u.hostname, port: Number(u.port), localAddress });
-          held.push(s);
-          s.pause(); // never read what the relay answers
-          s.on('error', () => resolve());
-          s.on('close', () => resolve());
-          s.once('connect', () => {
-            s.write(first);
-            resolve();
-          });
-        }),
+      Array.from(
+        { length: Math.min(BATCH, n - i) },
+        () =>
+          new Promise<void>((resolve) => {
+            const s = connect({ host: u.hostname, port: Number(u.port), localAddress });
+            held.push(s);
+            s.pause(); // never read what the relay answers
+            s.on('error', () => resolve());
+            s.on('close', () => resolve());
+            s.once('connect', () => {
+              s.write(first);
+              resolve();
+            });
+          }),
       ),
     );
   }
@@ -62,7 +74,15 @@ async function victimRound(url: string, bob: TestPeer): Promise<void> {
 describe('connections (§5)', () => {
   it('a client holding thousands of silent sockets neither holds the fds nor blocks others', async () => {
     expect(SILENT_SOCKETS * 2 + 500).toBeLessThan(fdLimit); // our ends and the relay's, with room
-    relay = await startRelayProcess(['--no-rate-limit', '--headers-timeout', '2', '--max-connections-per-client', '100', '--max-connections', '1000']);
+    relay = await startRelayProcess([
+      '--no-rate-limit',
+      '--headers-timeout',
+      '2',
+      '--max-connections-per-client',
+      '100',
+      '--max-connections',
+      '1000',
+    ]);
     const pid = relay.proc.pid!;
     const bob = newPeer();
     await victimRound(relay.url, bob);
@@ -78,7 +98,9 @@ describe('connections (§5)', () => {
     await waitFor(() => openFds(pid) <= baseline + 10, 20_000, 'the relay to release the silent sockets');
     expect(held.every((s) => !s.destroyed)).toBe(true);
     const metrics = await (await fetch(`${relay.url}/metrics`)).text();
-    expect(Number(/relay_rate_limit_hits_total\{kind="connections"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(SILENT_SOCKETS - 100);
+    expect(Number(/relay_rate_limit_hits_total\{kind="connections"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(
+      SILENT_SOCKETS - 100,
+    );
     await victimRound(relay.url, bob);
   });
 
@@ -103,7 +125,9 @@ describe('connections (§5)', () => {
       let text = '';
       s.on('data', (c: Buffer) => (text += c.toString()));
       s.on('close', () => resolve(text));
-      s.write(`POST ${mailboxPath(bob.did)} HTTP/1.1\r\nHost: ${u.host}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"v":1,`);
+      s.write(
+        `POST ${mailboxPath(bob.did)} HTTP/1.1\r\nHost: ${u.host}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"v":1,`,
+      );
     });
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(answer).toContain('"request_timeout"');
@@ -124,15 +148,22 @@ describe('connections (§5)', () => {
     const polls = signed.map(
       ({ pathAndQuery, auth }) =>
         new Promise<number>((resolve, reject) => {
-          const req = request({ host: u.hostname, port: u.port, path: pathAndQuery, localAddress: '127.0.0.3', headers: { authorization: auth } }, (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          });
+          const req = request(
+            { host: u.hostname, port: u.port, path: pathAndQuery, localAddress: '127.0.0.3', headers: { authorization: auth } },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
           req.on('error', reject);
           req.end();
         }),
     );
-    await waitFor(async () => /relay_long_polls_waiting 3\b/.test(await (await fetch(`${url}/metrics`)).text()), 10_000, 'three held long-polls');
+    await waitFor(
+      async () => /relay_long_polls_waiting 3\b/.test(await (await fetch(`${url}/metrics`)).text()),
+      10_000,
+      'three held long-polls',
+    );
     const fourth = await new Promise<string>((resolve) => {
       const req = request({ host: u.hostname, port: u.port, path: '/health', localAddress: '127.0.0.3', agent: false }, (res) => {
         res.resume();

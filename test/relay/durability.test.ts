@@ -31,7 +31,10 @@ describe('durability across kill -9', () => {
     expect(statuses.every((s) => s === 202)).toBe(true);
 
     const second = await startRelayProcess(args);
-    const got = (await (await signedReceive(second.url, bob.did, bob.signer, { limit: 500 })).json()) as { envelopes: Envelope[]; remaining: number };
+    const got = (await (await signedReceive(second.url, bob.did, bob.signer, { limit: 500 })).json()) as {
+      envelopes: Envelope[];
+      remaining: number;
+    };
     const ids = got.envelopes.map((e) => e.id);
     expect(new Set(ids).size).toBe(ids.length); // none twice
     expect([...ids].sort()).toEqual(envs.map((e) => e.id).sort()); // all of them

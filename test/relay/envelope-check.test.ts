@@ -34,13 +34,35 @@ describe('sealed ciphertext checked without decoding', () => {
   });
 
   it('parseDepositedEnvelope answers as parseEnvelope does, error messages included', () => {
-    const base = { v: 1, id: 'a'.repeat(64), to_did: 'did:key:z6MkExample', encoding: 'sealed', ttl_seconds: 60, epk: toB64u(new Uint8Array(32)), nonce: toB64u(new Uint8Array(24)) };
+    const base = {
+      v: 1,
+      id: 'a'.repeat(64),
+      to_did: 'did:key:z6MkExample',
+      encoding: 'sealed',
+      ttl_seconds: 60,
+      epk: toB64u(new Uint8Array(32)),
+      nonce: toB64u(new Uint8Array(24)),
+    };
     const field = fc.oneof(b64uLike, fc.constant(undefined), fc.integer(), fc.constant(null));
     fc.assert(
-      fc.property(b64uLike, field, fc.constantFrom('sealed', 'plain', 'other'), fc.constantFrom(1, 2), field, (ciphertext, epk, encoding, v, nonce) => {
-        const input = { ...base, ciphertext, encoding, v, ...(epk === undefined ? {} : { epk }), ...(nonce === undefined ? {} : { nonce }) };
-        expect(parseDepositedEnvelope(input)).toEqual(parseEnvelope(input));
-      }),
+      fc.property(
+        b64uLike,
+        field,
+        fc.constantFrom('sealed', 'plain', 'other'),
+        fc.constantFrom(1, 2),
+        field,
+        (ciphertext, epk, encoding, v, nonce) => {
+          const input = {
+            ...base,
+            ciphertext,
+            encoding,
+            v,
+            ...(epk === undefined ? {} : { epk }),
+            ...(nonce === undefined ? {} : { nonce }),
+          };
+          expect(parseDepositedEnvelope(input)).toEqual(parseEnvelope(input));
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -22,7 +22,11 @@ beforeAll(async () => {
   bob = newPeer();
   seeded = [await uniqueSealed(alice, bob), await uniquePlain(alice, bob, 2), await uniqueSealed(alice, bob, 3)];
   for (const e of seeded) {
-    const res = await fetch(relay.url + mailboxPath(bob.did), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(e) });
+    const res = await fetch(relay.url + mailboxPath(bob.did), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(e),
+    });
     expect(res.status).toBe(202);
   }
   // Mutation templates: valid envelopes for the fuzzed mailbox (distinct from the seeded ones).
@@ -76,7 +80,21 @@ const body = fc.oneof(
         t: fc.nat(),
         drop: fc.subarray(['v', 'id', 'to_did', 'encoding', 'ttl_seconds', 'epk', 'nonce', 'ciphertext', 'from_did', 'records', 'sig']),
         set: fc.dictionary(
-          fc.constantFrom('v', 'id', 'to_did', 'encoding', 'ttl_seconds', 'epk', 'nonce', 'ciphertext', 'from_did', 'records', 'sig', '__proto__', 'extra'),
+          fc.constantFrom(
+            'v',
+            'id',
+            'to_did',
+            'encoding',
+            'ttl_seconds',
+            'epk',
+            'nonce',
+            'ciphertext',
+            'from_did',
+            'records',
+            'sig',
+            '__proto__',
+            'extra',
+          ),
           fc.oneof(fc.jsonValue(), hugeNumber, fc.constant(undefined)),
           { maxKeys: 3 },
         ),
@@ -95,13 +113,23 @@ const body = fc.oneof(
 describe('malformed input fuzz', () => {
   it('deposits: random and mutated bodies and content types', async () => {
     await fc.assert(
-      fc.asyncProperty(body, contentType, fc.boolean(), fc.option(fc.oneof(headerValue, fc.stringMatching(/^[A-Za-z0-9_-]{20,45}$/)), { nil: undefined }), async (b, ct, otherMailbox, token) => {
-        const did = otherMailbox ? 'did:key:z6MkfuzzFuzzFuzz' : bob.did;
-        const headers: Record<string, string> = ct === '' ? {} : { 'content-type': ct };
-        if (token !== undefined) headers['x-syncropel-deposit-token'] = token;
-        const res = await fetch(relay.url + mailboxPath(did), { method: 'POST', headers, body: typeof b === 'string' ? b : Buffer.from(b) });
-        await checkAnswer(res, [202]);
-      }),
+      fc.asyncProperty(
+        body,
+        contentType,
+        fc.boolean(),
+        fc.option(fc.oneof(headerValue, fc.stringMatching(/^[A-Za-z0-9_-]{20,45}$/)), { nil: undefined }),
+        async (b, ct, otherMailbox, token) => {
+          const did = otherMailbox ? 'did:key:z6MkfuzzFuzzFuzz' : bob.did;
+          const headers: Record<string, string> = ct === '' ? {} : { 'content-type': ct };
+          if (token !== undefined) headers['x-syncropel-deposit-token'] = token;
+          const res = await fetch(relay.url + mailboxPath(did), {
+            method: 'POST',
+            headers,
+            body: typeof b === 'string' ? b : Buffer.from(b),
+          });
+          await checkAnswer(res, [202]);
+        },
+      ),
       { numRuns: 2000, interruptAfterTimeLimit: 15_000 },
     );
   });
@@ -126,7 +154,8 @@ describe('malformed input fuzz', () => {
         if (r.auth !== undefined) headers.authorization = r.auth;
         if (ct !== '') headers['content-type'] = ct;
         const withBody = { headers, body: typeof r.body === 'string' ? r.body : Buffer.from(r.body) };
-        const init: RequestInit = r.kind === 'ack' ? { method: 'POST', ...withBody } : r.kind === 'tokens' ? { method: 'PUT', ...withBody } : { headers };
+        const init: RequestInit =
+          r.kind === 'ack' ? { method: 'POST', ...withBody } : r.kind === 'tokens' ? { method: 'PUT', ...withBody } : { headers };
         await checkAnswer(await fetch(relay.url + path, init), []);
       }),
       { numRuns: 1500, interruptAfterTimeLimit: 15_000 },
@@ -149,7 +178,11 @@ describe('malformed input fuzz', () => {
       fc.asyncProperty(tokensBody, async (b) => {
         const bytes = typeof b === 'string' ? Buffer.from(b) : Buffer.from(b);
         const auth = await signMailboxRequest({ method: 'PUT', host: hostOf(relay.url), pathAndQuery: path, body: bytes }, bob.signer);
-        const res = await fetch(relay.url + path, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: bytes });
+        const res = await fetch(relay.url + path, {
+          method: 'PUT',
+          headers: { authorization: auth, 'content-type': 'application/json' },
+          body: bytes,
+        });
         await checkAnswer(res, [200]);
       }),
       { numRuns: 300, interruptAfterTimeLimit: 10_000 },
@@ -157,23 +190,31 @@ describe('malformed input fuzz', () => {
     // Leave the mailbox without tokens, as the other properties expect.
     const empty = '{"tokens":[]}';
     const auth = await signMailboxRequest({ method: 'PUT', host: hostOf(relay.url), pathAndQuery: path, body: empty }, bob.signer);
-    expect((await fetch(relay.url + path, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: empty })).status).toBe(200);
+    expect(
+      (await fetch(relay.url + path, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: empty }))
+        .status,
+    ).toBe(200);
   });
 
   it('raw garbage on the socket gets a 400 or a hang-up, never a crash', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 300 }), fc.string({ minLength: 1 }).map((s) => Buffer.from(`${s}\r\n\r\n`))), (bytes) =>
-        new Promise<void>((resolve, reject) => {
-          const u = new URL(relay.url);
-          const sock = connect(Number(u.port), u.hostname, () => sock.end(Buffer.from(bytes)));
-          let answer = '';
-          sock.on('data', (c: Buffer) => (answer += c.toString('latin1')));
-          sock.on('error', () => resolve()); // reset: acceptable for garbage
-          sock.on('close', () => {
-            if (answer && !/^HTTP\/1\.1 4\d\d /.test(answer)) reject(new Error(`unexpected answer: ${answer.slice(0, 100)}`));
-            else resolve();
-          });
-        }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ minLength: 1, maxLength: 300 }),
+          fc.string({ minLength: 1 }).map((s) => Buffer.from(`${s}\r\n\r\n`)),
+        ),
+        (bytes) =>
+          new Promise<void>((resolve, reject) => {
+            const u = new URL(relay.url);
+            const sock = connect(Number(u.port), u.hostname, () => sock.end(Buffer.from(bytes)));
+            let answer = '';
+            sock.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+            sock.on('error', () => resolve()); // reset: acceptable for garbage
+            sock.on('close', () => {
+              if (answer && !/^HTTP\/1\.1 4\d\d /.test(answer)) reject(new Error(`unexpected answer: ${answer.slice(0, 100)}`));
+              else resolve();
+            });
+          }),
       ),
       { numRuns: 200, interruptAfterTimeLimit: 10_000 },
     );

@@ -24,7 +24,11 @@ describe('background integrity check', () => {
     const relay = await startRelayProcess(['--db', path, '--no-rate-limit']);
     try {
       expect((await deposit(relay.url, bob.did, junkSealed(bob.did, 500))).status).toBe(202);
-      await waitFor(async () => /^relay_integrity_check_running 0$/m.test(await (await fetch(`${relay.url}/metrics`)).text()), 10_000, 'the integrity check to finish');
+      await waitFor(
+        async () => /^relay_integrity_check_running 0$/m.test(await (await fetch(`${relay.url}/metrics`)).text()),
+        10_000,
+        'the integrity check to finish',
+      );
       expect((await fetch(`${relay.url}/health`)).status).toBe(200);
     } finally {
       expect(await relay.stop()).toBe(0);
@@ -34,7 +38,14 @@ describe('background integrity check', () => {
   it('damage found after start: every store request answers 503, /health 503, and `refused` names the file', async () => {
     const path = join(dir, 'damaged.sqlite');
     const bob = newPeer();
-    const first = await startRelay({ db: path, host: '127.0.0.1', port: 0, logger: silent, rateLimitPerClient: false, rateLimitPerSender: false });
+    const first = await startRelay({
+      db: path,
+      host: '127.0.0.1',
+      port: 0,
+      logger: silent,
+      rateLimitPerClient: false,
+      rateLimitPerSender: false,
+    });
     for (let i = 0; i < 60; i++) expect((await deposit(first.url, bob.did, junkSealed(bob.did, 2000))).status).toBe(202);
     await first.close(); // checkpointed into the file
     // Scribble over pages in the middle of the file (envelope pages fill most of it).
@@ -43,7 +54,14 @@ describe('background integrity check', () => {
     writeSync(fd, Buffer.alloc(8192, 0x5a), 0, 8192, Math.floor(size / 2 / 4096) * 4096);
     closeSync(fd);
 
-    const relay = await startRelay({ db: path, host: '127.0.0.1', port: 0, logger: silent, rateLimitPerClient: false, rateLimitPerSender: false });
+    const relay = await startRelay({
+      db: path,
+      host: '127.0.0.1',
+      port: 0,
+      logger: silent,
+      rateLimitPerClient: false,
+      rateLimitPerSender: false,
+    });
     try {
       const refused = await relay.refused;
       expect(refused.message).toContain(path);

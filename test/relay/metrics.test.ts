@@ -15,7 +15,8 @@ import { deposit, junkSealed, startRelayProcess, waitFor } from '../../support/r
 const dir = mkdtempSync(join(tmpdir(), 'relay-metrics-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const labels = (text: string, name: string): string[] => [...text.matchAll(new RegExp(`^${name}\\{did="([^"]+)"\\}`, 'gm'))].map((m) => m[1]!);
+const labels = (text: string, name: string): string[] =>
+  [...text.matchAll(new RegExp(`^${name}\\{did="([^"]+)"\\}`, 'gm'))].map((m) => m[1]!);
 
 describe('metrics (§5)', () => {
   it('hashed labels are an HMAC under a secret kept beside the database (0600), stable across restarts; a list of DIDs does not reverse them', async () => {
@@ -33,7 +34,11 @@ describe('metrics (§5)', () => {
       // The attack that reversed the old labels: hash every known DID and look for matches.
       const known = new Set(peers.map((p) => createHash('sha256').update(p.did).digest('hex').slice(0, 16)));
       expect(first.filter((l) => known.has(l))).toEqual([]);
-      await waitFor(() => relay.logs.some((l) => l.route === '/v1/mailbox/:did' && typeof l.did === 'string' && first.includes(l.did)), 10_000, 'a log line with the keyed label');
+      await waitFor(
+        () => relay.logs.some((l) => l.route === '/v1/mailbox/:did' && typeof l.did === 'string' && first.includes(l.did)),
+        10_000,
+        'a log line with the keyed label',
+      );
     } finally {
       expect(await relay.stop()).toBe(0);
     }
@@ -58,14 +63,19 @@ describe('metrics (§5)', () => {
     const relay = await startRelayProcess(['--metrics-did-labels', 'hash', '--metrics-secret-file', secretFile]);
     try {
       expect((await deposit(relay.url, bob.did, junkSealed(bob.did))).status).toBe(202);
-      const expected = createHmac('sha256', Buffer.from('ab'.repeat(32), 'hex')).update(bob.did).digest('hex').slice(0, 16);
+      const expected = createHmac('sha256', Buffer.from('ab'.repeat(32), 'hex'))
+        .update(bob.did)
+        .digest('hex')
+        .slice(0, 16);
       expect(labels(await (await fetch(`${relay.url}/metrics`)).text(), 'relay_queue_size')).toEqual([expected]);
     } finally {
       expect(await relay.stop()).toBe(0);
     }
     const bad = join(dir, 'bad.secret');
     writeFileSync(bad, 'not hex\n');
-    await expect(startRelayProcess(['--metrics-did-labels', 'hash', '--metrics-secret-file', bad])).rejects.toThrow(/exited \(2\).*metrics secret/s);
+    await expect(startRelayProcess(['--metrics-did-labels', 'hash', '--metrics-secret-file', bad])).rejects.toThrow(
+      /exited \(2\).*metrics secret/s,
+    );
   });
 
   it('only the N largest queues get per-DID series (--metrics-top-queues)', async () => {

@@ -43,7 +43,16 @@ describe('schema version 2 → current', () => {
       const env: Envelope = i % 4 === 0 ? await uniquePlain(sender, to) : await uniqueSealed(sender, to);
       const body = JSON.stringify(env);
       const expired = i === 7;
-      insert.run(to.did, env.id, env.encoding === 'plain' ? sender.did : null, body, Buffer.byteLength(body), base + i, expired ? base - 1 : base + 3_600_000, i % 5 === 0 ? 1 : 0);
+      insert.run(
+        to.did,
+        env.id,
+        env.encoding === 'plain' ? sender.did : null,
+        body,
+        Buffer.byteLength(body),
+        base + i,
+        expired ? base - 1 : base + 3_600_000,
+        i % 5 === 0 ? 1 : 0,
+      );
       if (!expired) expected.set(to.did, [...(expected.get(to.did) ?? []), env]);
     }
     old.close();
@@ -79,7 +88,11 @@ describe('schema version 2 → current', () => {
 describe('replay protection across restarts', () => {
   /** The exact receive request, to send twice: path and Authorization header. */
   async function signedRequest(url: string, peer: TestPeer, ts: number): Promise<string> {
-    return signMailboxRequest({ method: 'GET', host: hostOf(url), pathAndQuery: `${mailboxPath(peer.did)}/receive`, body: '' }, peer.signer, ts);
+    return signMailboxRequest(
+      { method: 'GET', host: hostOf(url), pathAndQuery: `${mailboxPath(peer.did)}/receive`, body: '' },
+      peer.signer,
+      ts,
+    );
   }
   const replay = (url: string, peer: TestPeer, auth: string) => signedReceive(url, peer.did, peer.signer, { auth });
 

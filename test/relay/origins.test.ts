@@ -9,7 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMailboxRequest } from '../../src/core';
 import { findDuplicateKey, parseJsonStrict } from '../../src/relay/strict-json';
 import { newPeer } from '../../support/fixtures';
-import { deposit, hostOf, junkSealed, mailboxPath, runRelayToExit, signedReceive, startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import {
+  deposit,
+  hostOf,
+  junkSealed,
+  mailboxPath,
+  runRelayToExit,
+  signedReceive,
+  startRelayProcess,
+  type RelayProcess,
+} from '../../support/relay-process';
 
 interface ErrorBody {
   error: { code: string; message: string };
@@ -62,7 +71,14 @@ describe('origins (§5, §6)', () => {
   it('accepts the default loopback origins (localhost and 127.0.0.1 with the port) and no other name', async () => {
     const bob = newPeer();
     const port = new URL(relay1.url).port;
-    for (const [host, status] of [[`localhost:${port}`, 200], [`127.0.0.1:${port}`, 200], [`LOCALHOST:${port}`, 200], ['evil.example', 401], [`localhost:${Number(port) + 1}`, 401], ['localhost', 401]] as const) {
+    for (const [host, status] of [
+      [`localhost:${port}`, 200],
+      [`127.0.0.1:${port}`, 200],
+      [`LOCALHOST:${port}`, 200],
+      ['evil.example', 401],
+      [`localhost:${Number(port) + 1}`, 401],
+      ['localhost', 401],
+    ] as const) {
       const pathAndQuery = `${mailboxPath(bob.did)}/receive`;
       const auth = await signMailboxRequest({ method: 'GET', host, pathAndQuery, body: '' }, bob.signer);
       const req = `GET ${pathAndQuery} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`;
@@ -90,7 +106,11 @@ describe('origins (§5, §6)', () => {
     const pathAndQuery = `${mailboxPath(bob.did)}/ack`;
     const body = '{"ids":[],"ids":["x"]}';
     const auth = await signMailboxRequest({ method: 'POST', host: hostOf(relay1.url), pathAndQuery, body }, bob.signer);
-    const ack = await fetch(relay1.url + pathAndQuery, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body });
+    const ack = await fetch(relay1.url + pathAndQuery, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body,
+    });
     expect(ack.status).toBe(400);
     expect(((await ack.json()) as ErrorBody).error.code).toBe('invalid_request');
     expect((await deposit(relay1.url, bob.did, text)).status).toBe(202);
@@ -114,9 +134,19 @@ describe('origin options', () => {
     try {
       const bob = newPeer();
       const pathAndQuery = `${mailboxPath(bob.did)}/receive`;
-      for (const [host, status] of [['relay.example.org', 200], ['relay.example.org:8443', 200], [hostOf(relay.url), 401]] as const) {
+      for (const [host, status] of [
+        ['relay.example.org', 200],
+        ['relay.example.org:8443', 200],
+        [hostOf(relay.url), 401],
+      ] as const) {
         const auth = await signMailboxRequest({ method: 'GET', host, pathAndQuery, body: '' }, bob.signer);
-        expect(await rawStatus(relay.url, `GET ${pathAndQuery} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`), host).toBe(status);
+        expect(
+          await rawStatus(
+            relay.url,
+            `GET ${pathAndQuery} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`,
+          ),
+          host,
+        ).toBe(status);
       }
     } finally {
       expect(await relay.stop()).toBe(0);
@@ -143,7 +173,10 @@ describe('duplicate-key JSON parsing (fast-check)', () => {
   const tree: fc.Arbitrary<Tree> = fc.letrec<{ t: Tree }>((tie) => ({
     t: fc.oneof(
       { depthSize: 'small', withCrossShrink: true },
-      fc.record({ kind: fc.constant('leaf' as const), value: fc.oneof(fc.string({ maxLength: 6 }), fc.integer(), fc.boolean(), fc.constant(null)) }),
+      fc.record({
+        kind: fc.constant('leaf' as const),
+        value: fc.oneof(fc.string({ maxLength: 6 }), fc.integer(), fc.boolean(), fc.constant(null)),
+      }),
       fc.record({ kind: fc.constant('arr' as const), items: fc.array(tie('t'), { maxLength: 4 }) }),
       fc.record({ kind: fc.constant('obj' as const), entries: fc.array(fc.tuple(key, tie('t')), { maxLength: 5 }) }),
     ),

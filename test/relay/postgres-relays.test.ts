@@ -35,7 +35,9 @@ async function relays(n: number, extra: readonly string[] = []): Promise<RelayPr
   // Both URL schemes select PostgreSQL.
   const url = dbCount % 2 === 0 ? created.replace(/^postgres:/, 'postgresql:') : created;
   // Started one after the other is not needed: migrations take turns under their advisory lock.
-  const procs = await Promise.all(Array.from({ length: n }, () => startRelayProcess(['--db', url, '--no-rate-limit', '--log-level', 'warn', ...extra])));
+  const procs = await Promise.all(
+    Array.from({ length: n }, () => startRelayProcess(['--db', url, '--no-rate-limit', '--log-level', 'warn', ...extra])),
+  );
   started.push(...procs);
   return procs;
 }
@@ -65,9 +67,17 @@ describe('relay processes on one PostgreSQL database', () => {
     await admin.connect();
     try {
       const listeners = async () =>
-        (await admin.query<{ n: number }>("SELECT count(*)::integer AS n FROM pg_stat_activity WHERE application_name = 'spl-relay listener' AND datname = $1", [dbName])).rows[0]!.n;
+        (
+          await admin.query<{ n: number }>(
+            "SELECT count(*)::integer AS n FROM pg_stat_activity WHERE application_name = 'spl-relay listener' AND datname = $1",
+            [dbName],
+          )
+        ).rows[0]!.n;
       await waitFor(async () => (await listeners()) === 2, 10_000, 'two listeners');
-      const cut = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'spl-relay listener' AND datname = $1", [dbName]);
+      const cut = await admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'spl-relay listener' AND datname = $1",
+        [dbName],
+      );
       expect(cut.rowCount).toBe(2);
       await waitFor(async () => (await listeners()) === 2, 20_000, 'the listeners to reconnect');
     } finally {

@@ -132,7 +132,10 @@ describe('PgMailboxStore specifics', () => {
     try {
       const heard: string[] = [];
       let resyncs = 0;
-      await b.listen((did) => heard.push(did), () => resyncs++);
+      await b.listen(
+        (did) => heard.push(did),
+        () => resyncs++,
+      );
       expect(resyncs).toBe(1);
       await a.deposit(envFor('did:key:z6MkHeard', 1), null, lim(10));
       await waitFor(() => heard.includes('did:key:z6MkHeard'), 5_000, 'the notification');

@@ -49,7 +49,10 @@ describe('endpoint addresses', () => {
 
   it('a name is refused when any of its addresses is not public (checked again before each send)', async () => {
     const answers: Record<string, { address: string; family: number }[]> = {
-      'mixed.test': [{ address: '8.8.8.8', family: 4 }, { address: '10.0.0.1', family: 4 }],
+      'mixed.test': [
+        { address: '8.8.8.8', family: 4 },
+        { address: '10.0.0.1', family: 4 },
+      ],
       'public.test': [{ address: '8.8.8.8', family: 4 }],
     };
     const resolve = (h: string): Promise<{ address: string; family: number }[]> => Promise.resolve(answers[h] ?? []);
@@ -70,7 +73,10 @@ describe('parseSubscription', () => {
   const auth = Buffer.alloc(16, 9).toString('base64url');
 
   it('takes a browser PushSubscription and names what is wrong otherwise', () => {
-    expect(parseSubscription({ endpoint: 'https://push.example/x', expirationTime: null, keys: { p256dh, auth } })).toEqual({ ok: true, value: { endpoint: 'https://push.example/x', p256dh, auth } });
+    expect(parseSubscription({ endpoint: 'https://push.example/x', expirationTime: null, keys: { p256dh, auth } })).toEqual({
+      ok: true,
+      value: { endpoint: 'https://push.example/x', p256dh, auth },
+    });
     const message = (v: Record<string, unknown>): string => {
       const r = parseSubscription(v);
       return r.ok ? '' : r.message;
@@ -82,25 +88,39 @@ describe('parseSubscription', () => {
 
   it('never throws on arbitrary JSON, and accepts only well-sized keys', () => {
     fc.assert(
-      fc.property(fc.dictionary(fc.constantFrom('endpoint', 'keys', 'x'), fc.oneof(fc.jsonValue(), fc.record({ p256dh: fc.oneof(fc.string(), fc.constant(p256dh)), auth: fc.oneof(fc.string(), fc.constant(auth)) }))), (value) => {
-        const r = parseSubscription(value);
-        if (r.ok) {
-          expect(Buffer.from(r.value.p256dh, 'base64url').length).toBe(65);
-          expect(Buffer.from(r.value.auth, 'base64url').length).toBe(16);
-        }
-      }),
+      fc.property(
+        fc.dictionary(
+          fc.constantFrom('endpoint', 'keys', 'x'),
+          fc.oneof(
+            fc.jsonValue(),
+            fc.record({ p256dh: fc.oneof(fc.string(), fc.constant(p256dh)), auth: fc.oneof(fc.string(), fc.constant(auth)) }),
+          ),
+        ),
+        (value) => {
+          const r = parseSubscription(value);
+          if (r.ok) {
+            expect(Buffer.from(r.value.p256dh, 'base64url').length).toBe(65);
+            expect(Buffer.from(r.value.auth, 'base64url').length).toBe(16);
+          }
+        },
+      ),
       { numRuns: 2000 },
     );
   });
 });
 
-runPushSubscriptionStoreContract(vitestRegistrar, 'memory', () => Promise.resolve({ store: new MemoryPushSubscriptionStore() }), { persistent: false });
+runPushSubscriptionStoreContract(vitestRegistrar, 'memory', () => Promise.resolve({ store: new MemoryPushSubscriptionStore() }), {
+  persistent: false,
+});
 runPushSubscriptionStoreContract(
   vitestRegistrar,
   'sqlite',
   () => {
     const path = join(dir, `subs-${++subsSeq}.sqlite`);
-    return Promise.resolve({ store: new SqlitePushSubscriptionStore(path), reopen: () => Promise.resolve(new SqlitePushSubscriptionStore(path)) });
+    return Promise.resolve({
+      store: new SqlitePushSubscriptionStore(path),
+      reopen: () => Promise.resolve(new SqlitePushSubscriptionStore(path)),
+    });
   },
   { persistent: true },
 );

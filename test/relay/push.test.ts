@@ -6,7 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMailboxRequest, type Signer } from '../../src/core';
 import { newPeer } from '../../support/fixtures';
 import { startPushServiceStandIn, type PushServiceStandIn, type StandInSubscription } from '../../support/push-service';
-import { deposit, hostOf, junkSealed, mailboxPath, signedReceive, startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
+import {
+  deposit,
+  hostOf,
+  junkSealed,
+  mailboxPath,
+  signedReceive,
+  startRelayProcess,
+  waitFor,
+  type RelayProcess,
+} from '../../support/relay-process';
 
 const INTERVAL_S = 0.5;
 
@@ -15,7 +24,15 @@ let relay: RelayProcess;
 
 beforeAll(async () => {
   standIn = await startPushServiceStandIn();
-  relay = await startRelayProcess(['--no-rate-limit', '--push-allow-endpoint', standIn.origin, '--push-min-interval', String(INTERVAL_S), '--vapid-subject', 'mailto:ops@example.org']);
+  relay = await startRelayProcess([
+    '--no-rate-limit',
+    '--push-allow-endpoint',
+    standIn.origin,
+    '--push-min-interval',
+    String(INTERVAL_S),
+    '--vapid-subject',
+    'mailto:ops@example.org',
+  ]);
 });
 afterAll(async () => {
   expect(await relay.stop()).toBe(0);
@@ -120,8 +137,12 @@ describe('push wake (§5.2)', () => {
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual({ registered: true, replaced: i === 5 ? 1 : 0 });
     }
-    expect(await (await signedPush(relay.url, erin.did, erin.signer, 'DELETE', { endpoint: subs[0]!.endpoint })).json()).toEqual({ removed: false });
-    expect(await (await signedPush(relay.url, erin.did, erin.signer, 'DELETE', { endpoint: subs[5]!.endpoint })).json()).toEqual({ removed: true });
+    expect(await (await signedPush(relay.url, erin.did, erin.signer, 'DELETE', { endpoint: subs[0]!.endpoint })).json()).toEqual({
+      removed: false,
+    });
+    expect(await (await signedPush(relay.url, erin.did, erin.signer, 'DELETE', { endpoint: subs[5]!.endpoint })).json()).toEqual({
+      removed: true,
+    });
   });
 
   it('refuses endpoints that are not https or resolve to non-public addresses (400 invalid_request), and unsigned or foreign-signed registrations', async () => {
@@ -147,9 +168,16 @@ describe('push wake (§5.2)', () => {
       expect(res.status, endpoint).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_request');
     }
-    const badKeys = await signedPush(relay.url, frank.did, frank.signer, 'PUT', { endpoint: sub.endpoint, keys: { p256dh: 'AAAA', auth: sub.keys.auth } });
+    const badKeys = await signedPush(relay.url, frank.did, frank.signer, 'PUT', {
+      endpoint: sub.endpoint,
+      keys: { p256dh: 'AAAA', auth: sub.keys.auth },
+    });
     expect(badKeys.status).toBe(400);
-    const unsigned = await fetch(`${relay.url}${mailboxPath(frank.did)}/push`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(subJson(sub)) });
+    const unsigned = await fetch(`${relay.url}${mailboxPath(frank.did)}/push`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(subJson(sub)),
+    });
     expect(unsigned.status).toBe(401);
     const mallory = newPeer();
     expect((await signedPush(relay.url, frank.did, mallory.signer, 'PUT', subJson(sub))).status).toBe(401);
@@ -161,7 +189,8 @@ describe('push wake (§5.2)', () => {
     const pathAndQuery = `${mailboxPath(gina.did)}/push`;
     const text = JSON.stringify(subJson(sub));
     const auth = await signMailboxRequest({ method: 'PUT', host: hostOf(relay.url), pathAndQuery, body: text }, gina.signer);
-    const send = (): Promise<Response> => fetch(relay.url + pathAndQuery, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: text });
+    const send = (): Promise<Response> =>
+      fetch(relay.url + pathAndQuery, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: text });
     expect((await send()).status).toBe(200);
     expect((await send()).status).toBe(401);
   });

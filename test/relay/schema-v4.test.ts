@@ -26,7 +26,9 @@ describe('schema version 3 → 4', () => {
     old.exec(readFileSync(new URL('./schema-v3.sql', import.meta.url), 'utf8'));
     old.pragma('user_version = 3');
     const mailbox = Number(old.prepare('INSERT INTO mailboxes (did) VALUES (?)').run(bob.did).lastInsertRowid);
-    const insert = old.prepare('INSERT INTO envelopes (mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, ?, ?, ?, ?, ?, 0)');
+    const insert = old.prepare(
+      'INSERT INTO envelopes (mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, ?, ?, ?, ?, ?, 0)',
+    );
     const queued: string[] = [];
     const now = Date.now();
     for (let i = 0; i < 12; i++) {
@@ -41,10 +43,21 @@ describe('schema version 3 → 4', () => {
     // character inside the ciphertext (valid, but not packable), and a plain envelope.
     const sealed = await uniqueSealed(sender, bob);
     const spaced = `{ "ciphertext":"${sealed.ciphertext}", "v":1,\n "id":"${sealed.id}", "to_did":"${sealed.to_did}", "encoding":"sealed", "epk":"${sealed.epk}", "nonce":"${sealed.nonce}" }`;
-    const junk = { v: 1, id: randomBytes(32).toString('hex'), to_did: bob.did, encoding: 'sealed', epk: randomBytes(32).toString('base64url'), nonce: randomBytes(24).toString('base64url'), ciphertext: randomBytes(600).toString('base64url') };
+    const junk = {
+      v: 1,
+      id: randomBytes(32).toString('hex'),
+      to_did: bob.did,
+      encoding: 'sealed',
+      epk: randomBytes(32).toString('base64url'),
+      nonce: randomBytes(24).toString('base64url'),
+      ciphertext: randomBytes(600).toString('base64url'),
+    };
     const compact = JSON.stringify(junk);
     const junk2 = { ...junk, id: randomBytes(32).toString('hex') };
-    const escaped = JSON.stringify(junk2).replace(`"ciphertext":"${junk2.ciphertext[0]}`, `"ciphertext":"\\u00${junk2.ciphertext.charCodeAt(0).toString(16)}`);
+    const escaped = JSON.stringify(junk2).replace(
+      `"ciphertext":"${junk2.ciphertext[0]}`,
+      `"ciphertext":"\\u00${junk2.ciphertext.charCodeAt(0).toString(16)}`,
+    );
     const plain = JSON.stringify(await uniquePlain(sender, bob), null, 1);
     const fresh = [spaced, compact, escaped, plain];
 
@@ -61,7 +74,11 @@ describe('schema version 3 → 4', () => {
     const upgraded = new Database(path, { readonly: true });
     try {
       expect(upgraded.pragma('user_version', { simple: true })).toBe(4);
-      const kinds = upgraded.prepare<[], { t: string; size: number; stored: number }>('SELECT typeof(body) AS t, size, length(body) AS stored FROM envelopes ORDER BY seq').all();
+      const kinds = upgraded
+        .prepare<[], { t: string; size: number; stored: number }>(
+          'SELECT typeof(body) AS t, size, length(body) AS stored FROM envelopes ORDER BY seq',
+        )
+        .all();
       expect(kinds.slice(0, queued.length).every((k) => k.t === 'text')).toBe(true);
       // New ones: the sealed with a clean ciphertext are packed (smaller than their text); the escaped one and the plain one stay text.
       expect(kinds.slice(queued.length).map((k) => k.t)).toEqual(['blob', 'blob', 'text', 'text']);

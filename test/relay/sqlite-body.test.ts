@@ -18,7 +18,14 @@ describe('packed envelope bodies', () => {
 
   it('keeps as text what would not come back exactly: padding, +/, escapes, whitespace, non-canonical tail bits, short values, no ciphertext', () => {
     const b64 = randomBytes(100).toString('base64url');
-    for (const ct of [`${randomBytes(100).toString('base64')}==`, b64.replace(/./, '+'), `\\u0041${b64}`, `${b64.slice(0, 40)} ${b64.slice(40)}`, `${b64.slice(0, -1)}B`, 'QUJD']) {
+    for (const ct of [
+      `${randomBytes(100).toString('base64')}==`,
+      b64.replace(/./, '+'),
+      `\\u0041${b64}`,
+      `${b64.slice(0, 40)} ${b64.slice(40)}`,
+      `${b64.slice(0, -1)}B`,
+      'QUJD',
+    ]) {
       const text = sealedText(ct);
       if (ct === `${b64.slice(0, -1)}B` && Buffer.from(ct, 'base64url').toString('base64url') === ct) continue; // happened to be canonical
       expect(packBody(text)).toBe(text);
@@ -35,7 +42,9 @@ describe('packed envelope bodies', () => {
     const b64 = fc.uint8Array({ minLength: 0, maxLength: 400 }).map((b) => Buffer.from(b).toString('base64url'));
     const text = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 300 }),
-      fc.tuple(fc.string({ unit: 'binary', maxLength: 40 }), b64, fc.string({ unit: 'binary', maxLength: 40 })).map(([a, c, z]) => `${a}"ciphertext":"${c}"${z}`),
+      fc
+        .tuple(fc.string({ unit: 'binary', maxLength: 40 }), b64, fc.string({ unit: 'binary', maxLength: 40 }))
+        .map(([a, c, z]) => `${a}"ciphertext":"${c}"${z}`),
       fc.tuple(b64, fc.string({ unit: 'binary', maxLength: 10 }), b64).map(([c, mid, d]) => sealedText(c + mid + d, mid)),
     );
     fc.assert(

@@ -20,7 +20,9 @@ runMailboxStoreContract(
   { persistent: true },
 );
 
-runMailboxStoreContract(vitestRegistrar, 'sqlite :memory:', () => Promise.resolve({ store: new SqliteMailboxStore(':memory:') }), { persistent: false });
+runMailboxStoreContract(vitestRegistrar, 'sqlite :memory:', () => Promise.resolve({ store: new SqliteMailboxStore(':memory:') }), {
+  persistent: false,
+});
 
 describe('SqliteMailboxStore specifics', () => {
   it('batches concurrent writes into one transaction (group commit), durable on reopen', async () => {
@@ -29,7 +31,15 @@ describe('SqliteMailboxStore specifics', () => {
     const base = Date.now();
     const deposits = Array.from({ length: 100 }, (_, i) =>
       store.deposit(
-        { id: i.toString(16).padStart(64, '0'), toDid: 'did:key:zX', fromDid: null, body: '{}', size: 2, depositedAt: base, expiresAt: base + 60_000 },
+        {
+          id: i.toString(16).padStart(64, '0'),
+          toDid: 'did:key:zX',
+          fromDid: null,
+          body: '{}',
+          size: 2,
+          depositedAt: base,
+          expiresAt: base + 60_000,
+        },
         null,
         { cap: 1000, unsolicitedEnvelopes: 100, unsolicitedBytes: 1_048_576 },
       ),
@@ -56,7 +66,15 @@ describe('SqliteMailboxStore specifics', () => {
       const outcomes = await Promise.all(
         Array.from({ length: 40 }, (_, i) =>
           (i % 2 === 0 ? one : two).deposit(
-            { id: i.toString(16).padStart(64, '0'), toDid: 'did:key:zShared', fromDid: null, body: '{}', size: 2, depositedAt: base, expiresAt: base + 60_000 },
+            {
+              id: i.toString(16).padStart(64, '0'),
+              toDid: 'did:key:zShared',
+              fromDid: null,
+              body: '{}',
+              size: 2,
+              depositedAt: base,
+              expiresAt: base + 60_000,
+            },
             null,
             limits,
           ),
@@ -77,14 +95,34 @@ describe('SqliteMailboxStore specifics', () => {
       size INTEGER NOT NULL, deposited_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, UNIQUE (to_did, id));
       CREATE TABLE used_signatures (sig TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;`);
     const base = Date.now();
-    const insert = old.prepare('INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    for (let i = 0; i < 3; i++) insert.run('did:key:zOld', String(i).padStart(64, '0'), i === 0 ? 'did:key:zSender' : null, '{}', 2, base + i, base + 60_000);
+    const insert = old.prepare(
+      'INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    for (let i = 0; i < 3; i++)
+      insert.run('did:key:zOld', String(i).padStart(64, '0'), i === 0 ? 'did:key:zSender' : null, '{}', 2, base + i, base + 60_000);
     old.close();
     const store = new SqliteMailboxStore(path);
     try {
-      expect(await store.stats(base, 10)).toEqual({ mailboxes: [{ did: 'did:key:zOld', queueSize: 3, oldestDepositedAt: base }], uniqueSenders: 1, uniqueReceivers: 1 });
+      expect(await store.stats(base, 10)).toEqual({
+        mailboxes: [{ did: 'did:key:zOld', queueSize: 3, oldestDepositedAt: base }],
+        uniqueSenders: 1,
+        uniqueReceivers: 1,
+      });
       const limits = { cap: 4, unsolicitedEnvelopes: 0, unsolicitedBytes: 0 };
-      const more = (i: number) => store.deposit({ id: String(i).padStart(64, '0'), toDid: 'did:key:zOld', fromDid: null, body: '{}', size: 2, depositedAt: base, expiresAt: base + 60_000 }, null, limits);
+      const more = (i: number) =>
+        store.deposit(
+          {
+            id: String(i).padStart(64, '0'),
+            toDid: 'did:key:zOld',
+            fromDid: null,
+            body: '{}',
+            size: 2,
+            depositedAt: base,
+            expiresAt: base + 60_000,
+          },
+          null,
+          limits,
+        );
       expect((await more(10)).kind).toBe('stored');
       expect((await more(11)).kind).toBe('queue_full');
     } finally {
@@ -100,16 +138,35 @@ describe('SqliteMailboxStore specifics', () => {
     try {
       const plan = (sql: string, ...params: unknown[]): string =>
         (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join('; ');
-      expect(plan('SELECT id, queued FROM mailboxes WHERE did = ?', 'x')).toMatch(/SEARCH mailboxes USING (COVERING )?INDEX sqlite_autoindex_mailboxes_1 \(did=\?\)/);
-      expect(plan('SELECT id, from_did, body FROM envelopes INDEXED BY envelopes_by_mailbox WHERE mailbox = ? AND expires_at > ? ORDER BY seq LIMIT ?', 1, 0, 10)).toMatch(
-        /^SEARCH envelopes USING INDEX envelopes_by_mailbox \(mailbox=\?\)$/,
+      expect(plan('SELECT id, queued FROM mailboxes WHERE did = ?', 'x')).toMatch(
+        /SEARCH mailboxes USING (COVERING )?INDEX sqlite_autoindex_mailboxes_1 \(did=\?\)/,
       );
-      expect(plan('SELECT expires_at FROM envelopes WHERE mailbox = ? AND id = ?', 1, 'x')).toMatch(/SEARCH envelopes USING (COVERING )?INDEX envelopes_by_id \(mailbox=\? AND id=\?\)/);
-      expect(plan('DELETE FROM envelopes WHERE mailbox = ? AND id IN (SELECT value FROM json_each(?))', 1, '[]')).toMatch(/SEARCH envelopes USING (COVERING )?INDEX envelopes_by_id \(mailbox=\? AND id=\?\)/);
-      expect(plan('SELECT count(*) FROM envelopes INDEXED BY envelopes_by_expiry WHERE expires_at <= ? AND mailbox = ?', 0, 1)).toMatch(/SEARCH envelopes USING (COVERING )?INDEX envelopes_by_expiry \(expires_at<\?\)/);
-      expect(plan('DELETE FROM envelopes WHERE expires_at <= ?', 0)).toMatch(/SEARCH envelopes USING (COVERING )?INDEX envelopes_by_expiry \(expires_at<\?\)/);
-      expect(plan('SELECT id, did, queued FROM mailboxes INDEXED BY mailboxes_by_queued WHERE queued > 0 ORDER BY queued DESC LIMIT ?', 10)).toMatch(/SEARCH mailboxes USING (COVERING )?INDEX mailboxes_by_queued \(queued>\?\)/);
-      expect(plan('DELETE FROM mailboxes WHERE queued <= 0')).toMatch(/SEARCH mailboxes USING (COVERING )?INDEX mailboxes_by_queued \(queued<\?\)/);
+      expect(
+        plan(
+          'SELECT id, from_did, body FROM envelopes INDEXED BY envelopes_by_mailbox WHERE mailbox = ? AND expires_at > ? ORDER BY seq LIMIT ?',
+          1,
+          0,
+          10,
+        ),
+      ).toMatch(/^SEARCH envelopes USING INDEX envelopes_by_mailbox \(mailbox=\?\)$/);
+      expect(plan('SELECT expires_at FROM envelopes WHERE mailbox = ? AND id = ?', 1, 'x')).toMatch(
+        /SEARCH envelopes USING (COVERING )?INDEX envelopes_by_id \(mailbox=\? AND id=\?\)/,
+      );
+      expect(plan('DELETE FROM envelopes WHERE mailbox = ? AND id IN (SELECT value FROM json_each(?))', 1, '[]')).toMatch(
+        /SEARCH envelopes USING (COVERING )?INDEX envelopes_by_id \(mailbox=\? AND id=\?\)/,
+      );
+      expect(plan('SELECT count(*) FROM envelopes INDEXED BY envelopes_by_expiry WHERE expires_at <= ? AND mailbox = ?', 0, 1)).toMatch(
+        /SEARCH envelopes USING (COVERING )?INDEX envelopes_by_expiry \(expires_at<\?\)/,
+      );
+      expect(plan('DELETE FROM envelopes WHERE expires_at <= ?', 0)).toMatch(
+        /SEARCH envelopes USING (COVERING )?INDEX envelopes_by_expiry \(expires_at<\?\)/,
+      );
+      expect(
+        plan('SELECT id, did, queued FROM mailboxes INDEXED BY mailboxes_by_queued WHERE queued > 0 ORDER BY queued DESC LIMIT ?', 10),
+      ).toMatch(/SEARCH mailboxes USING (COVERING )?INDEX mailboxes_by_queued \(queued>\?\)/);
+      expect(plan('DELETE FROM mailboxes WHERE queued <= 0')).toMatch(
+        /SEARCH mailboxes USING (COVERING )?INDEX mailboxes_by_queued \(queued<\?\)/,
+      );
       // Exactly the indexes the queries above need (issue 14: no index on DID text per envelope).
       const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'envelopes' ORDER BY name").all();
       expect(indexes).toEqual([{ name: 'envelopes_by_expiry' }, { name: 'envelopes_by_id' }, { name: 'envelopes_by_mailbox' }]);

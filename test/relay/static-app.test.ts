@@ -18,7 +18,12 @@ let base: string;
 let relay: RelayProcess;
 
 /** A GET with the request target sent byte for byte (fetch would normalise `..` away). */
-function rawGet(url: string, target: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function rawGet(
+  url: string,
+  target: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = request({ host: hostname, port, path: target, method, headers }, (res) => {
@@ -63,10 +68,18 @@ describe('spl-relay --app', () => {
     expect(index.body).toContain('<title>Syncropel</title>');
     expect((await rawGet(relay.url, '/syncropel/index.html?utm=1')).body).toBe(index.body);
     const sw = await rawGet(relay.url, '/syncropel/sw.js');
-    expect([sw.status, sw.headers['content-type'], sw.headers['cache-control']]).toEqual([200, 'text/javascript; charset=utf-8', 'no-cache']);
+    expect([sw.status, sw.headers['content-type'], sw.headers['cache-control']]).toEqual([
+      200,
+      'text/javascript; charset=utf-8',
+      'no-cache',
+    ]);
     expect(sw.headers['service-worker-allowed']).toBeUndefined(); // same scope as the page: not needed
     const js = await rawGet(relay.url, '/syncropel/assets/index-DkX1abcd.js');
-    expect([js.status, js.headers['content-type'], js.headers['cache-control']]).toEqual([200, 'text/javascript; charset=utf-8', 'public, max-age=31536000, immutable']);
+    expect([js.status, js.headers['content-type'], js.headers['cache-control']]).toEqual([
+      200,
+      'text/javascript; charset=utf-8',
+      'public, max-age=31536000, immutable',
+    ]);
     expect((await rawGet(relay.url, '/syncropel/assets/index-Bq2zabcd.css')).headers['content-type']).toBe('text/css; charset=utf-8');
     expect((await rawGet(relay.url, '/syncropel/manifest.webmanifest')).headers['content-type']).toBe('application/manifest+json');
     expect((await rawGet(relay.url, '/syncropel/icons/icon-192.png')).headers['content-type']).toBe('image/png');
@@ -128,13 +141,42 @@ describe('spl-relay --app', () => {
   it('fuzz: any request target gets a file of the app verbatim, a redirect or an error; never anything else', async () => {
     const dir = join(base, 'app');
     const app = loadStaticApp(dir, '/syncropel/');
-    const served = new Set(['index.html', 'sw.js', 'manifest.webmanifest', 'assets/index-DkX1abcd.js', 'assets/index-Bq2zabcd.css', 'icons/icon-192.png'].map((f) => readFileSync(join(dir, f), 'utf8'))); // as rawGet decodes bodies
+    const served = new Set(
+      ['index.html', 'sw.js', 'manifest.webmanifest', 'assets/index-DkX1abcd.js', 'assets/index-Bq2zabcd.css', 'icons/icon-192.png'].map(
+        (f) => readFileSync(join(dir, f), 'utf8'),
+      ),
+    ); // as rawGet decodes bodies
     const server = createServer((req, res) => {
       if (!app.handle(req, res)) res.writeHead(418).end();
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    const piece = fc.constantFrom('..', '.', '/', '//', '\\', '%2e', '%2E', '%2f', '%5c', '%25', '%00', '%c0%ae', '%zz', 'assets', 'icons', 'icon-192.png', 'index.html', 'sw.js', 'secret.txt', '.env', 'linked.txt', '?', '#', 'a');
+    const piece = fc.constantFrom(
+      '..',
+      '.',
+      '/',
+      '//',
+      '\\',
+      '%2e',
+      '%2E',
+      '%2f',
+      '%5c',
+      '%25',
+      '%00',
+      '%c0%ae',
+      '%zz',
+      'assets',
+      'icons',
+      'icon-192.png',
+      'index.html',
+      'sw.js',
+      'secret.txt',
+      '.env',
+      'linked.txt',
+      '?',
+      '#',
+      'a',
+    );
     try {
       await fc.assert(
         fc.asyncProperty(fc.array(piece, { maxLength: 10 }), fc.boolean(), async (pieces, underApp) => {

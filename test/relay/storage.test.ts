@@ -42,15 +42,24 @@ describe('storage pressure (§5)', () => {
   it('answers 507 storage_full before the disk is full; receive, ack and the sweep keep working; room returns after acks', async () => {
     await withTmpfs(8, async (mnt) => {
       const relay = await startRelayProcess([
-        '--db', join(mnt, 'relay.sqlite'), '--no-rate-limit',
-        '--max-db-bytes', '3000000', '--min-free-disk-bytes', '2000000',
-        '--min-ttl', '1', '--sweep-interval', '0.3',
+        '--db',
+        join(mnt, 'relay.sqlite'),
+        '--no-rate-limit',
+        '--max-db-bytes',
+        '3000000',
+        '--min-free-disk-bytes',
+        '2000000',
+        '--min-ttl',
+        '1',
+        '--sweep-interval',
+        '0.3',
       ]);
       try {
         const bob = newPeer();
         const carol = newPeer();
         // Short-lived mail, for the sweep to delete once the relay is at its limit.
-        for (let i = 0; i < 3; i++) expect((await deposit(relay.url, carol.did, { ...junkSealed(carol.did, 48_000), ttl_seconds: 1 })).status).toBe(202);
+        for (let i = 0; i < 3; i++)
+          expect((await deposit(relay.url, carol.did, { ...junkSealed(carol.did, 48_000), ttl_seconds: 1 })).status).toBe(202);
         const accepted: string[] = [];
         let refused: ErrorBody | undefined;
         for (let i = 0; i < 200 && !refused; i++) {
@@ -67,7 +76,11 @@ describe('storage pressure (§5)', () => {
         // Limits, not the disk: there is still room on it, so owners can drain.
         expect((await fetch(`${relay.url}/health`)).status).toBe(200);
         // The sweep deletes expired mail at the limit.
-        await waitFor(async () => (await metric(relay.url, 'relay_envelopes_expired_total')) >= 3, 15_000, 'the sweep at the storage limit');
+        await waitFor(
+          async () => (await metric(relay.url, 'relay_envelopes_expired_total')) >= 3,
+          15_000,
+          'the sweep at the storage limit',
+        );
         // Receive and ack at the limit.
         const got = await signedReceive(relay.url, bob.did, bob.signer, { limit: 500 });
         expect(got.status).toBe(200);
@@ -77,7 +90,11 @@ describe('storage pressure (§5)', () => {
         expect(ack.status).toBe(200);
         expect(await ack.json()).toEqual({ removed: accepted.length });
         // Drained: deposits are taken again (freed pages count as room).
-        await waitFor(async () => (await deposit(relay.url, bob.did, junkSealed(bob.did, 48_000))).status === 202, 15_000, 'room after the acks');
+        await waitFor(
+          async () => (await deposit(relay.url, bob.did, junkSealed(bob.did, 48_000))).status === 202,
+          15_000,
+          'room after the acks',
+        );
         expect(await metric(relay.url, 'relay_rate_limit_hits_total{kind="storage_full"}')).toBeGreaterThanOrEqual(1);
       } finally {
         expect(await relay.stop()).toBe(0);
@@ -151,7 +168,9 @@ describe('integrity at start', () => {
     // The version 1 relay schema (the relay upgrades it when it opens the image).
     conn.exec(`CREATE TABLE envelopes (seq INTEGER PRIMARY KEY, to_did TEXT NOT NULL, id TEXT NOT NULL, from_did TEXT, body TEXT NOT NULL,
       size INTEGER NOT NULL, deposited_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, UNIQUE (to_did, id))`);
-    const insert = conn.prepare('INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at) VALUES (?, ?, NULL, ?, ?, ?, ?)');
+    const insert = conn.prepare(
+      'INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at) VALUES (?, ?, NULL, ?, ?, ?, ?)',
+    );
     const ids: string[] = [];
     const now = Date.now();
     for (let i = 0; i < 320; i++) {
@@ -247,7 +266,9 @@ describe('WAL housekeeping and several processes', () => {
     const a = await startRelayProcess(['--db', path, '--cap', '5', '--no-rate-limit']);
     const b = await startRelayProcess(['--db', path, '--cap', '5', '--no-rate-limit']);
     try {
-      const res = await Promise.all(Array.from({ length: 40 }, (_, i) => deposit(i % 2 === 0 ? a.url : b.url, bob.did, junkSealed(bob.did))));
+      const res = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => deposit(i % 2 === 0 ? a.url : b.url, bob.did, junkSealed(bob.did))),
+      );
       const statuses = res.map((r) => r.status);
       expect(statuses.filter((s) => s === 202)).toHaveLength(5);
       expect(statuses.filter((s) => s === 507)).toHaveLength(35);

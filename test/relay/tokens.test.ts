@@ -6,7 +6,15 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newPeer } from '../../support/fixtures';
-import { deposit, junkSealed, signedAck, signedPutTokens, signedReceive, startRelayProcess, type RelayProcess } from '../../support/relay-process';
+import {
+  deposit,
+  junkSealed,
+  signedAck,
+  signedPutTokens,
+  signedReceive,
+  startRelayProcess,
+  type RelayProcess,
+} from '../../support/relay-process';
 
 const FLOOD = 2000;
 const CONCURRENCY = 50;
@@ -96,7 +104,9 @@ describe('deposit tokens (§5.1)', () => {
     expect((await deposit(relay.url, dave.did, junkSealed(dave.did), { [TOKEN_HEADER]: first })).status).toBe(202);
     expect(await (await signedPutTokens(relay.url, dave.did, dave.signer, [second])).json()).toEqual({ count: 1 });
     // With a quota of 100: fill it using the retired token, which is now unknown.
-    const retired = await Promise.all(Array.from({ length: 101 }, () => deposit(relay.url, dave.did, junkSealed(dave.did), { [TOKEN_HEADER]: first })));
+    const retired = await Promise.all(
+      Array.from({ length: 101 }, () => deposit(relay.url, dave.did, junkSealed(dave.did), { [TOKEN_HEADER]: first })),
+    );
     expect(retired.filter((r) => r.status === 202)).toHaveLength(100);
     expect(retired.filter((r) => r.status === 429)).toHaveLength(1);
     expect((await deposit(relay.url, dave.did, junkSealed(dave.did), { [TOKEN_HEADER]: second })).status).toBe(202);
@@ -124,7 +134,16 @@ describe('deposit tokens (§5.1)', () => {
       expect(res.status, body).toBe(400);
       expect(((await res.json()) as ErrorBody).error.code).toBe('invalid_request');
     }
-    expect((await signedPutTokens(relay.url, erin.did, erin.signer, Array.from({ length: 100 }, () => token()))).status).toBe(200);
+    expect(
+      (
+        await signedPutTokens(
+          relay.url,
+          erin.did,
+          erin.signer,
+          Array.from({ length: 100 }, () => token()),
+        )
+      ).status,
+    ).toBe(200);
     const stranger = await signedPutTokens(relay.url, erin.did, mallory.signer, [token()]);
     expect(stranger.status).toBe(401);
     const unsigned = await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(erin.did)}/tokens`, {

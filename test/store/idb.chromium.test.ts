@@ -15,7 +15,8 @@ import { peerStoreContractTestNames } from '../contracts/peer-store';
 import type { ContractRunReport } from '../contracts/mini-runner';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const PAGE_HTML = '<!doctype html><meta charset="utf-8"><title>store contract</title><link rel="icon" href="data:,"><script type="module" src="/contract.js"></script>';
+const PAGE_HTML =
+  '<!doctype html><meta charset="utf-8"><title>store contract</title><link rel="icon" href="data:,"><script type="module" src="/contract.js"></script>';
 
 /** Bundles the in-page runner (contract + IdbPeerStore + core) into one ES module, in memory. */
 async function bundleRunner(): Promise<string> {
@@ -63,7 +64,14 @@ beforeAll(async () => {
     chromium.launch({
       executablePath: CHROMIUM,
       headless: true, // launch() gives every run a fresh temporary profile
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     }),
   ]);
   browser = launched;

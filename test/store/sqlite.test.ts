@@ -23,7 +23,9 @@ runPeerStoreContract(
   { persistent: true },
 );
 
-runPeerStoreContract(vitestRegistrar, 'SQLite :memory:', async () => ({ store: await openSqlitePeerStore(':memory:') }), { persistent: false });
+runPeerStoreContract(vitestRegistrar, 'SQLite :memory:', async () => ({ store: await openSqlitePeerStore(':memory:') }), {
+  persistent: false,
+});
 
 describe('SqlitePeerStore specifics', () => {
   it('runs in WAL with synchronous=FULL and records its schema version', async () => {

@@ -38,7 +38,11 @@ async function flood(did: string): Promise<number> {
   for (let i = 0; i < QUOTA * 3; i++) {
     const rec = await signRecord(note(mallory.did, `junk ${i}`, i, 'th_junk'), mallory.signer);
     const env = sealEnvelope(await buildPlainEnvelope({ fromDid: mallory.did, toDid: did, records: [rec] }, mallory.signer));
-    const res = await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(did)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: serializeEnvelope(env) });
+    const res = await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(did)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: serializeEnvelope(env),
+    });
     if (res.status === 202) accepted++;
     else {
       expect(res.status).toBe(429);

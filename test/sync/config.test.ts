@@ -6,8 +6,25 @@ const me = 'did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp';
 const peer = 'did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG';
 
 function learn(clock: number, body: Record<string, unknown>, actor = me): StoredRecord {
-  const record = { parents: [], thread: 'th_engine_config', actor, act: 'LEARN' as const, body: body as never, clock, data_type: 'SCALAR' as const, judged_by: null };
-  return { id: String(clock).padStart(64, '0'), signed: { id: '', record, sig: '' }, thread: record.thread, actor, clock, receivedAt: clock, path: 'local' };
+  const record = {
+    parents: [],
+    thread: 'th_engine_config',
+    actor,
+    act: 'LEARN' as const,
+    body: body as never,
+    clock,
+    data_type: 'SCALAR' as const,
+    judged_by: null,
+  };
+  return {
+    id: String(clock).padStart(64, '0'),
+    signed: { id: '', record, sig: '' },
+    thread: record.thread,
+    actor,
+    clock,
+    receivedAt: clock,
+    path: 'local',
+  };
 }
 
 describe('config as records (§8)', () => {

@@ -74,7 +74,10 @@ describe('engine context', () => {
     await rejectsWith(engine.emit({ thread: 'th_engine_config', text: 'x' }), 'reserved_thread', /reserved/);
     await rejectsWith(engine.emit({ thread: 'not a thread', text: 'x' }), 'invalid_input', /not a thread ID/);
     await rejectsWith(engine.setRelay('ftp://relay.example'), 'invalid_input', /not an http\(s\) URL/);
-    const scope = await engine.setRelay('https://relay.example', 'alice').then(() => undefined, (e: unknown) => e);
+    const scope = await engine.setRelay('https://relay.example', 'alice').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isPeerError(scope, 'invalid_input')).toBe(true);
     expect((scope as Error).message).not.toMatch(/--/);
     await rejectsWith(engine.clearRelay('did:key:z6Mkno'), 'not_found', /no relay is configured/);

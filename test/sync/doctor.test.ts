@@ -18,8 +18,18 @@ const zero = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as unknown as 
 const identity: Identity = { did: 'did:key:z6Mkself', name: 'laptop', secretKey: new Uint8Array(32), createdAt: NOW - 100 * HOUR };
 
 /** A receive relay's state: `over` replaces fields, `without` leaves optional ones out. */
-function relayState(over: Partial<ReceiveState> = {}, without: readonly ('lastReceiveAt' | 'lastSuccessAt')[] = []): ReceiveState & { forPairs: string[] } {
-  const state: ReceiveState & { forPairs: string[] } = { relayUrl: RELAY, backlog: 0, lastReceiveAt: NOW - 5 * MIN, lastSuccessAt: NOW - 5 * MIN, ...over, forPairs: ['all'] };
+function relayState(
+  over: Partial<ReceiveState> = {},
+  without: readonly ('lastReceiveAt' | 'lastSuccessAt')[] = [],
+): ReceiveState & { forPairs: string[] } {
+  const state: ReceiveState & { forPairs: string[] } = {
+    relayUrl: RELAY,
+    backlog: 0,
+    lastReceiveAt: NOW - 5 * MIN,
+    lastSuccessAt: NOW - 5 * MIN,
+    ...over,
+    forPairs: ['all'],
+  };
   for (const key of without) delete state[key];
   return state;
 }
@@ -29,12 +39,32 @@ function status(over: { relays?: SyncStatus['relays']; counters?: Partial<Counte
 }
 
 function pending(over: Partial<OutboxEntry> = {}): OutboxEntry {
-  return { id: 'env1', toDid: PEER, recordIds: ['r1'], records: [], envelope: '{}', createdAt: NOW - MIN, expiresAt: NOW + 7 * 24 * HOUR, path: 'pending', attempts: 0, nextAttemptAt: NOW, ...over };
+  return {
+    id: 'env1',
+    toDid: PEER,
+    recordIds: ['r1'],
+    records: [],
+    envelope: '{}',
+    createdAt: NOW - MIN,
+    expiresAt: NOW + 7 * 24 * HOUR,
+    path: 'pending',
+    attempts: 0,
+    nextAttemptAt: NOW,
+    ...over,
+  };
 }
 
 /** A healthy device: identity, one reachable relay received from five minutes ago, empty outbox. */
 function input(over: Partial<DoctorInput> = {}): DoctorInput {
-  return { identity, status: status(), outbox: [], health: [{ url: RELAY, ok: true, status: 200, latencyMs: 12 }], facts: {}, now: NOW, ...over };
+  return {
+    identity,
+    status: status(),
+    outbox: [],
+    health: [{ url: RELAY, ok: true, status: 200, latencyMs: 12 }],
+    facts: {},
+    now: NOW,
+    ...over,
+  };
 }
 
 const byId = (checks: readonly DoctorCheck[], id: string): DoctorCheck[] => checks.filter((c) => c.id === id);
@@ -49,7 +79,14 @@ describe('runDoctor', () => {
   it('a healthy device passes every check it runs', () => {
     const report = runDoctor(input());
     expect(report.status).toBe('pass');
-    expect(report.checks.map((c) => c.id)).toEqual(['identity', 'relay_reachable', 'receive_task', 'outbox_stuck', 'redelivery', 'dropped_unpaired']);
+    expect(report.checks.map((c) => c.id)).toEqual([
+      'identity',
+      'relay_reachable',
+      'receive_task',
+      'outbox_stuck',
+      'redelivery',
+      'dropped_unpaired',
+    ]);
     expect(report.checks.every((c) => c.status === 'pass')).toBe(true);
     expect(only(report.checks, 'identity').message).toContain(identity.did);
   });
@@ -68,7 +105,14 @@ describe('runDoctor', () => {
     expect(byId(none.checks, 'receive_task')).toEqual([]); // nothing to receive from
     expect(none.status).toBe('warn');
 
-    const down = runDoctor(input({ health: [{ url: RELAY, ok: true }, { url: 'https://down.example', ok: false, error: 'ECONNREFUSED' }] }));
+    const down = runDoctor(
+      input({
+        health: [
+          { url: RELAY, ok: true },
+          { url: 'https://down.example', ok: false, error: 'ECONNREFUSED' },
+        ],
+      }),
+    );
     const reach = byId(down.checks, 'relay_reachable');
     expect(reach.map((c) => c.status)).toEqual(['pass', 'fail']);
     expect(reach[1]!.message).toContain('https://down.example');
@@ -77,16 +121,26 @@ describe('runDoctor', () => {
   });
 
   it('the receive task: never run and stale (over 24 h) warn; the freshest of task and relay counts', () => {
-    expect(statusOf(runDoctor(input({ status: status({ relays: [relayState({}, ['lastReceiveAt'])] }) })).checks, 'receive_task')).toBe('warn');
-    expect(statusOf(runDoctor(input({ status: status({ relays: [relayState({ lastReceiveAt: NOW - 25 * HOUR })] }) })).checks, 'receive_task')).toBe('warn');
-    expect(statusOf(runDoctor(input({ status: status({ relays: [relayState({ lastReceiveAt: NOW - 23 * HOUR })] }) })).checks, 'receive_task')).toBe('pass');
+    expect(statusOf(runDoctor(input({ status: status({ relays: [relayState({}, ['lastReceiveAt'])] }) })).checks, 'receive_task')).toBe(
+      'warn',
+    );
+    expect(
+      statusOf(runDoctor(input({ status: status({ relays: [relayState({ lastReceiveAt: NOW - 25 * HOUR })] }) })).checks, 'receive_task'),
+    ).toBe('warn');
+    expect(
+      statusOf(runDoctor(input({ status: status({ relays: [relayState({ lastReceiveAt: NOW - 23 * HOUR })] }) })).checks, 'receive_task'),
+    ).toBe('pass');
     // The relay's own record is old, but the background task ran a minute ago.
-    const fresh = runDoctor(input({ status: status({ relays: [relayState({ lastReceiveAt: NOW - 30 * HOUR })] }), facts: { receiveTaskLastRunAt: NOW - MIN } }));
+    const fresh = runDoctor(
+      input({ status: status({ relays: [relayState({ lastReceiveAt: NOW - 30 * HOUR })] }), facts: { receiveTaskLastRunAt: NOW - MIN } }),
+    );
     expect(statusOf(fresh.checks, 'receive_task')).toBe('pass');
   });
 
   it('a relay whose last receive failed is a warning naming the relay and the error', () => {
-    const report = runDoctor(input({ status: status({ relays: [relayState(), relayState({ relayUrl: 'https://two.example', lastError: 'HTTP 503' })] }) }));
+    const report = runDoctor(
+      input({ status: status({ relays: [relayState(), relayState({ relayUrl: 'https://two.example', lastError: 'HTTP 503' })] }) }),
+    );
     const errors = byId(report.checks, 'receive_errors');
     expect(errors).toHaveLength(1);
     expect(errors[0]!.status).toBe('warn');
@@ -96,13 +150,17 @@ describe('runDoctor', () => {
 
   it('the outbox: stuck after an hour or five attempts (warn), waiting otherwise (pass), refused (warn)', () => {
     expect(statusOf(runDoctor(input({ outbox: [pending()] })).checks, 'outbox_stuck')).toBe('pass');
-    expect(statusOf(runDoctor(input({ outbox: [pending({ attempts: 4, createdAt: NOW - 59 * MIN })] })).checks, 'outbox_stuck')).toBe('pass');
+    expect(statusOf(runDoctor(input({ outbox: [pending({ attempts: 4, createdAt: NOW - 59 * MIN })] })).checks, 'outbox_stuck')).toBe(
+      'pass',
+    );
     const old = runDoctor(input({ outbox: [pending({ createdAt: NOW - 2 * HOUR, lastError: 'HTTP 507' })] }));
     expect(statusOf(old.checks, 'outbox_stuck')).toBe('warn');
     expect(only(old.checks, 'outbox_stuck').message).toContain('HTTP 507');
     expect(statusOf(runDoctor(input({ outbox: [pending({ attempts: 5 })] })).checks, 'outbox_stuck')).toBe('warn');
     // Delivered entries are not waiting, however old.
-    expect(statusOf(runDoctor(input({ outbox: [pending({ path: 'relay', createdAt: NOW - 50 * HOUR, attempts: 9 })] })).checks, 'outbox_stuck')).toBe('pass');
+    expect(
+      statusOf(runDoctor(input({ outbox: [pending({ path: 'relay', createdAt: NOW - 50 * HOUR, attempts: 9 })] })).checks, 'outbox_stuck'),
+    ).toBe('pass');
     const refused = runDoctor(input({ outbox: [pending({ path: 'rejected', rejectedReason: 'too_large' })] }));
     expect(statusOf(refused.checks, 'outbox_rejected')).toBe('warn');
     expect(only(refused.checks, 'outbox_rejected').message).toContain('too_large');
@@ -111,7 +169,16 @@ describe('runDoctor', () => {
   it('counters: redelivery and unpaired drops warn with their counts; ungranted and reused clocks name the senders', () => {
     const report = runDoctor(
       input({
-        status: status({ counters: { envelopes_redelivered: 3, records_dropped_unpaired: 2, records_dropped_ungranted: 4, records_refused_clock_reused: 1, envelopes_rejected: 1, records_rejected_invalid: 2 } }),
+        status: status({
+          counters: {
+            envelopes_redelivered: 3,
+            records_dropped_unpaired: 2,
+            records_dropped_ungranted: 4,
+            records_refused_clock_reused: 1,
+            envelopes_rejected: 1,
+            records_rejected_invalid: 2,
+          },
+        }),
         drops: [
           { reason: 'ungranted', sender: PEER, count: 4 },
           { reason: 'clock_reused', sender: 'did:key:z6Mkstranger', count: 1 },
@@ -132,7 +199,10 @@ describe('runDoctor', () => {
 
   it('names at most five senders per reason', () => {
     const drops = Array.from({ length: 8 }, (_, i) => ({ reason: 'ungranted', sender: `did:key:z6Mk${i}`, count: 1 }));
-    const message = only(runDoctor(input({ status: status({ counters: { records_dropped_ungranted: 8 } }), drops })).checks, 'dropped_ungranted').message;
+    const message = only(
+      runDoctor(input({ status: status({ counters: { records_dropped_ungranted: 8 } }), drops })).checks,
+      'dropped_ungranted',
+    ).message;
     expect(message.match(/did:key:z6Mk\d/g)).toHaveLength(5);
   });
 
@@ -153,7 +223,8 @@ describe('runDoctor', () => {
   });
 
   it('periodic sync: granted passes; unsupported, denied and prompt warn; unknown is not checked', () => {
-    const at = (periodicSync: 'granted' | 'denied' | 'prompt' | 'unsupported') => statusOf(runDoctor(input({ facts: { periodicSync } })).checks, 'periodic_sync');
+    const at = (periodicSync: 'granted' | 'denied' | 'prompt' | 'unsupported') =>
+      statusOf(runDoctor(input({ facts: { periodicSync } })).checks, 'periodic_sync');
     expect([at('granted'), at('unsupported'), at('denied'), at('prompt')]).toEqual(['pass', 'warn', 'warn', 'warn']);
     expect(byId(runDoctor(input()).checks, 'periodic_sync')).toEqual([]);
   });
@@ -177,6 +248,11 @@ describe('runDoctor', () => {
     perRelay.forEach((c, i) => expect(c.message).toContain(`https://${'abcd'[i]}.example`));
     expect(perRelay[3]!.message).toContain('HTTP 410');
     // Without relays there is nothing to be woken for.
-    expect(byId(runDoctor(input({ status: status({ relays: [] }), facts: { push: { supported: false, wanted: true, relays: [] } } })).checks, 'push')).toEqual([]);
+    expect(
+      byId(
+        runDoctor(input({ status: status({ relays: [] }), facts: { push: { supported: false, wanted: true, relays: [] } } })).checks,
+        'push',
+      ),
+    ).toEqual([]);
   });
 });

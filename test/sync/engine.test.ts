@@ -7,7 +7,17 @@ import type { AddressInfo } from 'node:net';
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildPlainEnvelope, exportIdentity, openEnvelope, sealEnvelope, serializeEnvelope, signRecord, fromB64u, toB64u, type JsonValue } from '../../src/core';
+import {
+  buildPlainEnvelope,
+  exportIdentity,
+  openEnvelope,
+  sealEnvelope,
+  serializeEnvelope,
+  signRecord,
+  fromB64u,
+  toB64u,
+  type JsonValue,
+} from '../../src/core';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -140,7 +150,11 @@ describe('peer engine over a real relay', () => {
     const controller = new AbortController();
     const polling = b.receive({ waitSeconds: 25, signal: controller.signal });
     // The long-poll is waiting at the relay once the relay counts it (wait on that, not on time).
-    await expect.poll(async () => (await (await fetch(`${relay.url}/metrics`)).text()).match(/^relay_long_polls_waiting (\d+)/m)?.[1], { timeout: 10_000 }).toBe('1');
+    await expect
+      .poll(async () => (await (await fetch(`${relay.url}/metrics`)).text()).match(/^relay_long_polls_waiting (\d+)/m)?.[1], {
+        timeout: 10_000,
+      })
+      .toBe('1');
     controller.abort();
     const report = await polling;
     expect(report.relays[0]).toMatchObject({ envelopes: 0, ingested: 0 });
@@ -188,7 +202,11 @@ describe('peer engine over a real relay', () => {
     ct[10]! ^= 0xff;
     const tampered = { ...sealed, ciphertext: toB64u(ct) };
     for (const env of [serializeEnvelope(spam), JSON.stringify(tampered)]) {
-      const res = await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(bDid)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: env });
+      const res = await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(bDid)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: env,
+      });
       expect(res.status).toBe(202);
     }
     const got = await b.receive();
@@ -221,7 +239,11 @@ describe('peer engine over a real relay', () => {
     expect(recs.find((r) => r.signed.record.body.text === 'direct')?.path).toBe('direct');
     // The same record arriving again through the relay is stored once.
     const entry = (await storeOf(a).listOutbox()).find((e) => e.path === 'direct')!;
-    await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(bDid)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: entry.envelope });
+    await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(bDid)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: entry.envelope,
+    });
     const again = await b.receive();
     expect(again.relays[0]).toMatchObject({ ingested: 0, duplicates: 1 });
     expect((await b.records('th_shared')).filter((r) => r.signed.record.body.text === 'direct')).toHaveLength(1);
@@ -324,7 +346,11 @@ describe('peer engine over a real relay', () => {
     const bDid = b.identity()!.did;
     const before = (await b.syncStatus()).counters;
     const deposit = async (env: string) => {
-      const res = await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(bDid)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: env });
+      const res = await fetch(`${relay.url}/v1/mailbox/${encodeURIComponent(bDid)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: env,
+      });
       expect(res.status).toBe(202);
     };
     const sendNotes = async (texts: string[]) => {
@@ -334,8 +360,15 @@ describe('peer engine over a real relay', () => {
     await sendNotes(['n0', 'n1', 'n2', 'n3', 'n4']);
     const mallory = newPeer();
     const spam = await signRecord(note(mallory.did, 'spam', 0, 'th_shared'), mallory.signer);
-    await deposit(serializeEnvelope(sealEnvelope(await buildPlainEnvelope({ fromDid: mallory.did, toDid: bDid, records: [spam] }, mallory.signer))));
-    const other = sealEnvelope(await buildPlainEnvelope({ fromDid: mallory.did, toDid: bDid, records: [await signRecord(note(mallory.did, 'other', 1, 'th_shared'), mallory.signer)] }, mallory.signer));
+    await deposit(
+      serializeEnvelope(sealEnvelope(await buildPlainEnvelope({ fromDid: mallory.did, toDid: bDid, records: [spam] }, mallory.signer))),
+    );
+    const other = sealEnvelope(
+      await buildPlainEnvelope(
+        { fromDid: mallory.did, toDid: bDid, records: [await signRecord(note(mallory.did, 'other', 1, 'th_shared'), mallory.signer)] },
+        mallory.signer,
+      ),
+    );
     const ct = fromB64u(other.ciphertext)!;
     ct[5]! ^= 0xff;
     await deposit(JSON.stringify({ ...other, ciphertext: toB64u(ct) }));
@@ -371,7 +404,18 @@ describe('peer engine over a real relay', () => {
     expect(ingestSizes).toEqual([10]);
     expect(got.relays[0]).toMatchObject({ envelopes: 12, ingested: 10, dropped: 2, acked: 12, remaining: 0 });
     expect(await queueSize(bDid)).toBe(0);
-    expect((await b.records('th_shared')).map((r) => r.signed.record.body.text)).toEqual(['n0', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6', 'n7', 'n8', 'n9']);
+    expect((await b.records('th_shared')).map((r) => r.signed.record.body.text)).toEqual([
+      'n0',
+      'n1',
+      'n2',
+      'n3',
+      'n4',
+      'n5',
+      'n6',
+      'n7',
+      'n8',
+      'n9',
+    ]);
     expect((await b.syncStatus()).counters).toMatchObject({
       envelopes_received: before.envelopes_received + 12,
       envelopes_rejected: before.envelopes_rejected + 1,
@@ -380,16 +424,22 @@ describe('peer engine over a real relay', () => {
   });
 
   it.each([
-    ['IndexedDB (page and service worker without Web Locks)', async () => {
-      const factory = new IDBFactory();
-      const name = `test-shared-${seq++}`;
-      return [await openIdbPeerStore(name, factory), await openIdbPeerStore(name, factory)] as const;
-    }],
-    ['SQLite (the daemon and a one-shot spl)', async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'spl-engine-'));
-      dirs.push(dir);
-      return [await openSqlitePeerStore(join(dir, 'peer.db')), await openSqlitePeerStore(join(dir, 'peer.db'))] as const;
-    }],
+    [
+      'IndexedDB (page and service worker without Web Locks)',
+      async () => {
+        const factory = new IDBFactory();
+        const name = `test-shared-${seq++}`;
+        return [await openIdbPeerStore(name, factory), await openIdbPeerStore(name, factory)] as const;
+      },
+    ],
+    [
+      'SQLite (the daemon and a one-shot spl)',
+      async () => {
+        const dir = await mkdtemp(join(tmpdir(), 'spl-engine-'));
+        dirs.push(dir);
+        return [await openSqlitePeerStore(join(dir, 'peer.db')), await openSqlitePeerStore(join(dir, 'peer.db'))] as const;
+      },
+    ],
   ])('two writers sharing one %s never give two records one clock', async (_, open) => {
     const [first, second] = await open();
     const one = await openPeerEngine({ store: first, fetch });
@@ -427,7 +477,9 @@ describe('peer engine over a real relay', () => {
     const file = await b.exportIdentity('a long enough passphrase');
     const store = await openIdbPeerStore(`restored-${seq++}`, new IDBFactory());
     const failing = Object.assign(Object.create(store) as PeerStore, { createIdentity: () => Promise.reject(new Error('disk full')) });
-    await expect((await openPeerEngine({ store: failing, fetch })).importIdentity(file, 'a long enough passphrase')).rejects.toThrow('disk full');
+    await expect((await openPeerEngine({ store: failing, fetch })).importIdentity(file, 'a long enough passphrase')).rejects.toThrow(
+      'disk full',
+    );
     expect(await store.getIdentity()).toBeUndefined();
     const again = await openPeerEngine({ store, fetch });
     expect((await again.importIdentity(file, 'a long enough passphrase')).did).toBe(b.identity()!.did);
@@ -435,16 +487,21 @@ describe('peer engine over a real relay', () => {
     expect((await store.recordsByThread('th_engine_config')).length).toBe((await storeOf(b).recordsByThread('th_engine_config')).length);
   });
 
-  it('refuses a backup whose settings hold another identity\'s records, and writes nothing', async () => {
+  it("refuses a backup whose settings hold another identity's records, and writes nothing", async () => {
     const owner = newPeer();
     const mallory = newPeer();
     const foreign = await signRecord({ ...note(mallory.did, 'relay', 0, 'th_engine_config'), act: 'LEARN' }, mallory.signer);
-    const file = await exportIdentity({ did: owner.did, name: 'owner', secretKey: owner.secretKey, settings: { config: [foreign as unknown as JsonValue] } }, 'a long enough passphrase');
+    const file = await exportIdentity(
+      { did: owner.did, name: 'owner', secretKey: owner.secretKey, settings: { config: [foreign as unknown as JsonValue] } },
+      'a long enough passphrase',
+    );
     if (!file.ok) throw new Error(file.error.message);
     const fresh = await openPeerEngine({ store: await openIdbPeerStore(`restored-${seq++}`, new IDBFactory()), fetch });
     await expect(fresh.importIdentity(file.value, 'a long enough passphrase')).rejects.toThrow(/not this identity's configuration/);
     expect(fresh.identity()).toBeUndefined();
-    await expect(fresh.importIdentity(file.value.replace(/"settings_nonce": "[^"]+",?\s*/, ''), 'a long enough passphrase')).rejects.toThrow(/settings nonce/);
+    await expect(
+      fresh.importIdentity(file.value.replace(/"settings_nonce": "[^"]+",?\s*/, ''), 'a long enough passphrase'),
+    ).rejects.toThrow(/settings nonce/);
   });
 
   it('doctor flags an unreachable relay', async () => {

@@ -9,7 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openIdbPeerStore } from '../../src/store/idb';
 import { openPeerEngine } from '../../src/sync/engine';
 import { backoffDelayMs, RECEIVE_BACKOFF, retryDelayMs, SENDER_RETRY } from '../../src/sync/retry';
-import { MIN_CYCLE_MS, summarizeStates, SyncScheduler, type OnlineState, type RelayLoopState, type SchedulerClock, type SchedulerEvent, type SchedulerPeer } from '../../src/sync/scheduler';
+import {
+  MIN_CYCLE_MS,
+  summarizeStates,
+  SyncScheduler,
+  type OnlineState,
+  type RelayLoopState,
+  type SchedulerClock,
+  type SchedulerEvent,
+  type SchedulerPeer,
+} from '../../src/sync/scheduler';
 import type { FlushReport, ReceiveOptions, ReceiveReport } from '../../src/sync/types';
 import { deposit, junkSealed, startRelayProcess, waitFor, type RelayProcess } from '../../support/relay-process';
 
@@ -49,7 +58,15 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   throw new Error(`never happened: ${what}`);
 }
 
-const okRow = (url: string, envelopes = 0): ReceiveReport['relays'][number] => ({ url, envelopes, ingested: envelopes, duplicates: 0, dropped: 0, acked: envelopes, remaining: 0 });
+const okRow = (url: string, envelopes = 0): ReceiveReport['relays'][number] => ({
+  url,
+  envelopes,
+  ingested: envelopes,
+  duplicates: 0,
+  dropped: 0,
+  acked: envelopes,
+  remaining: 0,
+});
 const flushReport = (pending = 0): FlushReport => ({ attempted: pending, direct: 0, relay: 0, pending, rejected: 0 });
 
 interface PendingReceive {
@@ -183,7 +200,9 @@ describe('receive loops', () => {
     expect(r2.opts.signal?.aborted).toBe(true);
     expect(r1.opts.signal?.aborted).toBe(false);
     await until(() => events.some((e) => e.type === 'loop-stopped'), 'r2 loop ended');
-    expect(events.filter((e) => e.type === 'loop-stopped')).toEqual([{ type: 'loop-stopped', relay: 'https://r2.test', reason: 'removed' }]);
+    expect(events.filter((e) => e.type === 'loop-stopped')).toEqual([
+      { type: 'loop-stopped', relay: 'https://r2.test', reason: 'removed' },
+    ]);
     expect([...s.states().keys()].sort()).toEqual(['https://r1.test', 'https://r3.test']);
     await until(() => p.waiting('https://r3.test') !== undefined, 'r3 long-poll');
 
@@ -191,7 +210,12 @@ describe('receive loops', () => {
     expect(r1.opts.signal?.aborted).toBe(true);
     expect(p.waiting('https://r3.test')).toBeUndefined();
     expect(s.summary()).toEqual({ kind: 'idle' });
-    expect(events.filter((e) => e.type === 'loop-stopped' && e.reason === 'stopped').map((e) => (e as { relay: string }).relay).sort()).toEqual(['https://r1.test', 'https://r3.test']);
+    expect(
+      events
+        .filter((e) => e.type === 'loop-stopped' && e.reason === 'stopped')
+        .map((e) => (e as { relay: string }).relay)
+        .sort(),
+    ).toEqual(['https://r1.test', 'https://r3.test']);
     // Aborted receives are not reported as received (they are not the relay's answer).
     expect(events.filter((e) => e.type === 'received')).toEqual([]);
   });
@@ -361,7 +385,8 @@ describe('over a real relay', () => {
     await relay?.stop();
   });
 
-  const longPollsWaiting = async (): Promise<string | undefined> => (await (await fetch(`${relay.url}/metrics`)).text()).match(/^relay_long_polls_waiting (\d+)/m)?.[1];
+  const longPollsWaiting = async (): Promise<string | undefined> =>
+    (await (await fetch(`${relay.url}/metrics`)).text()).match(/^relay_long_polls_waiting (\d+)/m)?.[1];
 
   it('receives over the long-poll, and removing the relay aborts the waiting long-poll at once without recording an error', async () => {
     const store = await openIdbPeerStore('scheduler-real', new IDBFactory());
@@ -381,7 +406,11 @@ describe('over a real relay', () => {
     // The long-poll would hold 25 s; removal must end it long before that.
     await peer.clearRelay('all');
     await s.refresh();
-    await waitFor(() => events.find((e) => e.type === 'loop-stopped' && e.relay === relay.url && e.reason === 'removed'), 5_000, 'the loop ended');
+    await waitFor(
+      () => events.find((e) => e.type === 'loop-stopped' && e.relay === relay.url && e.reason === 'removed'),
+      5_000,
+      'the loop ended',
+    );
     await waitFor(async () => (await longPollsWaiting()) === '0', 5_000, 'the relay saw the long-poll end');
     expect((await store.getReceiveState(relay.url))?.lastError).toBeUndefined();
     expect(events.filter((e) => e.type === 'received' && e.result.error !== undefined)).toEqual([]);

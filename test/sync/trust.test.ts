@@ -71,7 +71,9 @@ interface Captured {
 }
 
 /** An HTTP server at some URL answering like `answer` says, keeping what it was sent. */
-async function endpoint(answer: (body: string) => Promise<{ status: number; text: string; headers?: Record<string, string> }>): Promise<Captured> {
+async function endpoint(
+  answer: (body: string) => Promise<{ status: number; text: string; headers?: Record<string, string> }>,
+): Promise<Captured> {
   const bodies: string[] = [];
   const headers: IncomingHttpHeaders[] = [];
   const server = createServer((req, res) => {
@@ -213,7 +215,9 @@ describe('§8 threads are granted, never taken', () => {
     expect((await a.syncStatus()).counters.records_dropped_ungranted).toBe(1);
     expect(await a.dropCounts()).toContainEqual({ reason: 'ungranted', sender: didOf(b), count: 1 });
     // Nothing of th_ac went to B.
-    expect((await storeOf(a).listOutbox()).filter((e) => e.toDid === didOf(b) && e.records.some((r) => r.record.thread === 'th_ac'))).toEqual([]);
+    expect(
+      (await storeOf(a).listOutbox()).filter((e) => e.toDid === didOf(b) && e.records.some((r) => r.record.thread === 'th_ac')),
+    ).toEqual([]);
   });
 
   it('sharing a thread sends its whole history with the title first; new threads are granted back on their own', async () => {
@@ -281,7 +285,11 @@ describe('§3 equivocation', () => {
     const second = await equivocated(aKey, 7, 'second at 7');
     const lower = await equivocated(aKey, 3, 'late at 3');
     const bEnd = await b.handleDirectDelivery({
-      envelope: JSON.parse(serializeEnvelope(sealEnvelope(await buildPlainEnvelope({ fromDid: aKey.did, toDid: didOf(b), records: [first, second] }, aKey.signer)))) as unknown,
+      envelope: JSON.parse(
+        serializeEnvelope(
+          sealEnvelope(await buildPlainEnvelope({ fromDid: aKey.did, toDid: didOf(b), records: [first, second] }, aKey.signer)),
+        ),
+      ) as unknown,
     });
     expect(bEnd.status).toBe(200);
     const body = bEnd.body as { accepted: string[]; rejected: { id: string; reason: string }[] };
@@ -291,7 +299,11 @@ describe('§3 equivocation', () => {
     expect(body.rejected[0]!.reason).toMatch(/^clock_reused: /);
     // Later, in another envelope: still refused, the first one kept; a lower clock is normal.
     const again = await b.handleDirectDelivery({
-      envelope: JSON.parse(serializeEnvelope(sealEnvelope(await buildPlainEnvelope({ fromDid: aKey.did, toDid: didOf(b), records: [second, lower] }, aKey.signer)))) as unknown,
+      envelope: JSON.parse(
+        serializeEnvelope(
+          sealEnvelope(await buildPlainEnvelope({ fromDid: aKey.did, toDid: didOf(b), records: [second, lower] }, aKey.signer)),
+        ),
+      ) as unknown,
     });
     expect((again.body as { accepted: string[] }).accepted).toEqual([lower.id]);
     expect(await texts(b, 'th_ab')).toEqual(['late at 3', 'first at 7']);

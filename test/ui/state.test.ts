@@ -37,7 +37,10 @@ describe('names (bug 5: bidi overrides and endless names)', () => {
   it('shortens a 300-character name visibly and refuses it as input', () => {
     const long = 'x'.repeat(300);
     expect(displayName(long)).toBe(`${'x'.repeat(MAX_NAME_LENGTH - 1)}…`);
-    expect(checkName(long, 'Your name')).toEqual({ ok: false, message: `Your name can have at most ${MAX_NAME_LENGTH} characters (this one has 300).` });
+    expect(checkName(long, 'Your name')).toEqual({
+      ok: false,
+      message: `Your name can have at most ${MAX_NAME_LENGTH} characters (this one has 300).`,
+    });
     expect(checkName('\u202E  ', 'Your name')).toEqual({ ok: false, message: 'Your name cannot be empty.' });
     expect(checkName(' Ada\u202E ')).toEqual({ ok: true, name: 'Ada' });
   });
@@ -71,7 +74,11 @@ describe('setup (bug 1: a bad relay URL after the identity was created trapped t
   });
 
   it('accepts an http(s) relay (normalised) or none', () => {
-    expect(checkSetup({ name: ' Ada ', relay: ' http://127.0.0.1:8787/ ' })).toEqual({ ok: true, name: 'Ada', relay: 'http://127.0.0.1:8787' });
+    expect(checkSetup({ name: ' Ada ', relay: ' http://127.0.0.1:8787/ ' })).toEqual({
+      ok: true,
+      name: 'Ada',
+      relay: 'http://127.0.0.1:8787',
+    });
     expect(checkSetup({ name: 'Ada', relay: '   ' })).toEqual({ ok: true, name: 'Ada', relay: undefined });
   });
 });
@@ -114,7 +121,9 @@ describe('words a person knows (bug 7 and the screens)', () => {
       expect(text).not.toMatch(/base64|payload|JSON|UTF-8|signature does not verify|did:/i);
       expect(text).toMatch(/\.$/);
     }
-    expect(inviteProblem('expired_invite', 1_000_000 - 2 * DAY, 1_000_000)).toBe('This invite has expired (2 days ago). Ask the other device for a new one.');
+    expect(inviteProblem('expired_invite', 1_000_000 - 2 * DAY, 1_000_000)).toBe(
+      'This invite has expired (2 days ago). Ask the other device for a new one.',
+    );
     expect(acceptProblem('this invite is your own: open it on the other device')).toBe(OWN_INVITE);
   });
 
@@ -130,7 +139,11 @@ describe('words a person knows (bug 7 and the screens)', () => {
     const checks = [
       { id: 'dropped_unpaired', status: 'warn' as const, message: '1 record(s) from unpaired actors were dropped' },
       { id: 'rejected_content', status: 'warn' as const, message: '2 envelope(s) and 0 record(s) failed verification and were dropped' },
-      { id: 'periodic_sync', status: 'warn' as const, message: 'periodic background sync is prompt: install the app to let it receive in the background' },
+      {
+        id: 'periodic_sync',
+        status: 'warn' as const,
+        message: 'periodic background sync is prompt: install the app to let it receive in the background',
+      },
       { id: 'outbox_stuck', status: 'warn' as const, message: '3 envelope(s) undelivered for a while (e.g. to did:key:z6: x)' },
       { id: 'receive_task', status: 'pass' as const, message: 'the receive task last ran 5 s ago' },
     ];
@@ -153,7 +166,18 @@ describe('thread titles (PROTOCOL.md §11 "Titles")', () => {
       clock,
       receivedAt: clock,
       path: 'local',
-      signed: { record: { parents, thread: 'th_t', actor, act: 'INTEND', body: { kind: 'thread', text }, clock, data_type: 'SCALAR', judged_by: null } },
+      signed: {
+        record: {
+          parents,
+          thread: 'th_t',
+          actor,
+          act: 'INTEND',
+          body: { kind: 'thread', text },
+          clock,
+          data_type: 'SCALAR',
+          judged_by: null,
+        },
+      },
     }) as unknown as StoredRecord;
 
   it("a rename by the root's author wins by highest clock; anyone else's is ignored", () => {
@@ -169,9 +193,15 @@ describe('thread titles (PROTOCOL.md §11 "Titles")', () => {
 
 describe('doctor wording of relay checks', () => {
   it('names the relay without capitalising its URL', () => {
-    expect(checkWords({ id: 'relay_reachable', status: 'pass', message: 'http://127.0.0.1:1 → /health 200 ok (8 ms)' }).summary).toBe('The relay at http://127.0.0.1:1 answers (8 ms).');
+    expect(checkWords({ id: 'relay_reachable', status: 'pass', message: 'http://127.0.0.1:1 → /health 200 ok (8 ms)' }).summary).toBe(
+      'The relay at http://127.0.0.1:1 answers (8 ms).',
+    );
     expect(
-      checkWords({ id: 'relay_reachable', status: 'fail', message: 'http://127.0.0.1:1 is not reachable: fetch failed; you will not receive anything through it' }).summary,
+      checkWords({
+        id: 'relay_reachable',
+        status: 'fail',
+        message: 'http://127.0.0.1:1 is not reachable: fetch failed; you will not receive anything through it',
+      }).summary,
     ).toBe('The relay at http://127.0.0.1:1 cannot be reached (fetch failed), so nothing arrives through it.');
   });
 });

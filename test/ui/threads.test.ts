@@ -12,11 +12,23 @@ import { toStored } from '../store/fixtures';
 const THREAD = 'th_trip';
 
 async function record(author: TestPeer, clock: number, body: JsonObject, over: Partial<SyncRecord> = {}): Promise<StoredRecord> {
-  const r: SyncRecord = { parents: [], thread: THREAD, actor: author.did, act: 'INTEND', body, clock, data_type: 'SCALAR', judged_by: null, ...over };
+  const r: SyncRecord = {
+    parents: [],
+    thread: THREAD,
+    actor: author.did,
+    act: 'INTEND',
+    body,
+    clock,
+    data_type: 'SCALAR',
+    judged_by: null,
+    ...over,
+  };
   return toStored(await signRecord(r, author.signer), { path: 'local' });
 }
-const title = (author: TestPeer, clock: number, text: string, parents: string[] = []) => record(author, clock, { kind: 'thread', text }, { parents });
-const noteBy = (author: TestPeer, clock: number, text: string, parents: string[] = []) => record(author, clock, { kind: 'note', text }, { act: 'KNOW', parents });
+const title = (author: TestPeer, clock: number, text: string, parents: string[] = []) =>
+  record(author, clock, { kind: 'thread', text }, { parents });
+const noteBy = (author: TestPeer, clock: number, text: string, parents: string[] = []) =>
+  record(author, clock, { kind: 'note', text }, { act: 'KNOW', parents });
 
 const ada = newPeer();
 const bob = newPeer();

@@ -38,7 +38,9 @@ export async function identityCommand(ctx: CliContext, opts: { json?: boolean; e
     if (opts.export) {
       const file = await peer.exportIdentity(passphrase(ctx));
       writeFileSync(opts.export, file, { mode: 0o600, flag: 'wx' }); // never overwrite an existing file
-      ctx.io.out(`Wrote the encrypted identity of ${me.did} to ${opts.export}\nRestore it elsewhere with: SPL_PASSPHRASE=… spl init --import ${opts.export}\n`);
+      ctx.io.out(
+        `Wrote the encrypted identity of ${me.did} to ${opts.export}\nRestore it elsewhere with: SPL_PASSPHRASE=… spl init --import ${opts.export}\n`,
+      );
       return;
     }
     const relays = (await peer.relays()).filter((r) => r.enabled);
@@ -59,11 +61,15 @@ export async function identityCommand(ctx: CliContext, opts: { json?: boolean; e
     const lines = [
       `did:    ${me.did}`,
       `name:   ${me.name}`,
-      relays.length ? `relays: ${relays.map((r) => `${r.url} (${scopeLabel(r.forPair)})`).join('\n        ')}` : 'relays: none (spl config relay set <url> --for-pair all)',
+      relays.length
+        ? `relays: ${relays.map((r) => `${r.url} (${scopeLabel(r.forPair)})`).join('\n        ')}`
+        : 'relays: none (spl config relay set <url> --for-pair all)',
       `direct: ${
-        !serving ? 'not serving (spl serve --daemon)'
-        : serving.publicUrl ? `${serving.publicUrl} (spl serve, pid ${serving.pid})`
-        : `not advertised: spl serve (pid ${serving.pid}) listens on ${serving.url}; peers reach it only at a URL you give with --public-url`
+        !serving
+          ? 'not serving (spl serve --daemon)'
+          : serving.publicUrl
+            ? `${serving.publicUrl} (spl serve, pid ${serving.pid})`
+            : `not advertised: spl serve (pid ${serving.pid}) listens on ${serving.url}; peers reach it only at a URL you give with --public-url`
       }`,
       `home:   ${ctx.paths.dir}`,
     ];

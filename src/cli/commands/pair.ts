@@ -55,10 +55,13 @@ export async function pairAcceptCommand(ctx: CliContext, link: string): Promise<
       st = (await peer.syncStatus()).peers.find((p) => p.did === pair.peerDid);
     }
     const reply =
-      st?.lastPath === 'direct' ? 'delivered direct'
-      : st?.lastPath === 'relay' ? `deposited at ${st.relay ?? 'the relay'}`
-      : st?.lastError ? `queued (${st.lastError}); spl serve retries it`
-      : `queued; spl serve (pid ${daemon?.pid ?? '?'}) sends it`;
+      st?.lastPath === 'direct'
+        ? 'delivered direct'
+        : st?.lastPath === 'relay'
+          ? `deposited at ${st.relay ?? 'the relay'}`
+          : st?.lastError
+            ? `queued (${st.lastError}); spl serve retries it`
+            : `queued; spl serve (pid ${daemon?.pid ?? '?'}) sends it`;
     ctx.io.out(
       `Paired with ${pair.name} (${pair.peerDid}), waiting for its confirmation\n` +
         `  threads: ${pair.threads.length ? pair.threads.join(', ') : 'none yet'}\n` +
@@ -72,12 +75,25 @@ export async function pairListCommand(ctx: CliContext, opts: { json?: boolean })
   await withPeer(ctx, async ({ peer }) => {
     const pairs = await peer.pairs();
     if (opts.json) {
-      ctx.io.out(json(pairs.map((p) => ({ did: p.peerDid, name: p.name, state: pairState(p), peer_url: p.peerUrl ?? null, threads: p.threads, enabled: p.enabled }))));
+      ctx.io.out(
+        json(
+          pairs.map((p) => ({
+            did: p.peerDid,
+            name: p.name,
+            state: pairState(p),
+            peer_url: p.peerUrl ?? null,
+            threads: p.threads,
+            enabled: p.enabled,
+          })),
+        ),
+      );
       return;
     }
     if (pairs.length === 0) ctx.io.out('no pairs yet (spl pair invite)\n');
     for (const p of pairs) {
-      ctx.io.out(`${p.name} (${p.peerDid}): ${pairState(p)}\n  threads: ${p.threads.join(', ') || 'none'}\n  direct:  ${p.peerUrl ?? 'none'}\n`);
+      ctx.io.out(
+        `${p.name} (${p.peerDid}): ${pairState(p)}\n  threads: ${p.threads.join(', ') || 'none'}\n  direct:  ${p.peerUrl ?? 'none'}\n`,
+      );
     }
   });
 }

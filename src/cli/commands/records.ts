@@ -25,7 +25,8 @@ export interface EmitOptions {
 
 /** The note's text from `--text` (`-` = stdin) or `--file`; exactly one of them. */
 async function noteText(ctx: CliContext, opts: EmitOptions): Promise<string> {
-  if ((opts.text === undefined) === (opts.file === undefined)) throw new UsageError('give the note with either --text <note> ("-" reads stdin) or --file <path>');
+  if ((opts.text === undefined) === (opts.file === undefined))
+    throw new UsageError('give the note with either --text <note> ("-" reads stdin) or --file <path>');
   let text: string;
   if (opts.file !== undefined) {
     try {
@@ -40,8 +41,10 @@ async function noteText(ctx: CliContext, opts: EmitOptions): Promise<string> {
     text = opts.text ?? '';
   }
   text = text.replace(/(\r?\n)+$/, ''); // `echo note | spl emit --text -` means "note"
-  if (!text.trim()) throw new UsageError(`the note is empty${opts.file !== undefined ? ` (${opts.file})` : opts.text === '-' ? ' (stdin)' : ''}`);
-  if (Buffer.byteLength(text) > MAX_NOTE_BYTES) throw new UsageError(`the note is ${Buffer.byteLength(text)} bytes; at most ${MAX_NOTE_BYTES} fit in one record`);
+  if (!text.trim())
+    throw new UsageError(`the note is empty${opts.file !== undefined ? ` (${opts.file})` : opts.text === '-' ? ' (stdin)' : ''}`);
+  if (Buffer.byteLength(text) > MAX_NOTE_BYTES)
+    throw new UsageError(`the note is ${Buffer.byteLength(text)} bytes; at most ${MAX_NOTE_BYTES} fit in one record`);
   return text;
 }
 
@@ -102,7 +105,12 @@ export async function recordsCommand(ctx: CliContext, opts: { thread: string; js
         json(
           inTimeOrder(records).map((r) => ({
             ...recordJson(r),
-            delivery: (delivery.get(r.id) ?? []).map((d) => ({ peer: d.peerDid, name: d.name, state: d.state, ...(d.at ? { at: d.at } : {}) })),
+            delivery: (delivery.get(r.id) ?? []).map((d) => ({
+              peer: d.peerDid,
+              name: d.name,
+              state: d.state,
+              ...(d.at ? { at: d.at } : {}),
+            })),
           })),
         ),
       );

@@ -47,11 +47,17 @@ export async function relayStatusCommand(ctx: CliContext, opts: { json?: boolean
       );
     } else {
       for (const h of health) {
-        const outcome = h.ok ? `${h.status ?? ''} ok` : h.status ? `${h.status} ${h.error ?? 'failed'}` : `failed: ${h.error ?? 'no answer'}`;
+        const outcome = h.ok
+          ? `${h.status ?? ''} ok`
+          : h.status
+            ? `${h.status} ${h.error ?? 'failed'}`
+            : `failed: ${h.error ?? 'no answer'}`;
         ctx.io.out(`${relayLabel(h.url)} → /health ${outcome} (${h.latencyMs ?? '?'}ms)\n`);
         const st = status.relays.find((r) => r.relayUrl === h.url);
         if (st?.lastReceiveAt !== undefined) {
-          ctx.io.out(`  backlog ${st.backlog}, last receive ${ago(now - st.lastReceiveAt)}${st.lastError ? `, last error: ${st.lastError}` : ''}\n`);
+          ctx.io.out(
+            `  backlog ${st.backlog}, last receive ${ago(now - st.lastReceiveAt)}${st.lastError ? `, last error: ${st.lastError}` : ''}\n`,
+          );
         }
       }
     }

@@ -56,7 +56,19 @@ async function startBackground(ctx: CliContext, opts: ServeOptions): Promise<voi
   const other = runningServer(paths);
   if (other) throw new CliError(`spl serve is already running for ${paths.dir} (pid ${other.pid}, ${other.url})`);
   ensureHome(paths.dir, ctx.io.err);
-  const args = [splBin(), '--home', paths.dir, ...(ctx.appUrl ? ['--app-url', ctx.appUrl] : []), 'serve', '--port', String(opts.port), '--host', opts.host, '--long-poll', String(opts.longPoll)];
+  const args = [
+    splBin(),
+    '--home',
+    paths.dir,
+    ...(ctx.appUrl ? ['--app-url', ctx.appUrl] : []),
+    'serve',
+    '--port',
+    String(opts.port),
+    '--host',
+    opts.host,
+    '--long-poll',
+    String(opts.longPoll),
+  ];
   for (const u of opts.publicUrl ?? []) args.push('--public-url', u);
   const logFd = openSync(paths.logFile, 'a', 0o600);
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], env: ctx.io.env });

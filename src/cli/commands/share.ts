@@ -17,7 +17,9 @@ export async function threadShareCommand(ctx: CliContext, thread: string, opts: 
     }
     await peer.shareThread(thread, pair.peerDid);
     await peer.flushOutbox().catch(() => undefined);
-    ctx.io.out(`Shared ${thread} with ${pair.name}: it gets the thread's history and your new notes there, and its notes there are accepted.\n`);
+    ctx.io.out(
+      `Shared ${thread} with ${pair.name}: it gets the thread's history and your new notes there, and its notes there are accepted.\n`,
+    );
   });
 }
 
@@ -38,7 +40,8 @@ export async function threadSharesCommand(ctx: CliContext, opts: { json?: boolea
       return;
     }
     if (shares.length === 0) ctx.io.out('no shares waiting for you\n');
-    for (const s of shares) ctx.io.out(`${s.thread}${s.title ? ` "${s.title}"` : ''} offered by ${s.fromName} (${s.fromDid}): spl thread accept ${s.thread}\n`);
+    for (const s of shares)
+      ctx.io.out(`${s.thread}${s.title ? ` "${s.title}"` : ''} offered by ${s.fromName} (${s.fromDid}): spl thread accept ${s.thread}\n`);
   });
 }
 

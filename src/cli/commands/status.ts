@@ -28,7 +28,9 @@ export async function syncStatusCommand(ctx: CliContext, opts: { json?: boolean 
       lines.push(`  ${p.name} (${p.did})${p.state === 'paired' ? '' : `: ${p.state.replace('_', ' ')}`}`);
       lines.push(`    ${deliveryLine(p, now)}`);
       const r = p.records;
-      lines.push(`    records: ${r.delivered} delivered, ${r.relay} at the relay, ${r.queued} queued${r.rejected ? `, ${r.rejected} refused` : ''}`);
+      lines.push(
+        `    records: ${r.delivered} delivered, ${r.relay} at the relay, ${r.queued} queued${r.rejected ? `, ${r.rejected} refused` : ''}`,
+      );
       lines.push(`    routes: direct ${p.peerUrl ?? 'none'}, relay ${p.relay ?? 'none'}`);
       lines.push(`    last error: ${p.lastError ?? 'none'}`);
     }
@@ -48,7 +50,10 @@ export async function syncFlushCommand(ctx: CliContext, opts: { json?: boolean }
   await withPeer(ctx, async ({ peer }) => {
     const r = await peer.flushOutbox({ all: true });
     if (opts.json) ctx.io.out(json(r));
-    else ctx.io.out(`attempted ${r.attempted}: ${r.direct} direct, ${r.relay} via relay, ${r.pending} still pending, ${r.rejected} rejected\n`);
+    else
+      ctx.io.out(
+        `attempted ${r.attempted}: ${r.direct} direct, ${r.relay} via relay, ${r.pending} still pending, ${r.rejected} rejected\n`,
+      );
   });
 }
 

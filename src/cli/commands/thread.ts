@@ -25,7 +25,13 @@ export async function threadListCommand(ctx: CliContext, opts: { all?: boolean; 
     for (const thread of [...known].filter((t) => opts.all || !SYSTEM_THREADS.has(t))) {
       const records = await peer.records(thread);
       const title = threadTitle(records);
-      rows.push({ thread, title: title?.text ?? null, records: records.length, lastNoteAt: lastNoteAt(records), shared: sharedWith(pairs, thread) });
+      rows.push({
+        thread,
+        title: title?.text ?? null,
+        records: records.length,
+        lastNoteAt: lastNoteAt(records),
+        shared: sharedWith(pairs, thread),
+      });
     }
     // Most recently active first; threads without notes after them, by ID.
     rows.sort((a, b) => (b.lastNoteAt ?? -1) - (a.lastNoteAt ?? -1) || (a.thread < b.thread ? -1 : 1));

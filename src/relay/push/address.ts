@@ -9,7 +9,12 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
 
 export type EndpointCheck =
-  | { readonly ok: true; readonly url: URL; /** Address to connect to; undefined for the allowed test service (resolved normally). */ readonly address: string | undefined; readonly family: 4 | 6 | undefined }
+  | {
+      readonly ok: true;
+      readonly url: URL;
+      /** Address to connect to; undefined for the allowed test service (resolved normally). */ readonly address: string | undefined;
+      readonly family: 4 | 6 | undefined;
+    }
   | { readonly ok: false; readonly message: string };
 
 export type Resolver = (hostname: string) => Promise<readonly { address: string; family: number }[]>;
@@ -29,8 +34,12 @@ export function isPublicUnicast(address: string): boolean {
 const MAX_ENDPOINT_LENGTH = 2048;
 
 /** Parses the URL form of an endpoint; `allowedOrigin` (the test service) skips the https rule. */
-export function parseEndpointUrl(endpoint: string, allowedOrigin: string | undefined): { ok: true; url: URL; allowed: boolean } | { ok: false; message: string } {
-  if (endpoint.length > MAX_ENDPOINT_LENGTH) return { ok: false, message: `the push endpoint must be at most ${MAX_ENDPOINT_LENGTH} characters` };
+export function parseEndpointUrl(
+  endpoint: string,
+  allowedOrigin: string | undefined,
+): { ok: true; url: URL; allowed: boolean } | { ok: false; message: string } {
+  if (endpoint.length > MAX_ENDPOINT_LENGTH)
+    return { ok: false, message: `the push endpoint must be at most ${MAX_ENDPOINT_LENGTH} characters` };
   let url: URL;
   try {
     url = new URL(endpoint);
@@ -57,13 +66,16 @@ export async function checkEndpoint(endpoint: string, allowedOrigin: string | un
     try {
       addresses = await resolve(host);
     } catch {
-      return { ok: false, message: 'the push endpoint\'s host does not resolve' };
+      return { ok: false, message: "the push endpoint's host does not resolve" };
     }
   }
-  if (addresses.length === 0) return { ok: false, message: 'the push endpoint\'s host does not resolve' };
+  if (addresses.length === 0) return { ok: false, message: "the push endpoint's host does not resolve" };
   // Every answer must be public: a name answering one public and one private address is refused.
   if (!addresses.every((a) => isPublicUnicast(a.address))) {
-    return { ok: false, message: 'the push endpoint must resolve to public addresses only (not loopback, private, link-local, CGNAT, multicast or reserved)' };
+    return {
+      ok: false,
+      message: 'the push endpoint must resolve to public addresses only (not loopback, private, link-local, CGNAT, multicast or reserved)',
+    };
   }
   const first = addresses[0]!;
   return { ok: true, url: parsed.url, address: first.address, family: first.family === 6 ? 6 : 4 };

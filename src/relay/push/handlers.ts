@@ -29,12 +29,14 @@ function parseBody(bytes: Buffer): Parsed<Record<string, unknown>> {
 /** `{"endpoint", "keys": {"p256dh": b64u(65-byte P-256 point), "auth": b64u(16 bytes)}}`; other fields (expirationTime) ignored. */
 export function parseSubscription(value: Record<string, unknown>): Parsed<PushSubscriptionData> {
   const { endpoint, keys } = value;
-  if (typeof endpoint !== 'string') return { ok: false, message: 'the body must be a PushSubscription: {"endpoint", "keys": {"p256dh", "auth"}}' };
+  if (typeof endpoint !== 'string')
+    return { ok: false, message: 'the body must be a PushSubscription: {"endpoint", "keys": {"p256dh", "auth"}}' };
   if (!isObject(keys)) return { ok: false, message: 'the subscription needs "keys": {"p256dh", "auth"}' };
   const p256dh = typeof keys.p256dh === 'string' ? keys.p256dh : undefined;
   const auth = typeof keys.auth === 'string' ? keys.auth : undefined;
   const point = p256dh !== undefined && p256dh.length <= 100 ? fromB64u(p256dh) : undefined;
-  if (!point || point.length !== 65 || point[0] !== 4) return { ok: false, message: 'keys.p256dh must be base64url of a 65-byte uncompressed P-256 point' };
+  if (!point || point.length !== 65 || point[0] !== 4)
+    return { ok: false, message: 'keys.p256dh must be base64url of a 65-byte uncompressed P-256 point' };
   const secret = auth !== undefined && auth.length <= 32 ? fromB64u(auth) : undefined;
   if (!secret || secret.length !== 16) return { ok: false, message: 'keys.auth must be base64url of 16 bytes' };
   return { ok: true, value: { endpoint, p256dh: p256dh!, auth: auth! } };
@@ -49,7 +51,11 @@ export function handlePushVapid(push: PushService | undefined, req: IncomingMess
   sendJson(res, 200, { public_key: push.publicKey });
 }
 
-async function readSmallJson(ctx: RelayContext, req: IncomingMessage, res: ServerResponse): Promise<{ bytes: Buffer; value: Record<string, unknown> } | undefined> {
+async function readSmallJson(
+  ctx: RelayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<{ bytes: Buffer; value: Record<string, unknown> } | undefined> {
   const ct = req.headers['content-type'];
   if (ct !== undefined && !isJsonContentType(ct)) {
     req.resume();
@@ -99,7 +105,13 @@ export async function handlePushPut(
 }
 
 /** `DELETE /v1/mailbox/{did}/push` with `{"endpoint"}`: idempotent. */
-export async function handlePushDelete(ctx: RelayContext, push: PushService | undefined, req: IncomingMessage, res: ServerResponse, did: string): Promise<void> {
+export async function handlePushDelete(
+  ctx: RelayContext,
+  push: PushService | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  did: string,
+): Promise<void> {
   if (!push) {
     req.resume();
     return sendError(res, 404, 'not_found', 'push is off on this relay');

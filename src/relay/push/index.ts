@@ -41,7 +41,10 @@ export async function createPushService(input: CreatePushInput): Promise<PushSer
     const pgStore = await PgPushSubscriptionStore.open(input.db);
     store = pgStore;
     try {
-      keys = input.options.vapidKeyFile !== undefined ? loadVapidKeys(input.options.vapidKeyFile) : await pgStore.vapidKeys(loadVapidKeys(undefined));
+      keys =
+        input.options.vapidKeyFile !== undefined
+          ? loadVapidKeys(input.options.vapidKeyFile)
+          : await pgStore.vapidKeys(loadVapidKeys(undefined));
     } catch (e) {
       await pgStore.close();
       throw e;

@@ -33,7 +33,14 @@ export function parseAllowedPushOrigin(text: string): string {
   } catch {
     throw new RelayOptionError(`--push-allow-endpoint must be an origin such as http://127.0.0.1:4000, got "${text}"`);
   }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+  if (
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.username ||
+    url.password ||
+    (url.pathname !== '/' && url.pathname !== '') ||
+    url.search ||
+    url.hash
+  ) {
     throw new RelayOptionError(`--push-allow-endpoint must be an origin (scheme://host[:port], nothing else), got "${text}"`);
   }
   return url.origin;

@@ -60,7 +60,10 @@ export class PgPushSubscriptionStore implements PushSubscriptionStore {
 
   /** The relay's VAPID pair: `generated` is stored unless another process stored one first, whose pair wins. */
   async vapidKeys(generated: VapidKeys): Promise<VapidKeys> {
-    await this.pool.query('INSERT INTO push_vapid (public_key, private_key) VALUES ($1, $2) ON CONFLICT (singleton) DO NOTHING', [generated.publicKey, generated.privateKey]);
+    await this.pool.query('INSERT INTO push_vapid (public_key, private_key) VALUES ($1, $2) ON CONFLICT (singleton) DO NOTHING', [
+      generated.publicKey,
+      generated.privateKey,
+    ]);
     const { rows } = await this.pool.query<{ public_key: string; private_key: string }>('SELECT public_key, private_key FROM push_vapid');
     return { publicKey: rows[0]!.public_key, privateKey: rows[0]!.private_key };
   }
@@ -97,7 +100,10 @@ export class PgPushSubscriptionStore implements PushSubscriptionStore {
   }
 
   async list(did: string): Promise<readonly StoredPushSubscription[]> {
-    const { rows } = await this.pool.query<Row>('SELECT did, endpoint, p256dh, auth, registered_at FROM push_subscriptions WHERE did = $1 ORDER BY registered_at, endpoint', [did]);
+    const { rows } = await this.pool.query<Row>(
+      'SELECT did, endpoint, p256dh, auth, registered_at FROM push_subscriptions WHERE did = $1 ORDER BY registered_at, endpoint',
+      [did],
+    );
     return rows.map((r) => ({ did: r.did, endpoint: r.endpoint, p256dh: r.p256dh, auth: r.auth, registeredAt: Number(r.registered_at) }));
   }
 

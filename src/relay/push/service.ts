@@ -50,7 +50,8 @@ interface SubscriptionState {
 }
 
 /** A subscription's key in logs and state: never the endpoint itself (§5.2 "never logged"). */
-const subKey = (did: string, endpoint: string): string => createHash('sha256').update(did).update('\n').update(endpoint).digest('base64url').slice(0, 16);
+const subKey = (did: string, endpoint: string): string =>
+  createHash('sha256').update(did).update('\n').update(endpoint).digest('base64url').slice(0, 16);
 
 export class PushService {
   private readonly subs = new Map<string, SubscriptionState>();
@@ -64,10 +65,13 @@ export class PushService {
     this.topicKey = createHash('sha256').update('syncropel-push-topic\n').update(deps.keys.privateKey).digest();
     // Interval state is only needed for an interval after a send: keep the map small.
     const intervalMs = deps.options.minIntervalSeconds * 1000;
-    this.pruneTimer = setInterval(() => {
-      const now = Date.now();
-      for (const [key, s] of this.subs) if (!s.timer && !s.sending && s.lastSentAt + intervalMs < now) this.subs.delete(key);
-    }, Math.max(intervalMs, 60_000));
+    this.pruneTimer = setInterval(
+      () => {
+        const now = Date.now();
+        for (const [key, s] of this.subs) if (!s.timer && !s.sending && s.lastSentAt + intervalMs < now) this.subs.delete(key);
+      },
+      Math.max(intervalMs, 60_000),
+    );
     this.pruneTimer.unref();
   }
 
@@ -209,7 +213,8 @@ export class PushService {
         address === undefined
           ? undefined
           : (_host, opts, cb) => {
-              if ((opts as { all?: boolean }).all) (cb as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address, family: family ?? 4 }]);
+              if ((opts as { all?: boolean }).all)
+                (cb as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address, family: family ?? 4 }]);
               else cb(null, address, family ?? 4);
             };
       const mod = url.protocol === 'https:' ? https : http;
@@ -227,7 +232,11 @@ export class PushService {
             else if (status === 404 || status === 410) resolve({ result: 'gone' });
             else {
               const ra = Number(res.headers['retry-after']);
-              resolve({ result: 'retry', message: `push service answered ${status}`, ...(Number.isFinite(ra) && ra > 0 ? { retryAfterMs: ra * 1000 } : {}) });
+              resolve({
+                result: 'retry',
+                message: `push service answered ${status}`,
+                ...(Number.isFinite(ra) && ra > 0 ? { retryAfterMs: ra * 1000 } : {}),
+              });
             }
           });
         },

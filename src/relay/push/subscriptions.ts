@@ -123,7 +123,9 @@ export class SqlitePushSubscriptionStore extends LocalWokenSet implements PushSu
         `INSERT INTO push_subscriptions (did, endpoint, p256dh, auth, registered_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (did, endpoint) DO UPDATE SET p256dh = excluded.p256dh, auth = excluded.auth, registered_at = excluded.registered_at`,
       ),
-      listOldestFirst: this.db.prepare('SELECT did, endpoint, p256dh, auth, registered_at FROM push_subscriptions WHERE did = ? ORDER BY registered_at, rowid'),
+      listOldestFirst: this.db.prepare(
+        'SELECT did, endpoint, p256dh, auth, registered_at FROM push_subscriptions WHERE did = ? ORDER BY registered_at, rowid',
+      ),
       remove: this.db.prepare('DELETE FROM push_subscriptions WHERE did = ? AND endpoint = ?'),
     };
   }
@@ -161,7 +163,9 @@ export class SqlitePushSubscriptionStore extends LocalWokenSet implements PushSu
 
   list(did: string): Promise<readonly StoredPushSubscription[]> {
     return Promise.resolve(
-      this.stmts.listOldestFirst.all(did).map((r) => ({ did: r.did, endpoint: r.endpoint, p256dh: r.p256dh, auth: r.auth, registeredAt: r.registered_at })),
+      this.stmts.listOldestFirst
+        .all(did)
+        .map((r) => ({ did: r.did, endpoint: r.endpoint, p256dh: r.p256dh, auth: r.auth, registeredAt: r.registered_at })),
     );
   }
 

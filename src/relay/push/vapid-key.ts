@@ -23,7 +23,9 @@ function parseKeys(text: string, path: string): VapidKeys {
   const pub = typeof o?.public_key === 'string' ? fromB64u(o.public_key) : undefined;
   const priv = typeof o?.private_key === 'string' ? fromB64u(o.private_key) : undefined;
   if (!pub || pub.length !== 65 || pub[0] !== 4 || !priv || priv.length !== 32) {
-    throw new RelayOptionError(`the VAPID key file ${path} must hold {"public_key": b64u(65-byte P-256 point), "private_key": b64u(32 bytes)}`);
+    throw new RelayOptionError(
+      `the VAPID key file ${path} must hold {"public_key": b64u(65-byte P-256 point), "private_key": b64u(32 bytes)}`,
+    );
   }
   return { publicKey: o!.public_key as string, privateKey: o!.private_key as string };
 }
@@ -35,7 +37,8 @@ export function loadVapidKeys(path: string | undefined): VapidKeys {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new RelayOptionError(`cannot read the VAPID key file ${path}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new RelayOptionError(`cannot read the VAPID key file ${path}: ${(e as Error).message}`);
   }
   if (text === undefined) {
     const keys = webpush.generateVAPIDKeys();
@@ -46,7 +49,8 @@ export function loadVapidKeys(path: string | undefined): VapidKeys {
       return keys;
     } catch (e) {
       // Another relay on the same database created it first: use theirs (subscriptions are bound to one key).
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new RelayOptionError(`cannot create the VAPID key file ${path}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new RelayOptionError(`cannot create the VAPID key file ${path}: ${(e as Error).message}`);
       text = readFileSync(path, 'utf8');
     }
   }

@@ -25,7 +25,8 @@ export const serializeError = (e: unknown): SerializedError => {
   return typeof code === 'string' ? { message: e.message, code } : { message: e.message };
 };
 
-export const deserializeError = (s: SerializedError): Error => Object.assign(new Error(s.message), s.code === undefined ? {} : { code: s.code });
+export const deserializeError = (s: SerializedError): Error =>
+  Object.assign(new Error(s.message), s.code === undefined ? {} : { code: s.code });
 
 export const toError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
 

@@ -1,5 +1,14 @@
 /** In-memory MailboxStore: tests, embedding without a disk, and the reference semantics. */
-import type { DepositLimits, DepositOutcome, MailboxStats, MailboxStore, ReceiveResult, StoreHealth, StoreStats, StoredEnvelope } from './store';
+import type {
+  DepositLimits,
+  DepositOutcome,
+  MailboxStats,
+  MailboxStore,
+  ReceiveResult,
+  StoreHealth,
+  StoreStats,
+  StoredEnvelope,
+} from './store';
 
 interface Queued {
   readonly env: StoredEnvelope;
@@ -127,7 +136,9 @@ export class MemoryMailboxStore implements MailboxStore {
   }
 
   health(): Promise<StoreHealth> {
-    return this.closed ? Promise.resolve({ ok: false, message: 'the store is closed' }) : Promise.resolve({ ok: true, message: 'in memory' });
+    return this.closed
+      ? Promise.resolve({ ok: false, message: 'the store is closed' })
+      : Promise.resolve({ ok: true, message: 'in memory' });
   }
 
   claimSignature(sig: string, expiresAt: number): Promise<boolean> {

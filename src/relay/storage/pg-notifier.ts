@@ -55,7 +55,11 @@ export class DepositListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.connectionString, application_name: 'spl-relay listener', keepAlive: true });
+    const client = new pg.Client({
+      connectionString: this.options.connectionString,
+      application_name: 'spl-relay listener',
+      keepAlive: true,
+    });
     let lost = false;
     const onLost = (err?: Error) => {
       if (lost) return;

@@ -72,5 +72,4 @@ export class PgStatsCache {
     const mailboxes: MailboxStats[] = top.rows.map((r) => ({ did: r.did, queueSize: r.n, oldestDepositedAt: Number(r.oldest ?? 0) }));
     return { mailboxes, uniqueSenders: totals.rows[0]?.senders ?? 0, uniqueReceivers: totals.rows[0]?.receivers ?? 0 };
   }
-
 }

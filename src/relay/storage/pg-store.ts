@@ -133,7 +133,9 @@ export class PgMailboxStore implements MailboxStore {
   /** The key of hashed metric labels, shared by every relay process on this database (created once). */
   metricsSecret(): Promise<Buffer> {
     return this.run(async () => {
-      await this.pool.query("INSERT INTO relay_settings (name, value) VALUES ('metrics_secret', $1) ON CONFLICT (name) DO NOTHING", [randomBytes(32)]);
+      await this.pool.query("INSERT INTO relay_settings (name, value) VALUES ('metrics_secret', $1) ON CONFLICT (name) DO NOTHING", [
+        randomBytes(32),
+      ]);
       const r = await this.pool.query<{ value: Buffer }>("SELECT value FROM relay_settings WHERE name = 'metrics_secret'");
       const value = r.rows[0]?.value;
       if (!value) throw new Error('the metrics secret is missing from relay_settings');
@@ -165,7 +167,20 @@ export class PgMailboxStore implements MailboxStore {
       const r = await this.query<{ outcome: string; expires_at: string | null }>({
         name: 'relay_deposit',
         text: 'SELECT outcome, expires_at FROM relay_deposit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
-        values: [env.toDid, idBytes(env.id), env.fromDid, env.body, env.size, env.depositedAt, env.expiresAt, token, limits.cap, limits.unsolicitedEnvelopes, limits.unsolicitedBytes, storageFull],
+        values: [
+          env.toDid,
+          idBytes(env.id),
+          env.fromDid,
+          env.body,
+          env.size,
+          env.depositedAt,
+          env.expiresAt,
+          token,
+          limits.cap,
+          limits.unsolicitedEnvelopes,
+          limits.unsolicitedBytes,
+          storageFull,
+        ],
       });
       const row = r.rows[0];
       if (!row) throw new Error('relay_deposit returned no row');
@@ -181,7 +196,8 @@ export class PgMailboxStore implements MailboxStore {
 
   setDepositTokens(did: string, tokenHashes: readonly string[]): Promise<number> {
     const hashes = [...new Set(tokenHashes)];
-    for (const h of hashes) if (!HEX_ID.test(h)) return Promise.reject(new Error('a deposit token hash must be 64 lowercase hex characters'));
+    for (const h of hashes)
+      if (!HEX_ID.test(h)) return Promise.reject(new Error('a deposit token hash must be 64 lowercase hex characters'));
     return this.run(async () => {
       await this.query({
         name: 'relay_set_tokens',
@@ -227,7 +243,11 @@ export class PgMailboxStore implements MailboxStore {
   /** relay_sweep: one transaction under the sweep lock; while another process holds it, this one returns 0. */
   sweepExpired(now: number): Promise<number> {
     return this.run(async () => {
-      const r = await this.query<{ n: number }>({ name: 'relay_sweep', text: 'SELECT relay_sweep($1, $2) AS n', values: [now, SWEEP_LOCK_KEY] });
+      const r = await this.query<{ n: number }>({
+        name: 'relay_sweep',
+        text: 'SELECT relay_sweep($1, $2) AS n',
+        values: [now, SWEEP_LOCK_KEY],
+      });
       return r.rows[0]?.n ?? 0;
     });
   }
@@ -245,7 +265,10 @@ export class PgMailboxStore implements MailboxStore {
     if (this.probe && now - this.probe.at < HEALTH_FRESH_MS) return this.probe.result;
     const result = this.pool.query('SELECT 1').then(
       (): StoreHealth => ({ ok: true, message: 'the database answers' }),
-      (e: unknown): StoreHealth => ({ ok: false, message: `the database cannot be reached: ${e instanceof Error ? e.message : String(e)}` }),
+      (e: unknown): StoreHealth => ({
+        ok: false,
+        message: `the database cannot be reached: ${e instanceof Error ? e.message : String(e)}`,
+      }),
     );
     this.probe = { at: now, result };
     return result;

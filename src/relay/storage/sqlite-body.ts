@@ -49,7 +49,8 @@ export function packBody(text: string): string | Buffer {
 export function unpackBody(stored: string | Uint8Array): string {
   if (typeof stored === 'string') return stored;
   const buf = Buffer.isBuffer(stored) ? stored : Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
-  if (buf.length < HEADER_BYTES || buf[0] !== FORMAT) throw new Error(`a stored envelope body has an unknown format (${buf[0] ?? 'empty'})`);
+  if (buf.length < HEADER_BYTES || buf[0] !== FORMAT)
+    throw new Error(`a stored envelope body has an unknown format (${buf[0] ?? 'empty'})`);
   const headEnd = HEADER_BYTES + buf.readUInt32LE(1);
   const bytesEnd = headEnd + buf.readUInt32LE(5);
   if (bytesEnd > buf.length) throw new Error('a stored envelope body is truncated');

@@ -16,8 +16,7 @@ const MAGIC_LE = 0x377f0682;
 const MAGIC_BE = 0x377f0683;
 
 export type WalCheck =
-  | { readonly ok: true; readonly frames: number; readonly validFrames: number }
-  | { readonly ok: false; readonly message: string };
+  { readonly ok: true; readonly frames: number; readonly validFrames: number } | { readonly ok: false; readonly message: string };
 
 /** The cumulative WAL checksum over `data` (length a multiple of 8), continuing from (s0, s1). */
 function walChecksum(data: Buffer, bigEndian: boolean, s0: number, s1: number): [number, number] {
@@ -57,12 +56,22 @@ export function checkWal(dbPath: string): WalCheck {
     const frameBytes = FRAME_HEADER_BYTES + pageSize;
     const frames = Math.floor((size - WAL_HEADER_BYTES) / frameBytes);
     if (magic !== MAGIC_LE && magic !== MAGIC_BE) {
-      return frames === 0 ? { ok: true, frames: 0, validFrames: 0 } : { ok: false, message: `${walPath} has no valid WAL header but holds ${frames} frames` };
+      return frames === 0
+        ? { ok: true, frames: 0, validFrames: 0 }
+        : { ok: false, message: `${walPath} has no valid WAL header but holds ${frames} frames` };
     }
     const bigEndian = magic === MAGIC_BE;
     let [s0, s1] = walChecksum(header.subarray(0, 24), bigEndian, 0, 0);
-    if (s0 !== header.readUInt32BE(24) || s1 !== header.readUInt32BE(28) || pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
-      return frames === 0 ? { ok: true, frames: 0, validFrames: 0 } : { ok: false, message: `${walPath}: the WAL header fails its checksum but ${frames} frames follow it` };
+    if (
+      s0 !== header.readUInt32BE(24) ||
+      s1 !== header.readUInt32BE(28) ||
+      pageSize < 512 ||
+      pageSize > 65536 ||
+      (pageSize & (pageSize - 1)) !== 0
+    ) {
+      return frames === 0
+        ? { ok: true, frames: 0, validFrames: 0 }
+        : { ok: false, message: `${walPath}: the WAL header fails its checksum but ${frames} frames follow it` };
     }
     const salt1 = header.readUInt32BE(16);
     const salt2 = header.readUInt32BE(20);
@@ -76,7 +85,11 @@ export function checkWal(dbPath: string): WalCheck {
       const sameGeneration = frame.readUInt32BE(8) === salt1 && frame.readUInt32BE(12) === salt2;
       if (firstBad === undefined) {
         if (!sameGeneration || pageNo === 0) break; // the end of this generation: older frames follow
-        const [c0, c1] = walChecksum(frame.subarray(FRAME_HEADER_BYTES), bigEndian, ...walChecksum(frame.subarray(0, 8), bigEndian, s0, s1));
+        const [c0, c1] = walChecksum(
+          frame.subarray(FRAME_HEADER_BYTES),
+          bigEndian,
+          ...walChecksum(frame.subarray(0, 8), bigEndian, s0, s1),
+        );
         if (c0 !== frame.readUInt32BE(16) || c1 !== frame.readUInt32BE(20)) {
           firstBad = i;
           continue;

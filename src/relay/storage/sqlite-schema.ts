@@ -127,7 +127,6 @@ export const PAGE_SIZE = 4096;
 
 export const WAL_SIZE_LIMIT = 4 * 1024 * 1024;
 
-
 /**
  * Creates or upgrades the schema in one IMMEDIATE transaction (so relays starting together on one
  * file do it once, and a crash mid-upgrade leaves the old schema whole). Versions 1 and 2 keyed
@@ -139,7 +138,8 @@ export function prepareSchema(db: Database.Database): void {
   if ((db.pragma('user_version', { simple: true }) as number) === SCHEMA_VERSION) return;
   db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) throw new DatabaseRefusedError(`the database has schema version ${version}; this relay knows up to ${SCHEMA_VERSION}`);
+    if (version > SCHEMA_VERSION)
+      throw new DatabaseRefusedError(`the database has schema version ${version}; this relay knows up to ${SCHEMA_VERSION}`);
     if (version === SCHEMA_VERSION) return;
     if (version === 3) {
       // Version 4 adds packed BLOB bodies only (sqlite-body.ts): version 3 rows are text and are
@@ -150,14 +150,21 @@ export function prepareSchema(db: Database.Database): void {
     }
     const hasEnvelopes = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'envelopes'").get() !== undefined;
     if (hasEnvelopes) {
-      const cols = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('envelopes')").all().map((c) => c.name);
+      const cols = db
+        .prepare<[], { name: string }>("SELECT name FROM pragma_table_info('envelopes')")
+        .all()
+        .map((c) => c.name);
       if (!cols.includes('unsolicited')) db.exec('ALTER TABLE envelopes ADD COLUMN unsolicited INTEGER NOT NULL DEFAULT 0');
       // Version 1/2 objects: triggers and indexes go, the envelope table is kept aside for the copy.
-      const old = db.prepare<[], { type: string; name: string }>(
-        "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'index') AND name NOT LIKE 'sqlite_autoindex_%' AND tbl_name IN ('envelopes', 'mailboxes', 'senders')",
-      ).all();
+      const old = db
+        .prepare<[], { type: string; name: string }>(
+          "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'index') AND name NOT LIKE 'sqlite_autoindex_%' AND tbl_name IN ('envelopes', 'mailboxes', 'senders')",
+        )
+        .all();
       for (const o of old) db.exec(`DROP ${o.type === 'trigger' ? 'TRIGGER' : 'INDEX'} IF EXISTS "${o.name}"`);
-      db.exec('ALTER TABLE envelopes RENAME TO envelopes_v2; DROP TABLE IF EXISTS mailboxes; DROP TABLE IF EXISTS senders; DROP TABLE IF EXISTS totals;');
+      db.exec(
+        'ALTER TABLE envelopes RENAME TO envelopes_v2; DROP TABLE IF EXISTS mailboxes; DROP TABLE IF EXISTS senders; DROP TABLE IF EXISTS totals;',
+      );
     }
     db.exec(SCHEMA);
     if (hasEnvelopes) {

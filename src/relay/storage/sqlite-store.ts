@@ -88,7 +88,10 @@ export class SqliteMailboxStore implements MailboxStore {
       this.db = openSqlite(path);
     } catch (e) {
       // e.g. a read-only directory without the WAL's -shm file: say where to look.
-      throw new Error(`cannot open the database ${path}: ${toError(e).message} (the relay needs to read and write the file and create its -wal and -shm beside it)`, { cause: e });
+      throw new Error(
+        `cannot open the database ${path}: ${toError(e).message} (the relay needs to read and write the file and create its -wal and -shm beside it)`,
+        { cause: e },
+      );
     }
     const db = this.db;
     try {
@@ -97,7 +100,8 @@ export class SqliteMailboxStore implements MailboxStore {
       db.close();
       if (e instanceof DatabaseRefusedError) throw e;
       const code = (e as { code?: unknown }).code;
-      if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') throw new DatabaseRefusedError(`${path} is damaged: ${toError(e).message}`);
+      if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB')
+        throw new DatabaseRefusedError(`${path} is damaged: ${toError(e).message}`);
       throw e;
     }
     // Plans (EXPLAIN QUERY PLAN; test/relay/sqlite.test.ts checks them): mailbox "SEARCH mailboxes
@@ -133,7 +137,9 @@ export class SqliteMailboxStore implements MailboxStore {
     const quickCheck = check && path !== ':memory:';
     this.quickCheck = quickCheck;
     this.writes = new GroupCommit(
-      path === ':memory:' ? inlineBackend(db, storage) : workerBackend(path, { storage, quickCheck, onIntegrity: (r) => this.onIntegrity(path, r) }),
+      path === ':memory:'
+        ? inlineBackend(db, storage)
+        : workerBackend(path, { storage, quickCheck, onIntegrity: (r) => this.onIntegrity(path, r) }),
     );
   }
 
@@ -212,7 +218,8 @@ export class SqliteMailboxStore implements MailboxStore {
     if (this.closed) return Promise.resolve({ ok: false, message: 'the store is closed' });
     if (this.refusal) return Promise.resolve({ ok: false, message: this.refusal.message });
     const now = Date.now();
-    if (this.writes.lastFailure === undefined && now - this.writes.lastCommitAt < HEALTH_FRESH_MS) return Promise.resolve({ ok: true, message: 'committing' });
+    if (this.writes.lastFailure === undefined && now - this.writes.lastCommitAt < HEALTH_FRESH_MS)
+      return Promise.resolve({ ok: true, message: 'committing' });
     if (this.probe && now - this.probe.at < HEALTH_FRESH_MS) return this.probe.result;
     const result = this.write<boolean>({ k: 'probe', now }).then(
       (): StoreHealth => ({ ok: true, message: 'a probe write committed' }),

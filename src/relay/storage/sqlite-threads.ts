@@ -32,7 +32,11 @@ function startWorker(data: WorkerData): Worker {
     compiled.unref();
     return compiled;
   }
-  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const tsxApi = pathToFileURL(
+    createRequire(import.meta.url)
+      .resolve('tsx/esm/api')
+      .replace(/\.cjs$/, '.mjs'),
+  ).href;
   const entry = new URL('./sqlite-writer-worker.ts', import.meta.url).href;
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
   const worker = new Worker(boot, { eval: true, workerData: data });
@@ -53,7 +57,12 @@ export interface WorkerBackendOptions {
  * pushed p99 past 25 ms). Should the checkpointer die, the writer checkpoints by itself again.
  */
 export function workerBackend(path: string, options: WorkerBackendOptions): BatchBackend<WriteOp> {
-  const role = (r: WorkerRole): WorkerData => ({ path, role: r, storage: options.storage, quickCheck: r === 'checkpointer' && options.quickCheck });
+  const role = (r: WorkerRole): WorkerData => ({
+    path,
+    role: r,
+    storage: options.storage,
+    quickCheck: r === 'checkpointer' && options.quickCheck,
+  });
   const worker = startWorker(role('writer'));
   const checkpointer = startWorker(role('checkpointer'));
   let closing = false;

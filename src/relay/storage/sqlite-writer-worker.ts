@@ -26,7 +26,9 @@ export interface WorkerData {
 }
 
 /** The checkpointer's answer to its start-up `PRAGMA quick_check`. */
-export type IntegrityReport = { readonly type: 'integrity'; readonly ok: true; readonly ms: number } | { readonly type: 'integrity'; readonly ok: false; readonly message: string };
+export type IntegrityReport =
+  | { readonly type: 'integrity'; readonly ok: true; readonly ms: number }
+  | { readonly type: 'integrity'; readonly ok: false; readonly message: string };
 
 /** WAL size past which the writer checkpoints by itself between batches. */
 const WAL_RESTART_BYTES = 16 * 1024 * 1024;
@@ -55,8 +57,16 @@ function integrityCheck(): IntegrityReport {
   const started = performance.now();
   try {
     const problems = db.pragma('quick_check', { simple: false }) as { quick_check: string }[];
-    if (problems.length === 1 && problems[0]!.quick_check === 'ok') return { type: 'integrity', ok: true, ms: Math.round(performance.now() - started) };
-    return { type: 'integrity', ok: false, message: `fails PRAGMA quick_check: ${problems.slice(0, 5).map((p) => p.quick_check).join('; ')}` };
+    if (problems.length === 1 && problems[0]!.quick_check === 'ok')
+      return { type: 'integrity', ok: true, ms: Math.round(performance.now() - started) };
+    return {
+      type: 'integrity',
+      ok: false,
+      message: `fails PRAGMA quick_check: ${problems
+        .slice(0, 5)
+        .map((p) => p.quick_check)
+        .join('; ')}`,
+    };
   } catch (e) {
     return { type: 'integrity', ok: false, message: `is damaged: ${e instanceof Error ? e.message : String(e)}` };
   }

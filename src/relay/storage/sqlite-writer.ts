@@ -84,7 +84,9 @@ export function createWriter(db: Database.Database, path: string, storage: Stora
     tokenKnown: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM deposit_tokens WHERE did = ? AND hash = ?'),
     clearTokens: db.prepare<[string]>('DELETE FROM deposit_tokens WHERE did = ?'),
     addToken: db.prepare<[string, string]>('INSERT OR IGNORE INTO deposit_tokens (did, hash) VALUES (?, ?)'),
-    sweepMailbox: db.prepare<[number, number]>('DELETE FROM envelopes INDEXED BY envelopes_by_expiry WHERE expires_at <= ? AND mailbox = ?'),
+    sweepMailbox: db.prepare<[number, number]>(
+      'DELETE FROM envelopes INDEXED BY envelopes_by_expiry WHERE expires_at <= ? AND mailbox = ?',
+    ),
     ack: db.prepare<[number, string]>('DELETE FROM envelopes WHERE mailbox = ? AND id IN (SELECT value FROM json_each(?))'),
     sweepEnvelopes: db.prepare<[number]>('DELETE FROM envelopes WHERE expires_at <= ?'),
     dropEmpty: db.prepare('DELETE FROM mailboxes WHERE queued <= 0'),

@@ -11,7 +11,8 @@ import type { MailboxStore } from './store';
 export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//i.test(db);
 
 /** What the listening line may say about the store: never the URL (it may hold a password). */
-export const storeKind = (db: string): 'postgres' | ':memory:' | 'file' => (isPostgresUrl(db) ? 'postgres' : db === ':memory:' ? ':memory:' : 'file');
+export const storeKind = (db: string): 'postgres' | ':memory:' | 'file' =>
+  isPostgresUrl(db) ? 'postgres' : db === ':memory:' ? ':memory:' : 'file';
 
 export async function openStore(options: RelayOptions, logger: Logger): Promise<MailboxStore> {
   const { db } = options;
@@ -22,5 +23,7 @@ export async function openStore(options: RelayOptions, logger: Logger): Promise<
       onBackgroundError: (err) => logger.warn({ err: { message: err.message } }, 'postgres connection error'),
     });
   }
-  return new SqliteMailboxStore(db, { storage: { maxDbBytes: options.maxDbBytes, minFreeDiskBytes: db === ':memory:' ? 0 : options.minFreeDiskBytes } });
+  return new SqliteMailboxStore(db, {
+    storage: { maxDbBytes: options.maxDbBytes, minFreeDiskBytes: db === ':memory:' ? 0 : options.minFreeDiskBytes },
+  });
 }

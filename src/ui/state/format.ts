@@ -21,7 +21,14 @@ export function relative(ms: number | undefined, now: number = Date.now()): stri
   if (ms === undefined) return 'never';
   const delta = Math.round((ms - now) / 1000);
   const abs = Math.abs(delta);
-  const text = abs < 60 ? `${abs} s` : abs < 3600 ? `${Math.round(abs / 60)} min` : abs < 86400 ? `${Math.round(abs / 3600)} h` : `${Math.round(abs / 86400)} d`;
+  const text =
+    abs < 60
+      ? `${abs} s`
+      : abs < 3600
+        ? `${Math.round(abs / 60)} min`
+        : abs < 86400
+          ? `${Math.round(abs / 3600)} h`
+          : `${Math.round(abs / 86400)} d`;
   if (abs < 2) return 'now';
   return delta > 0 ? `in ${text}` : `${text} ago`;
 }

@@ -35,6 +35,13 @@ export function installTestProbe(model: AppModel, store: PeerStore): void {
     recordIds: async (thread) => (await store.recordsByThread(thread)).map((r) => r.id),
     counters: () => store.getCounters(),
     setUpPush: async (subscription) => (await ensurePush(model.peer, { subscription }))?.relays ?? [],
-    pairs: async () => (await model.peer.pairs()).map((p) => ({ peerDid: p.peerDid, name: p.name, enabled: p.enabled, waiting: p.waiting === true, threads: p.threads })),
+    pairs: async () =>
+      (await model.peer.pairs()).map((p) => ({
+        peerDid: p.peerDid,
+        name: p.name,
+        enabled: p.enabled,
+        waiting: p.waiting === true,
+        threads: p.threads,
+      })),
   };
 }

@@ -42,7 +42,8 @@ export function acceptProblem(message: string): string {
   if (/your own/.test(message)) return OWN_INVITE;
   if (/already (used|redeemed)|used once/i.test(message)) return 'This invite was already used. Ask the other device for a new one.';
   if (/expired/.test(message)) return 'This invite has expired. Ask the other device for a new one.';
-  if (/fetch|network|offline/i.test(message)) return 'Could not reach the other device or its relay. Your reply is kept and sent when you are back online.';
+  if (/fetch|network|offline/i.test(message))
+    return 'Could not reach the other device or its relay. Your reply is kept and sent when you are back online.';
   return `Pairing did not work: ${message}`;
 }
 
@@ -78,7 +79,12 @@ export function checkWords(check: DoctorCheck): CheckWords {
         ? { title: 'Your identity', summary: `This device is set up as ${message.replace(/ \(did:.*\)$/, '')}.` }
         : { title: 'Your identity', summary: 'This device has no identity yet.', fix: 'Create one on the start screen.' };
     case 'relay_configured':
-      return { title: 'Relay', summary: 'No relay is set, so nothing reaches this device while it is offline.', fix: 'Set a relay.', fixAt: at('relays', 'Relays') };
+      return {
+        title: 'Relay',
+        summary: 'No relay is set, so nothing reaches this device while it is offline.',
+        fix: 'Set a relay.',
+        fixAt: at('relays', 'Relays'),
+      };
     case 'relay_reachable': {
       const url = message.split(' ')[0] ?? '';
       const ms = /\((\d+) ms\)$/.exec(message)?.[1];
@@ -95,34 +101,73 @@ export function checkWords(check: DoctorCheck): CheckWords {
     case 'receive_task':
       return {
         title: 'Checking for new notes',
-        summary: sentence(message.replace('the receive task last ran', 'last checked').replace('the receive task has not run yet', 'not checked yet')) + '.',
+        summary:
+          sentence(
+            message.replace('the receive task last ran', 'last checked').replace('the receive task has not run yet', 'not checked yet'),
+          ) + '.',
         ...(ok ? {} : { fix: 'Open the app while online, or press “Sync now”.' }),
       };
     case 'receive_errors':
-      return { title: 'Receiving', summary: sentence(message.replace(/^last receive from (\S+) failed:/, 'Could not fetch new notes from $1:')), fix: 'Check that relay.', fixAt: at('relays', 'Relays') };
+      return {
+        title: 'Receiving',
+        summary: sentence(message.replace(/^last receive from (\S+) failed:/, 'Could not fetch new notes from $1:')),
+        fix: 'Check that relay.',
+        fixAt: at('relays', 'Relays'),
+      };
     case 'periodic_sync':
       if (ok) return { title: 'Background updates', summary: 'This browser checks for new notes in the background.' };
       if (/unsupported|no periodic/.test(message)) {
-        return { title: 'Background updates', summary: 'This browser gets new notes only while the app is open.', fix: 'Open the app now and then, or use a browser that can install it (Chrome, Edge).' };
+        return {
+          title: 'Background updates',
+          summary: 'This browser gets new notes only while the app is open.',
+          fix: 'Open the app now and then, or use a browser that can install it (Chrome, Edge).',
+        };
       }
-      return { title: 'Background updates', summary: 'Background updates are off until the app is installed.', fix: 'Install the app.', fixAt: { label: 'Install', href: '#/me' } };
+      return {
+        title: 'Background updates',
+        summary: 'Background updates are off until the app is installed.',
+        fix: 'Install the app.',
+        fixAt: { label: 'Install', href: '#/me' },
+      };
     case 'outbox_stuck': {
       if (ok) {
         const n = count(message);
-        return { title: 'Sending', summary: n ? `${plural(n, 'message is', 'messages are')} waiting to be sent; none is stuck.` : 'Nothing is waiting to be sent.' };
+        return {
+          title: 'Sending',
+          summary: n ? `${plural(n, 'message is', 'messages are')} waiting to be sent; none is stuck.` : 'Nothing is waiting to be sent.',
+        };
       }
-      return { title: 'Sending', summary: `${plural(count(message), 'message', 'messages')} could not be delivered for a while.`, fix: 'See why under Sync; the other device’s relay may be down.', fixAt: at('sync', 'Sync') };
+      return {
+        title: 'Sending',
+        summary: `${plural(count(message), 'message', 'messages')} could not be delivered for a while.`,
+        fix: 'See why under Sync; the other device’s relay may be down.',
+        fixAt: at('sync', 'Sync'),
+      };
     }
     case 'outbox_rejected':
-      return { title: 'Refused deliveries', summary: `${plural(count(message), 'message was', 'messages were')} refused and will not be retried.`, fix: 'See the reason under Sync.', fixAt: at('sync', 'Sync') };
+      return {
+        title: 'Refused deliveries',
+        summary: `${plural(count(message), 'message was', 'messages were')} refused and will not be retried.`,
+        fix: 'See the reason under Sync.',
+        fixAt: at('sync', 'Sync'),
+      };
     case 'redelivery':
       return ok
         ? { title: 'Duplicates', summary: 'No message arrived twice.' }
-        : { title: 'Duplicates', summary: `${plural(count(message), 'message', 'messages')} arrived again after an interrupted sync; each note was kept once.`, fix: 'Nothing to do unless this number keeps growing.' };
+        : {
+            title: 'Duplicates',
+            summary: `${plural(count(message), 'message', 'messages')} arrived again after an interrupted sync; each note was kept once.`,
+            fix: 'Nothing to do unless this number keeps growing.',
+          };
     case 'dropped_unpaired':
       return ok
         ? { title: 'Messages from strangers', summary: 'None arrived.' }
-        : { title: 'Messages from strangers', summary: `${plural(count(message), 'note', 'notes')} from devices you have not paired with ${count(message) === 1 ? 'was' : 'were'} ignored.`, fix: 'If you expected them, pair with that device.', fixAt: at('pair', 'Pair') };
+        : {
+            title: 'Messages from strangers',
+            summary: `${plural(count(message), 'note', 'notes')} from devices you have not paired with ${count(message) === 1 ? 'was' : 'were'} ignored.`,
+            fix: 'If you expected them, pair with that device.',
+            fixAt: at('pair', 'Pair'),
+          };
     case 'rejected_content':
       return {
         title: 'Damaged messages',

@@ -205,3 +205,16 @@ export function parseListenAddress(text: string, name: string): { host: string; 
   if (!m || port > 65535) throw new RelayOptionError(`${name} must be host:port (e.g. 127.0.0.1:9464 or [::1]:9464), got "${text}"`);
   return { host: m[1] ?? m[2]!, port };
 }
+
+/** Options given in part (undefined = not given) over the defaults, validated. */
+export function relayOptions(given: Partial<RelayOptions>): RelayOptions {
+  return validateOptions({
+    ...DEFAULT_OPTIONS,
+    ...dropUndefined(given),
+    push: { ...DEFAULT_OPTIONS.push, ...dropUndefined(given.push ?? {}) },
+  });
+}
+
+function dropUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -15,15 +15,16 @@ import { didLabeler, RelayMetrics } from './metrics';
 import { listen, startMetricsListener } from './metrics-listener';
 import { MailboxNotifier } from './notifier';
 import { hostHeaderCount, hostPort, isUnspecifiedAddress, resolveOrigins } from './origins';
-import { DEFAULT_OPTIONS, parseListenAddress, RelayOptionError, validateOptions, type RelayOptions } from './options';
+import { parseListenAddress, RelayOptionError, relayOptions, type RelayOptions } from './options';
 import { RateLimiter } from './rate-limit';
 import { ReplayGuard } from './replay-guard';
 import { RequestLogSampler } from './request-log';
+import { answerFailedRequest } from './request-errors';
+import { startSweeps } from './sweep';
 import { matchRoute, type Route } from './routes';
 import { PgMailboxStore } from './storage/pg-store';
 import { createPushService, handlePushDelete, handlePushPut, handlePushVapid, systemResolver, type Resolver } from './push';
 import type { StaticApp } from './static-app';
-import { DatabaseRefusedError, isStoreUnavailable } from './storage/store-errors';
 import { openStore } from './storage/store-open';
 import type { MailboxStore } from './storage/store';
 
@@ -66,18 +67,11 @@ export function createRelayLogger(level: RelayOptions['logLevel']): Logger {
 }
 
 /** A relay that listens on every address must be told its origins before anything is opened. */
-function checkOriginsConfigured(options: RelayOptions): void {
-  if (options.origins.length === 0 && isUnspecifiedAddress(options.host)) resolveOrigins([], options.host, options.port);
-}
-
 export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHandle> {
   const { store: givenStore, logger: givenLogger, app, pushResolver, ...rest } = input;
-  const options = validateOptions({
-    ...DEFAULT_OPTIONS,
-    ...dropUndefined(rest),
-    push: { ...DEFAULT_OPTIONS.push, ...dropUndefined(rest.push ?? {}) },
-  });
-  checkOriginsConfigured(options);
+  const options = relayOptions(rest);
+  // Fails early when the origins must be named (an unspecified address) and are not.
+  if (options.origins.length === 0 && isUnspecifiedAddress(options.host)) resolveOrigins([], options.host, options.port);
   const metricsAddress = options.metricsListen === undefined ? undefined : parseListenAddress(options.metricsListen, '--metrics-listen');
   const logger = givenLogger ?? createRelayLogger(options.logLevel);
   const store = givenStore ?? (await openStore(options, logger));
@@ -277,30 +271,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
       connectionsCheckingInterval: Math.max(250, Math.min(1000, headersMs / 4)),
     },
     (req, res) => {
-      onRequest(req, res).catch((err: unknown) => {
-        if (isStoreUnavailable(err)) {
-          // The database is down or restarting: nothing was committed, the client retries later.
-          logger.warn({ err: { message: err.message }, method: req.method }, 'store unavailable');
-          if (!res.headersSent)
-            sendError(res, 503, 'unavailable', 'the relay cannot reach its database; retry later', { 'Retry-After': '1' });
-          else res.destroy();
-          return;
-        }
-        if (err instanceof DatabaseRefusedError) {
-          if (!res.headersSent)
-            sendError(
-              res,
-              503,
-              'unavailable',
-              'the relay found its database damaged and serves nothing from it; its operator must restore it',
-            );
-          else res.destroy();
-          return;
-        }
-        logger.error({ err, method: req.method }, 'request failed');
-        if (!res.headersSent) sendError(res, 500, 'internal_error', 'the relay failed to handle this request');
-        else res.destroy();
-      });
+      onRequest(req, res).catch((err: unknown) => answerFailedRequest(err, req, res, logger));
     },
   );
   // A connection that stalls mid-response (a client that stops reading) is cut too; the longest
@@ -312,7 +283,6 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     () => metrics.limitHits.inc({ kind: 'connections' }),
   );
   openConnections = guard.open;
-  let refusedSeen = 0;
 
   try {
     const unmarked = await replay.start(Date.now());
@@ -348,23 +318,14 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     if (!h.ok) logger.error({ writer: h.message }, 'the store cannot commit: deposits, receives and acks will fail; /health answers 503');
   });
 
-  const sweepTimer = setInterval(() => {
-    const now = Date.now();
-    const refused = guard.refused();
-    if (refused > refusedSeen) {
-      // One line per sweep, not per connection: a flood must not also flood the log.
-      logger.warn({ refused: refused - refusedSeen }, 'connections refused over --max-connections or --max-connections-per-client');
-      refusedSeen = refused;
-    }
-    clientLimiter?.prune(now);
-    replay.prune(now);
-    senderLimiter?.prune(now);
-    store.sweepExpired(now).then(
-      (n) => metrics.expired.inc(n),
-      (err: unknown) => logger.error({ err }, 'expiry sweep failed'),
-    );
-  }, options.sweepInterval * 1000);
-  sweepTimer.unref();
+  const sweepTimer = startSweeps({
+    intervalSeconds: options.sweepInterval,
+    refusedConnections: guard.refused,
+    limiters: [clientLimiter, senderLimiter, replay],
+    store,
+    expired: (n) => metrics.expired.inc(n),
+    logger,
+  });
 
   const url = `http://${hostPort(address.address, address.port)}`;
 
@@ -391,8 +352,4 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   };
 
   return { url, port: address.port, metricsUrl, options, refused, close };
-}
-
-function dropUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

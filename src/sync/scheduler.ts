@@ -15,6 +15,7 @@
 import type { FlushReport, PeerApi, ReceiveProgress, ReceiveReport } from './types';
 import { backoffDelayMs, RECEIVE_BACKOFF, SENDER_RETRY, type BackoffPolicy } from './retry';
 import { RetryTimer } from './retry-timer';
+import { emptyResult, pauseLoop, type Loop } from './relay-loop';
 import { alwaysOnline, realClock, type OnlineState, type SchedulerClock } from './scheduler-clock';
 import { summarizeStates, type RelayLoopState, type SchedulerEvent, type SchedulerSummary } from './scheduler-events';
 
@@ -44,16 +45,6 @@ export const MIN_CYCLE_MS = 1_000;
 const MAX_DUE_WAIT_MS = SENDER_RETRY.capMs;
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
-interface Loop {
-  readonly relay: string;
-  readonly controller: AbortController;
-  done: Promise<void>;
-  state: RelayLoopState;
-  /** True while its long-poll waits at the relay (the freshest it can be). */
-  polling: boolean;
-  wake?: (() => void) | undefined;
-}
 
 export class SyncScheduler {
   private readonly peer: SchedulerPeer;
@@ -314,22 +305,8 @@ export class SyncScheduler {
     this.emit({ type: 'state', relay: loop.relay, state });
   }
 
-  /** Resolves after `ms`, on a wake, or when the loop is aborted. */
   private pause(loop: Loop, ms: number): Promise<void> {
-    const { signal } = loop.controller;
-    return new Promise((resolve) => {
-      if (signal.aborted) return resolve();
-      const handle = Number.isFinite(ms) ? this.clock.setTimeout(done, Math.max(0, ms)) : undefined;
-      const clock = this.clock;
-      signal.addEventListener('abort', done, { once: true });
-      loop.wake = done;
-      function done(): void {
-        if (handle !== undefined) clock.clearTimeout(handle);
-        signal.removeEventListener('abort', done);
-        if (loop.wake === done) loop.wake = undefined;
-        resolve();
-      }
-    });
+    return pauseLoop(loop, this.clock, ms);
   }
 
   private onlineChanged(up: boolean): void {
@@ -359,14 +336,3 @@ export class SyncScheduler {
     }
   }
 }
-
-const emptyResult = (url: string, error: string): RelayReceiveResult => ({
-  url,
-  envelopes: 0,
-  ingested: 0,
-  duplicates: 0,
-  dropped: 0,
-  acked: 0,
-  remaining: 0,
-  error,
-});

@@ -8,13 +8,13 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchBrowser } from '../../support/browser-harness';
 import { build, type Rolldown } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, VECTORS } from '../../support/paths';
 import type { Ed25519Page, HexCase, PageVerdict } from './ed25519-browser-page';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PAGE_HTML =
   '<!doctype html><meta charset="utf-8"><title>ed25519</title><link rel="icon" href="data:,"><script type="module" src="/check.js"></script>';
 
@@ -82,21 +82,7 @@ let userAgent = '';
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  const [script, launched] = await Promise.all([
-    bundle(),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    }),
-  ]);
+  const [script, launched] = await Promise.all([bundle(), launchBrowser()]);
   browser = launched;
   server = await serve(script);
   const page = await browser.newPage();

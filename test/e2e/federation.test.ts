@@ -155,7 +155,8 @@ describe.sequential('two devices that are rarely online together', () => {
       console.log('DEBUG A sync', await a.locator('main').innerText());
       throw e;
     }
-    expect(await b.getByTestId('pair-waiting').count()).toBe(0);
+    // The screen follows the store once the receive that brought the confirmation reports a change.
+    await waitFor(async () => (await b.getByTestId('pair-waiting').count()) === 0, 15_000, 'the pair screen shows B confirmed');
     await waitFor(async () => (await queueOf(phoneDid)) === 0, 15_000, "B's mailbox drained");
     await b.goto(`${phone.appUrl}#/threads`);
     await phone.screenshot('2-threads');

@@ -6,7 +6,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchBrowser } from '../../support/browser-harness';
 import { build, type Rolldown } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../support/paths';
@@ -14,7 +15,6 @@ import { CHROMIUM_CAPABILITIES, CHROMIUM_SUITE_NAME, type StoreContractPage } fr
 import { peerStoreContractTestNames } from '../contracts/peer-store';
 import type { ContractRunReport } from '../contracts/mini-runner';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PAGE_HTML =
   '<!doctype html><meta charset="utf-8"><title>store contract</title><link rel="icon" href="data:,"><script type="module" src="/contract.js"></script>';
 
@@ -59,21 +59,7 @@ let userAgent = '';
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  const [script, launched] = await Promise.all([
-    bundleRunner(),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true, // launch() gives every run a fresh temporary profile
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    }),
-  ]);
+  const [script, launched] = await Promise.all([bundleRunner(), launchBrowser()]);
   browser = launched;
   server = await serve(script);
   const page = await browser.newPage();

@@ -91,7 +91,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   void scheduler.flush({ all: true }); // starting up is the network coming back (§10)
   let watch: ReturnType<typeof watchStore> | undefined;
   try {
-    watch = watchStore(paths.db, () => void scheduler.refresh(), log);
+    // Another process's write: follow the config, and send what it queued now (its entries are due
+    // at once; waiting for the retry timer's 1 s floor doubled a CLI note's way to a peer).
+    watch = watchStore(
+      paths.db,
+      () => {
+        void scheduler.refresh();
+        void scheduler.flush();
+      },
+      log,
+    );
   } catch (e) {
     log(
       `cannot watch the store for other spl processes' changes (restart spl serve after changing relays): ${e instanceof Error ? e.message : String(e)}`,

@@ -52,6 +52,11 @@ export function runPushSubscriptionStoreContract(
     assert.deepEqual(await store.list('did:b'), []);
   });
 
+  test('close may be called again (shutdown paths overlap)', async ({ store }) => {
+    await Promise.all([store.close(), store.close()]);
+    await store.close();
+  });
+
   if (capabilities.persistent) {
     // Only the subscriptions: the woken mark of a single-process store lives in its memory.
     test('subscriptions survive close and reopen', async ({ store, reopen, close }) => {

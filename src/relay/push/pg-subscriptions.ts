@@ -37,6 +37,8 @@ interface Row {
 }
 
 export class PgPushSubscriptionStore implements PushSubscriptionStore {
+  private closing: Promise<void> | undefined;
+
   private constructor(private readonly pool: pg.Pool) {}
 
   /** Connects (a small pool: registrations are rare, lookups one indexed read) and creates the tables. */
@@ -121,7 +123,9 @@ export class PgPushSubscriptionStore implements PushSubscriptionStore {
     return (r.rowCount ?? 0) > 0;
   }
 
-  async close(): Promise<void> {
-    await this.pool.end();
+  /** Idempotent: overlapping shutdown paths may both close (pg's pool.end() throws when called twice). */
+  close(): Promise<void> {
+    this.closing ??= this.pool.end();
+    return this.closing;
   }
 }

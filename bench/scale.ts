@@ -18,7 +18,7 @@
 import Database from 'better-sqlite3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ import {
   type Signer,
 } from '../src/core';
 import { packBody } from '../src/relay/storage/sqlite-body';
+import { httpCall } from './relay';
 import { PAGE_SIZE, prepareSchema } from '../src/relay/storage/sqlite-schema';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -136,38 +137,6 @@ async function spawnRelay(db: string): Promise<RelayProc> {
     }
     await new Promise((r) => setTimeout(r, 5));
   }
-}
-
-function httpCall(
-  agent: Agent,
-  url: string,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: string,
-): Promise<{ status: number; body: string }> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        agent,
-        host: u.hostname,
-        port: u.port,
-        method,
-        path,
-        headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 const percentile = (values: number[], p: number): number => {

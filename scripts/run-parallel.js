@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs commands side by side and fails if any fails, printing the output of each that failed.
-// `npm test`'s static checks (types, lint, format, Svelte) one after another took 43 s on the
-// 2-core CI machine; side by side they take about as long as the slowest (lint).
+// Used by `npm run typecheck` (one tsc program per part) and `npm run check` (types, lint, format,
+// Svelte): one after another those checks took 43 s on the 2-core CI machine.
 // Usage: node scripts/run-parallel.js "<command>" "<command>" …  (each run by the shell)
 import { spawn } from 'node:child_process';
 

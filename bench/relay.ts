@@ -13,12 +13,15 @@
  * load generator runs here. Phases are time-bounded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, request, Agent } from 'node:http';
+import { createServer, Agent } from 'node:http';
+import { httpCall } from './http-call';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSigner, didFromPublicKey, generateSecretKey, randomBytes, signMailboxRequest, toB64u, type Signer } from '../src/core';
+
+export { httpCall };
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CONNECTIONS = 50;
@@ -112,43 +115,6 @@ export function sealedTemplate(to: Peer): { text: string; id: string; toDid: str
   while (Buffer.byteLength(make(n + 1)) <= ENVELOPE_BYTES) n++;
   // Same-length IDs and DIDs keep every variant at this size.
   return { text: make(n), id, toDid: to.did };
-}
-
-interface HttpResult {
-  status: number;
-  body: string;
-}
-
-export function httpCall(
-  agent: Agent,
-  url: string,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: string,
-): Promise<HttpResult> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        agent,
-        host: u.hostname,
-        port: u.port,
-        method,
-        path,
-        headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 export const percentile = (sorted: number[], p: number): number => {

@@ -33,7 +33,7 @@ import {
   type Signer,
 } from '../src/core';
 import { packBody } from '../src/relay/storage/sqlite-body';
-import { httpCall } from './relay';
+import { httpCall } from './http-call';
 import { PAGE_SIZE, prepareSchema } from '../src/relay/storage/sqlite-schema';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

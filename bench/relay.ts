@@ -50,7 +50,9 @@ export async function spawnServer(args: string[]): Promise<Server> {
   const logDir = mkdtempSync(join(tmpdir(), 'relay-bench-log-'));
   const logPath = join(logDir, 'stdout.log');
   const out = openSync(logPath, 'w');
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', out, 'inherit'] });
+  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": profiles every server this run spawns.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', out, 'inherit'] });
   closeSync(out); // the child holds its own descriptor
   let exited: number | null | undefined;
   proc.once('exit', (code) => (exited = code));

@@ -91,9 +91,12 @@ async function spawnRelay(db: string): Promise<RelayProc> {
   const logPath = join(logDir, 'stdout.log');
   const out = openSync(logPath, 'w');
   const spawnedAt = performance.now();
+  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", as in bench/relay.ts.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const proc = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       join(ROOT, 'bin', 'spl-relay.js'),
       '--host',
       '127.0.0.1',
@@ -301,7 +304,9 @@ async function measure(
     }
 
     // Warm-up alike for both relays (JIT, signature verification tables): a stranger's empty
-    // mailbox received 20 times.
+    // mailbox received 20 times. And each drainer acks an ID it was never sent: the empty relay
+    // decoded the drainers' keys when it was seeded through HTTP, the full one (filled directly)
+    // had not, and that decoding (~1.4 ms a key, once per process) is not what queue size costs.
     const warm = newPeer();
     const host = new URL(relay.url).host;
     for (let i = 0; i < 20; i++) {
@@ -309,6 +314,22 @@ async function measure(
       await httpCall(agent, relay.url, 'GET', wpath, {
         authorization: await signMailboxRequest({ method: 'GET', host, pathAndQuery: wpath, body: '' }, warm.signer),
       });
+    }
+    for (const d of drainers) {
+      const apath = `${mailbox(d.did)}/ack`;
+      const body = JSON.stringify({ ids: [nextId('w')] });
+      const acked = await httpCall(
+        agent,
+        relay.url,
+        'POST',
+        apath,
+        {
+          authorization: await signMailboxRequest({ method: 'POST', host, pathAndQuery: apath, body }, d.signer),
+          'content-type': 'application/json',
+        },
+        body,
+      );
+      if (acked.status !== 200) throw new Error(`warm-up ack answered ${acked.status}`);
     }
 
     // receive+ack: each drainer receives (limit 100) and acks its envelopes, 50 at once.

@@ -20,8 +20,20 @@ export const didFromPublicKey = (publicKey: Uint8Array): Did => PREFIX + base58E
 // Decoding checks the key is valid under §2 (a square root and a multiplication by L: ~1 ms in
 // pure JS). A batch of records mostly shares a handful of actors, so remember the answers;
 // DIDs come from the network, so the memory is bounded (least recently used evicted first).
-const KEY_CACHE_MAX = 1024;
+let keyCacheMax = 1024;
 const keyCache = new Map<string, Result<Uint8Array, DidErrorCode>>();
+
+/**
+ * How many DIDs' answers `publicKeyFromDid` remembers (default 1,024, ~250 bytes each). A relay
+ * serves far more receivers than a peer has actors: measured with deposits and receives spread over
+ * 10,000 of them (`npm run bench:scale`), 1,024 held a relay to ~500 deposits/s and made each
+ * receive of a mailbox not seen for a while spend ~1.4 ms decoding its owner's key.
+ */
+export function setDidKeyCacheSize(max: number): void {
+  if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`DID key cache size must be a positive integer, not ${max}`);
+  keyCacheMax = max;
+  while (keyCache.size > keyCacheMax) keyCache.delete(keyCache.keys().next().value!);
+}
 
 /**
  * The Ed25519 key a DID carries, or why it carries none: not a did:key (e.g. `did:sync:user:alice`
@@ -34,7 +46,7 @@ export function publicKeyFromDid(did: string): Result<Uint8Array, DidErrorCode> 
     keyCache.delete(did); // refresh its place in the eviction order
   } else {
     r = decodeDidKey(did);
-    if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!);
+    if (keyCache.size >= keyCacheMax) keyCache.delete(keyCache.keys().next().value!);
   }
   keyCache.set(did, r);
   return r.ok ? ok(r.value.slice()) : r;

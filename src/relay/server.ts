@@ -6,11 +6,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
+import { publicKeyFromDid, setDidKeyCacheSize } from '../core';
 import { guardConnections } from './connections';
 import { clientAddress, sendError, sendJson, sendPreflight, setCorsHeaders } from './http';
 import { handleAck, handleDeposit, handleReceive, handleTokens, rateLimited, type RelayContext } from './mailbox-handlers';
 import { defaultSecretPath, loadMetricsSecret } from './metrics-secret';
-import { ValidDidMemo } from './did-memo';
 import { didLabeler, RelayMetrics } from './metrics';
 import { listen, startMetricsListener } from './metrics-listener';
 import { MailboxNotifier } from './notifier';
@@ -67,6 +67,9 @@ export function createRelayLogger(level: RelayOptions['logLevel']): Logger {
 }
 
 /** A relay that listens on every address must be told its origins before anything is opened. */
+/** DIDs whose decoded key the relay remembers (core keeps 1,024 for a peer). */
+const RELAY_DID_KEY_CACHE = 65_536;
+
 export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHandle> {
   const { store: givenStore, logger: givenLogger, app, pushResolver, ...rest } = input;
   const options = relayOptions(rest);
@@ -75,6 +78,9 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
   const metricsAddress = options.metricsListen === undefined ? undefined : parseListenAddress(options.metricsListen, '--metrics-listen');
   const logger = givenLogger ?? createRelayLogger(options.logLevel);
   const store = givenStore ?? (await openStore(options, logger));
+  // Mailbox routes (§5: valid did:key only) and owner signatures (§6) both decode a DID's key
+  // (~1 ms each): remember as many as a relay has receivers (~250 bytes each, ~16 MB at most).
+  setDidKeyCacheSize(RELAY_DID_KEY_CACHE);
   const notifier = new MailboxNotifier();
   let secret: Buffer;
   try {
@@ -121,7 +127,6 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     options.metricsDidLabels !== 'off',
   );
   const logSampler = new RequestLogSampler();
-  const validDids = new ValidDidMemo();
   const replay = new ReplayGuard(store, (err: unknown) => logger.error({ err }, 'recording a used signature failed'));
   const resolver = pushResolver ?? systemResolver;
   let push: Awaited<ReturnType<typeof createPushService>>;
@@ -238,7 +243,7 @@ export async function startRelay(input: StartRelayOptions = {}): Promise<RelayHa
     }
     // §5: mailboxes exist only for valid did:key DIDs (the key must decode to a curve point).
     if ('did' in match.route && !options.openMailboxes) {
-      const key = validDids.check(match.route.did);
+      const key = publicKeyFromDid(match.route.did);
       if (!key.ok) {
         req.resume();
         return sendError(res, 403, 'unverifiable_did', `no mailbox for ${match.route.did.slice(0, 80)}: ${key.error.message}`);

@@ -5,10 +5,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromB64u, parseEnvelope, publicKeyFromDid, toB64u } from '../../src/core';
+import { fromB64u, parseEnvelope, publicKeyFromDid, setDidKeyCacheSize, toB64u } from '../../src/core';
 import { isStrictB64uOfAtLeast, parseDepositedEnvelope } from '../../src/relay/envelope-check';
 import { RequestLogSampler } from '../../src/relay/request-log';
-import { ValidDidMemo } from '../../src/relay/did-memo';
 import { newPeer } from '../../support/fixtures';
 
 const b64uChars = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ .'.split(''));
@@ -86,14 +85,21 @@ describe('request-log sampling', () => {
   });
 });
 
-describe('valid mailbox DIDs remembered', () => {
-  it('answers as publicKeyFromDid does, and evicts the oldest valid DID past its size', () => {
-    const memo = new ValidDidMemo(3);
+describe('DID keys remembered (core cache, sized by the relay)', () => {
+  it('answers the same after eviction, refuses a size that is not a positive integer', () => {
     const peers = Array.from({ length: 5 }, newPeer);
-    for (const p of peers) expect(memo.check(p.did)).toEqual({ ok: true, value: true });
-    const bad = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doX'; // one character changed: not a valid key
-    expect(memo.check(bad)).toEqual(publicKeyFromDid(bad));
-    expect(memo.check('did:sync:user:alice')).toEqual(publicKeyFromDid('did:sync:user:alice'));
-    expect(memo.check(peers[4]!.did).ok).toBe(true);
+    try {
+      setDidKeyCacheSize(3);
+      const first = peers.map((p) => publicKeyFromDid(p.did));
+      // Evicted answers are decoded again, to the same key.
+      expect(peers.map((p) => publicKeyFromDid(p.did))).toEqual(first);
+      for (const [i, p] of peers.entries()) expect(first[i]).toEqual({ ok: true, value: p.signer.publicKey });
+      const bad = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doX'; // one character changed: not a valid key
+      expect(publicKeyFromDid(bad).ok).toBe(false);
+      expect(publicKeyFromDid(bad)).toEqual(publicKeyFromDid(bad));
+      for (const size of [0, -1, 1.5, Number.NaN]) expect(() => setDidKeyCacheSize(size), String(size)).toThrow(RangeError);
+    } finally {
+      setDidKeyCacheSize(1024);
+    }
   });
 });

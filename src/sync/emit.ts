@@ -59,10 +59,14 @@ export async function emitRecord(ctx: PeerContext, input: OwnRecord, audience: A
   return ctx.withLock(`spl-emit ${input.thread}`, async () => {
     for (let attempt = 1; ; attempt++) {
       const existing = await ctx.store.recordsByThread(input.thread);
-      // Control records take the time as a floor: a device restored from a backup has lost its
-      // clocks on th_federation_pairs, and a reused one would be refused as equivocation (§3).
+      // Every clock takes the time (ms) as a floor. §3 asks only that clocks strictly increase per
+      // (actor, thread); a device restored from a backup has lost the clocks its notes took since
+      // the backup (its peers hold them, and send them back only later, §11 history.request), and
+      // a reused one would be refused by every peer as equivocation (§3 clock_reused), for good.
+      // With the floor, a restored device writes above every clock it used before, unless its
+      // wall clock is behind the old device's by more than the time between the two.
       const next = (await ctx.store.maxClock(me.did, input.thread)) + 1;
-      const clock = input.thread === PAIRS_THREAD ? Math.max(next, ctx.now()) : next;
+      const clock = Math.max(next, ctx.now());
       const record: SyncRecord = {
         parents: heads(existing),
         thread: input.thread,

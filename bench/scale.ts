@@ -7,8 +7,12 @@
  * - GET /metrics latency, and GET /health sent while a scrape is in flight;
  * - receive+ack p50/p99 (50 signed receivers draining 100 envelopes each);
  * - deposits/s at 50 connections, 1 KiB sealed envelopes spread over the 10,000 receivers;
- * - bytes the relay process wrote to disk per deposit (/proc/<pid>/io write_bytes, its writer and
- *   checkpointer threads included, until the WAL is checkpointed), and the largest WAL seen;
+ * - bytes written to disk per deposit, until the WAL is checkpointed: what the block device under
+ *   the database counts (/sys/dev/block/…/stat, `sync` before and after; run the benchmark alone),
+ *   beside what the kernel charged the relay process (/proc/<pid>/io write_bytes). The second
+ *   overstates on kernels that cache files in large folios (Linux 6.18 ext4 here): a 4 KiB write
+ *   into a cached 64 KiB–2 MiB folio is charged for the whole folio. Measured on one checkpoint of
+ *   5,902 WAL frames (24 MB): 210 MB charged, 13.9 MB written by the device. The largest WAL seen;
  * - database bytes per queued envelope (pages in use ÷ rows) against the envelope's JSON size.
  *
  * The full database is filled by direct inserts through the relay's own schema and body packing (storage/),
@@ -16,7 +20,7 @@
  * Not part of `npm test`; its default run takes a few minutes (the fill dominates).
  */
 import Database from 'better-sqlite3';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
@@ -149,6 +153,19 @@ const percentile = (values: number[], p: number): number => {
 const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
 const mailbox = (did: string) => `/v1/mailbox/${encodeURIComponent(did)}`;
 const writeBytes = (pid: number): number => Number(/^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+/** Bytes the block device holding `path` has written so far (sectors are 512 bytes in this file), or NaN. */
+const deviceWrittenBytes = (path: string): number => {
+  const dev = BigInt(statSync(path).dev);
+  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
+  try {
+    return Number(readFileSync(`/sys/dev/block/${major}:${minor}/stat`, 'utf8').trim().split(/\s+/)[6]) * 512;
+  } catch {
+    return NaN; // no block device (tmpfs, overlay without a backing device visible here)
+  }
+};
+/** Flushes every dirty page of the machine to its device. */
+const syncDisks = (): void => void execFileSync('sync');
 const fileSize = (p: string): number => {
   try {
     return statSync(p).size;
@@ -224,7 +241,14 @@ interface Measured {
     errors: number;
   };
   deposits: { per_second: number; p50_ms: number; p99_ms: number; errors: number };
-  disk: { write_bytes_per_deposit: number; wal_max_bytes: number; wal_after_bytes: number };
+  disk: {
+    /** The block device's count (the goal's measure). */
+    device_bytes_per_deposit: number;
+    /** What the kernel charged the relay process (overstates with large folios, see the module comment). */
+    charged_write_bytes_per_deposit: number;
+    wal_max_bytes: number;
+    wal_after_bytes: number;
+  };
 }
 
 /** Runs every measurement against the relay on `dbPath`; `drainers` hold DRAINED envelopes each (deposited here if `seed`). */
@@ -360,6 +384,8 @@ async function measure(
     // Deposits at 50 connections, spread over every receiver; disk writes of the relay process.
     const pid = relay.proc.pid!;
     const walPath = `${dbPath}-wal`;
+    syncDisks(); // what earlier phases left dirty is not this phase's
+    const device0 = deviceWrittenBytes(dbPath);
     const wrote0 = writeBytes(pid);
     let walMax = fileSize(walPath);
     const walWatch = setInterval(() => (walMax = Math.max(walMax, fileSize(walPath))), 50);
@@ -399,6 +425,8 @@ async function measure(
     }
     clearInterval(walWatch);
     const wrote = writeBytes(pid) - wrote0;
+    syncDisks();
+    const deviceWrote = deviceWrittenBytes(dbPath) - device0;
     return {
       start_to_first_202_ms: round(startMs),
       integrity_check_done_ms: round(integrityDoneMs),
@@ -419,7 +447,8 @@ async function measure(
         errors: derrors,
       },
       disk: {
-        write_bytes_per_deposit: Math.round(wrote / Math.max(1, deposited)),
+        device_bytes_per_deposit: Math.round(deviceWrote / Math.max(1, deposited)),
+        charged_write_bytes_per_deposit: Math.round(wrote / Math.max(1, deposited)),
         wal_max_bytes: walMax,
         wal_after_bytes: fileSize(walPath),
       },
@@ -482,7 +511,7 @@ async function main(): Promise<void> {
           full.receive_ack.receive_p50_ms + full.receive_ack.ack_p50_ms <=
           1.2 * (empty.receive_ack.receive_p50_ms + empty.receive_ack.ack_p50_ms),
         deposits_at_least_0_9x: full.deposits.per_second >= 0.9 * empty.deposits.per_second,
-        disk_write_per_deposit_at_most_6kb: full.disk.write_bytes_per_deposit <= 6 * 1024,
+        disk_write_per_deposit_at_most_6kb: full.disk.device_bytes_per_deposit <= 6 * 1024,
         db_bytes_at_most_1_3x_json: perEnvelope.bytes_per_envelope <= 1.3 * jsonBytes,
         start_to_first_202_under_1s: full.start_to_first_202_ms < 1000,
       },

@@ -5,7 +5,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { base58Decode, base58Encode } from './base58';
 import { concatBytes } from './bytes';
-import { ed25519PublicKeyProblem } from './ed25519';
+import { ed25519PublicKeyProblem, setKeyStateCacheSize } from './ed25519';
 import { fail, ok, type Result } from './result';
 
 const ED25519_PUB = new Uint8Array([0xed, 0x01]);
@@ -24,22 +24,19 @@ let keyCacheMax = 1024;
 const keyCache = new Map<string, Result<Uint8Array, DidErrorCode>>();
 
 /**
- * How many DIDs' answers `publicKeyFromDid` remembers (default 1,024, ~250 bytes each). A relay
- * serves far more receivers than a peer has actors: measured with deposits and receives spread over
- * 10,000 of them (`npm run bench:scale`), 1,024 held a relay to ~500 deposits/s and made each
- * receive of a mailbox not seen for a while spend ~1.4 ms decoding its owner's key.
+ * How many keys core remembers as checked: DIDs decoded by `publicKeyFromDid`, and keys' states
+ * for `verify` (the point, the platform key). Defaults 1,024 and 4,096 suit a peer; a relay serves
+ * far more receivers: measured with deposits and receives spread over 10,000 of them (`npm run
+ * bench:scale`), those sizes held a relay to ~500 deposits/s and made each receive of a mailbox
+ * not seen for a while decode and check its owner's key again (~1 ms each).
  */
-export function setDidKeyCacheSize(max: number): void {
-  if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`DID key cache size must be a positive integer, not ${max}`);
+export function setKeyCacheSize(max: number): void {
+  if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`key cache size must be a positive integer, not ${max}`);
   keyCacheMax = max;
   while (keyCache.size > keyCacheMax) keyCache.delete(keyCache.keys().next().value!);
+  setKeyStateCacheSize(max);
 }
 
-/**
- * The Ed25519 key a DID carries, or why it carries none: not a did:key (e.g. `did:sync:user:alice`
- * labels), or a key that is invalid under PROTOCOL.md §2 (non-canonical, small order, outside
- * the prime-order subgroup), under which nothing is accepted.
- */
 export function publicKeyFromDid(did: string): Result<Uint8Array, DidErrorCode> {
   let r = keyCache.get(did);
   if (r) {

@@ -146,8 +146,14 @@ interface KeyState {
 // The validity check costs a square root and a multiplication by L (~1 ms in pure JS); records
 // come mostly from a few authors, so each key is checked once. Keys come from the network:
 // bounded, least recently used evicted first.
-const KEY_CACHE_MAX = 4096;
+let keyCacheMax = 4096;
 const keyStates = new Map<string, KeyState>();
+
+/** How many keys' states `keyState` remembers; did.ts `setKeyCacheSize` sets it. @internal */
+export function setKeyStateCacheSize(max: number): void {
+  keyCacheMax = max;
+  while (keyStates.size > keyCacheMax) keyStates.delete(keyStates.keys().next().value!);
+}
 
 function keyState(publicKey: Uint8Array): KeyState {
   const id = toHex(publicKey);
@@ -156,7 +162,7 @@ function keyState(publicKey: Uint8Array): KeyState {
     keyStates.delete(id); // refresh its place in the eviction order
   } else {
     state = checkPublicKey(publicKey);
-    if (keyStates.size >= KEY_CACHE_MAX) keyStates.delete(keyStates.keys().next().value!);
+    if (keyStates.size >= keyCacheMax) keyStates.delete(keyStates.keys().next().value!);
   }
   keyStates.set(id, state);
   return state;

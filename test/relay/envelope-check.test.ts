@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromB64u, parseEnvelope, publicKeyFromDid, setDidKeyCacheSize, toB64u } from '../../src/core';
+import { fromB64u, parseEnvelope, publicKeyFromDid, setKeyCacheSize, toB64u } from '../../src/core';
 import { isStrictB64uOfAtLeast, parseDepositedEnvelope } from '../../src/relay/envelope-check';
 import { RequestLogSampler } from '../../src/relay/request-log';
 import { newPeer } from '../../support/fixtures';
@@ -89,7 +89,7 @@ describe('DID keys remembered (core cache, sized by the relay)', () => {
   it('answers the same after eviction, refuses a size that is not a positive integer', () => {
     const peers = Array.from({ length: 5 }, newPeer);
     try {
-      setDidKeyCacheSize(3);
+      setKeyCacheSize(3);
       const first = peers.map((p) => publicKeyFromDid(p.did));
       // Evicted answers are decoded again, to the same key.
       expect(peers.map((p) => publicKeyFromDid(p.did))).toEqual(first);
@@ -97,9 +97,9 @@ describe('DID keys remembered (core cache, sized by the relay)', () => {
       const bad = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doX'; // one character changed: not a valid key
       expect(publicKeyFromDid(bad).ok).toBe(false);
       expect(publicKeyFromDid(bad)).toEqual(publicKeyFromDid(bad));
-      for (const size of [0, -1, 1.5, Number.NaN]) expect(() => setDidKeyCacheSize(size), String(size)).toThrow(RangeError);
+      for (const size of [0, -1, 1.5, Number.NaN]) expect(() => setKeyCacheSize(size), String(size)).toThrow(RangeError);
     } finally {
-      setDidKeyCacheSize(1024);
+      setKeyCacheSize(1024);
     }
   });
 });

@@ -223,6 +223,7 @@ describe('config relay', () => {
 describe('records, pairing and status', () => {
   it('emit stores a note and records lists it (text and JSON)', async () => {
     const home = await initHome('Laptop');
+    const before = Date.now();
     const emit = await spl(home, 'emit', '--thread', 'th_notes', '--text', 'hello world');
     expect(emit.code, emit.stderr).toBe(0);
     const [id, hint] = emit.stdout.trim().split('\n');
@@ -238,7 +239,10 @@ describe('records, pairing and status', () => {
       received_at: number;
     }[];
     expect(json).toHaveLength(1);
-    expect(json[0]).toMatchObject({ id, path: 'local', record: { clock: 0, body: { kind: 'note', text: 'hello world' } } });
+    expect(json[0]).toMatchObject({ id, path: 'local', record: { body: { kind: 'note', text: 'hello world' } } });
+    // The first clock on a thread is the time it was written at (emit.ts: the time is a floor).
+    expect(json[0]!.record.clock).toBeGreaterThanOrEqual(before);
+    expect(json[0]!.record.clock).toBeLessThanOrEqual(json[0]!.received_at);
     expect(json[0]!.written_at).toBe(json[0]!.record.body.at);
     expect(json[0]!.received_at).toBeGreaterThanOrEqual(json[0]!.written_at);
     expect((await spl(home, 'records', '--thread', 'th_empty')).stdout).toBe('no records on th_empty\n');

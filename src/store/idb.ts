@@ -84,6 +84,15 @@ export class IdbPeerStore implements PeerStore {
     return (await this.db.getAllFromIndex('records', 'thread_receivedAt', threadRange(thread))).sort(compareRecords);
   }
 
+  async recordsArrivedSince(thread: string, receivedAt: number): Promise<{ total: number; records: StoredRecord[] }> {
+    const index = this.db.transaction('records').store.index('thread_receivedAt');
+    const [total, records] = await Promise.all([
+      index.count(threadRange(thread)),
+      index.getAll(IDBKeyRange.bound([thread, receivedAt], [thread, Infinity])),
+    ]);
+    return { total, records };
+  }
+
   async maxClock(actor: string, thread: string): Promise<number> {
     const range = IDBKeyRange.bound([actor, thread], [actor, thread, []]);
     const cursor = await this.db.transaction('records').store.index('actor_thread_clock').openKeyCursor(range, 'prev');

@@ -22,6 +22,11 @@ export function prepareStatements(db: Database.Database) {
       'SELECT thread, count(*) AS count, max(received_at) AS lastReceivedAt FROM records GROUP BY thread ORDER BY thread',
     ),
     countRecords: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM records'),
+    // Both on records_by_thread_arrival (thread, received_at).
+    countThread: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM records WHERE thread = ?'),
+    arrivedSince: db.prepare<[string, number], RecordRow>(
+      'SELECT * FROM records WHERE thread = ? AND received_at >= ? ORDER BY received_at, id',
+    ),
     idAtClock: db.prepare<[string, string, number], { id: string }>(
       'SELECT id FROM records WHERE actor = ? AND thread = ? AND clock = ? ORDER BY id LIMIT 1',
     ),

@@ -53,9 +53,12 @@ export class SqlitePeerStore implements PeerStore {
   private readonly appendOwnTx: Database.Transaction<(record: StoredRecord, outbox: readonly OutboxEntry[]) => boolean>;
   private readonly bumpTx: Database.Transaction<(delta: CounterDelta) => void>;
   private readonly putOutboxTx: Database.Transaction<(entries: readonly OutboxEntry[]) => void>;
+  /** Reads that must see one snapshot (another process may commit between two statements otherwise). */
+  private readonly readTx: Database.Transaction<(run: () => unknown) => unknown>;
 
   constructor(private readonly db: Database.Database) {
     const stmt = (this.stmt = prepareStatements(db));
+    this.readTx = db.transaction((run: () => unknown) => run());
     const bump = (delta: CounterDelta) => {
       for (const [name, by] of Object.entries(delta) as [CounterName, number | undefined][]) {
         if (by) stmt.bumpCounter.run(name, by);
@@ -160,6 +163,19 @@ export class SqlitePeerStore implements PeerStore {
 
   recordsByThread(thread: string): Promise<StoredRecord[]> {
     return settle(() => this.stmt.recordsByThread.all(thread).map(toRecord));
+  }
+
+  recordsArrivedSince(thread: string, receivedAt: number): Promise<{ total: number; records: StoredRecord[] }> {
+    return settle(() =>
+      this.readTogether(() => ({
+        total: this.stmt.countThread.get(thread)?.n ?? 0,
+        records: this.stmt.arrivedSince.all(thread, receivedAt).map(toRecord),
+      })),
+    );
+  }
+
+  private readTogether<T>(run: () => T): T {
+    return this.readTx.deferred(run) as T;
   }
 
   maxClock(actor: string, thread: string): Promise<number> {

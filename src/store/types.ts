@@ -152,6 +152,12 @@ export interface PeerStore {
   hasRecords(ids: readonly string[]): Promise<ReadonlySet<string>>;
   /** Records of a thread, ordered by (clock, actor, id). */
   recordsByThread(thread: string): Promise<StoredRecord[]>;
+  /**
+   * Read together, in one transaction: how many records `thread` holds, and those that arrived at
+   * or after `receivedAt` (ordered by arrival, then ID). Records are never deleted, so a reader
+   * that folded the earlier ones catches up from here, and knows from `total` if it missed one.
+   */
+  recordsArrivedSince(thread: string, receivedAt: number): Promise<{ total: number; records: StoredRecord[] }>;
   /** Highest clock of `actor` on `thread`, or -1 when it has none. */
   maxClock(actor: string, thread: string): Promise<number>;
   /** Every thread with its record count and last arrival time. */

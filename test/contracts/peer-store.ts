@@ -269,6 +269,23 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     ]);
   });
 
+  test('recordsArrivedSince: the thread count, and its records from an arrival time on, by arrival then ID', async ({ store }) => {
+    const { a, b } = getActors();
+    assert.deepEqual(await store.recordsArrivedSince('th_a', T0), { total: 0, records: [] }, 'empty store');
+    const early = await storedNote(a, { thread: 'th_a', clock: 0, receivedAt: T0 + 5 });
+    const late = await storedNote(a, { thread: 'th_a', clock: 1, receivedAt: T0 + 50 });
+    const sameMs = await storedNote(b, { thread: 'th_a', clock: 0, receivedAt: T0 + 50 });
+    const middle = await storedNote(b, { thread: 'th_a', clock: 1, receivedAt: T0 + 20 });
+    await store.ingest([late, early, sameMs, middle, await storedNote(a, { thread: 'th_b', clock: 0, receivedAt: T0 + 60 })]);
+    const since = (at: number) => store.recordsArrivedSince('th_a', at).then((r) => ({ total: r.total, ids: r.records.map((x) => x.id) }));
+    const atFifty = [late.id, sameMs.id].sort();
+    assert.deepEqual(await since(T0 + 50), { total: 4, ids: atFifty }, 'from the newest arrival: both of that ms, by ID');
+    assert.deepEqual(await since(T0 + 6), { total: 4, ids: [middle.id, ...atFifty] }, 'between arrivals');
+    assert.deepEqual(await since(Number.MIN_SAFE_INTEGER), { total: 4, ids: [early.id, middle.id, ...atFifty] }, 'from the start');
+    assert.deepEqual(await since(T0 + 51), { total: 4, ids: [] }, 'after the newest: only the count');
+    assert.deepEqual(await store.recordsArrivedSince('th_none', 0), { total: 0, records: [] }, 'another thread');
+  });
+
   test(`ingest: one batch of ${BATCH_SIZE} signed records, then its re-delivery`, async ({ store }) => {
     const { a, b } = getActors();
     const half = BATCH_SIZE / 2;

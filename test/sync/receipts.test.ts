@@ -1,0 +1,83 @@
+/**
+ * Receipts (§11) are folded once per engine context and caught up from what arrived since; the
+ * store's count sends it back to a full fold when the catch-up cannot have seen everything.
+ */
+import 'fake-indexeddb/auto';
+import { IDBFactory } from 'fake-indexeddb';
+import { describe, expect, it } from 'vitest';
+import { signRecord } from '../../src/core';
+import { openIdbPeerStore } from '../../src/store/idb';
+import type { PeerStore, StoredRecord } from '../../src/store/types';
+import { PAIRS_THREAD } from '../../src/sync/config';
+import { PeerContext } from '../../src/sync/context';
+import { receiptedIds } from '../../src/sync/convergence';
+import { T0, toStored } from '../store/fixtures';
+import { newPeer, type TestPeer } from '../../support/fixtures';
+
+let seq = 0;
+
+async function receipt(from: TestPeer, clock: number, ids: string[], receivedAt: number): Promise<StoredRecord> {
+  const signed = await signRecord(
+    {
+      parents: [],
+      thread: PAIRS_THREAD,
+      actor: from.did,
+      act: 'LEARN',
+      body: { topic: 'receipt', ids },
+      clock,
+      data_type: 'SCALAR',
+      judged_by: null,
+    },
+    from.signer,
+  );
+  return toStored(signed, { receivedAt });
+}
+
+/** The store, counting the full folds (reads from the very start of th_federation_pairs). */
+function countingFullReads(store: PeerStore): { store: PeerStore; fullReads: () => number } {
+  let full = 0;
+  const wrapped = new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'recordsArrivedSince')
+        return (thread: string, at: number) => {
+          if (at === Number.MIN_SAFE_INTEGER) full++;
+          return target.recordsArrivedSince(thread, at);
+        };
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { store: wrapped, fullReads: () => full };
+}
+
+describe('receipted records', () => {
+  it('folds once, catches up with later receipts (another context writing the same store included), refolds when an arrival went back in time', async () => {
+    const base = await openIdbPeerStore(`receipts-${seq++}`, new IDBFactory());
+    const { store, fullReads } = countingFullReads(base);
+    const ctx = new PeerContext({ store, fetch });
+    const phone = newPeer();
+    const tablet = newPeer();
+    await base.ingest([await receipt(phone, 1, ['r1', 'r2'], T0 + 10)]);
+    expect([...(await receiptedIds(ctx))].sort()).toEqual([`r1 ${phone.did}`, `r2 ${phone.did}`]);
+    expect(fullReads()).toBe(1);
+
+    // Later arrivals, one in the same ms as the newest folded: caught up, no second full fold.
+    await base.ingest([await receipt(tablet, 1, ['r1'], T0 + 10), await receipt(phone, 2, ['r3'], T0 + 20)]);
+    expect((await receiptedIds(ctx)).has(`r1 ${tablet.did}`)).toBe(true);
+    expect((await receiptedIds(ctx)).has(`r3 ${phone.did}`)).toBe(true);
+    expect(fullReads()).toBe(1);
+
+    // Written through another context on the same store (the service worker): seen too.
+    const other = new PeerContext({ store: base, fetch });
+    await other.store.ingest([await receipt(tablet, 2, ['r4'], T0 + 30)]);
+    expect((await receiptedIds(ctx)).has(`r4 ${tablet.did}`)).toBe(true);
+    expect(fullReads()).toBe(1);
+
+    // An arrival stamped before the newest folded one (the clock stepped back): the count tells.
+    await base.ingest([await receipt(phone, 3, ['r5'], T0 + 15)]);
+    expect((await receiptedIds(ctx)).has(`r5 ${phone.did}`)).toBe(true);
+    expect(fullReads()).toBe(2);
+    expect((await receiptedIds(ctx)).size).toBe(6);
+    await base.close();
+  });
+});

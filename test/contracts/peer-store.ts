@@ -224,6 +224,25 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     assert.equal((await store.getCounters()).records_refused_clock_reused, 3);
   });
 
+  test('ingest: duplicates and reused clocks are told apart however far apart their clocks lie', async ({ store }) => {
+    const { a, b } = getActors();
+    const far = Number.MAX_SAFE_INTEGER;
+    const held = [await storedNote(a, { clock: 0 }), await storedNote(a, { clock: far }), await storedNote(b, { clock: 7 })];
+    await store.ingest(held);
+    const rivals = [
+      await storedNote(a, { clock: 0, text: 'rival at 0' }),
+      await storedNote(a, { clock: far, text: 'rival at the end' }),
+      await storedNote(b, { clock: 7, text: 'rival at 7' }),
+    ];
+    const result = await store.ingest([rivals[0]!, held[1]!, held[0]!, rivals[1]!, held[2]!, rivals[2]!]);
+    assert.deepEqual(result, {
+      inserted: [],
+      duplicates: [held[1]!.id, held[0]!.id, held[2]!.id],
+      refused: [rivals[0]!.id, rivals[1]!.id, rivals[2]!.id],
+    });
+    assert.equal(await store.countRecords(), 3);
+  });
+
   test('ingest: of concurrent ingests offering one clock exactly one stores it, on one connection or two', async ({ store, reopen }) => {
     const { a } = getActors();
     const second = reopen ? await reopen() : store;

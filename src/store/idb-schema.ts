@@ -95,7 +95,8 @@ function uniqueClocks(tx: IDBTransaction): void {
   };
   const finish = () => {
     // Requests run in order: once this one answers every move has been done. Only then is the
-    // unique index built (Chromium populates a new index ahead of requests still queued).
+    // unique index built, so no engine can meet a slot held twice while building it, whenever
+    // it populates the index.
     const counters = tx.objectStore('counters');
     const read = counters.get('records_refused_clock_reused');
     read.onsuccess = () => {

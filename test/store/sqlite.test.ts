@@ -8,6 +8,8 @@ import { SQLITE_SCHEMA_VERSION, openSqlitePeerStore } from '../../src/store/sqli
 import { runPeerStoreContract } from '../contracts/peer-store';
 import { T0, newActor, storedNote, storedNotes } from './fixtures';
 import { migrate } from '../../src/store/sqlite-schema';
+import { ROOT } from '../../support/paths';
+import { spawnProcess } from '../../support/process';
 import { vitestRegistrar } from '../contracts/vitest-registrar';
 
 const dir = mkdtempSync(join(tmpdir(), 'peer-sqlite-'));
@@ -99,6 +101,66 @@ describe('SqlitePeerStore specifics', () => {
       check.close();
     }
   });
+
+  it('writer processes racing for the same clocks on one file: each slot stored once, every other offer refused', async () => {
+    const path = join(dir, 'race', 'peer.sqlite');
+    await (await openSqlitePeerStore(path)).close(); // schema in place before the writers start
+    const barrierPath = join(dir, 'race', 'barrier.sqlite');
+    const barrier = new Database(barrierPath);
+    barrier.exec('BEGIN IMMEDIATE'); // held until both writers are ready
+    const author = newActor();
+    const COUNT = 600;
+    // One writer goes up the clocks, the other down: they meet wherever their transactions interleave.
+    const writers = (['up', 'down'] as const).map((direction) =>
+      spawnProcess({
+        name: `writer-${direction}`,
+        args: [
+          '--import',
+          'tsx',
+          join(ROOT, 'test/store/sqlite-writer-child.ts'),
+          path,
+          barrierPath,
+          Buffer.from(author.secretKey).toString('hex'),
+          direction,
+          String(COUNT),
+          direction,
+        ],
+      }),
+    );
+    try {
+      await Promise.all(writers.map((w) => w.waitForLine(/^ready$/, 60_000)));
+      barrier.exec('COMMIT');
+      const results = await Promise.all(
+        writers.map(async (w) => {
+          const line = await w.waitForLine(/^\{/, 60_000);
+          expect(await w.exited, w.output()).toBe(0);
+          return JSON.parse(line) as { inserted: string[]; refused: string[] };
+        }),
+      );
+      for (const r of results) expect(r.inserted.length + r.refused.length).toBe(COUNT);
+      const inserted = results.flatMap((r) => r.inserted);
+      expect(inserted).toHaveLength(COUNT);
+      expect(results.flatMap((r) => r.refused)).toHaveLength(COUNT);
+      const store = await openSqlitePeerStore(path);
+      try {
+        const stored = await store.recordsByThread('th_race');
+        expect(stored.map((r) => r.clock)).toEqual(Array.from({ length: COUNT }, (_, i) => i)); // each clock exactly once
+        expect(new Set(stored.map((r) => r.id))).toEqual(new Set(inserted));
+        const counters = await store.getCounters();
+        expect(counters.records_ingested).toBe(COUNT);
+        expect(counters.records_refused_clock_reused).toBe(COUNT);
+        const perSender = (await store.dropCounts()).filter((d) => d.reason === 'clock_reused');
+        expect(perSender.reduce((n, d) => n + d.count, 0)).toBe(COUNT);
+      } finally {
+        await store.close();
+      }
+      console.info(`SQLite writer race: up stored ${results[0]!.inserted.length}, down stored ${results[1]!.inserted.length} of ${COUNT} clocks`);
+    } finally {
+      if (barrier.inTransaction) barrier.exec('ROLLBACK');
+      barrier.close();
+      await Promise.all(writers.map((w) => w.stop()));
+    }
+  }, 120_000);
 
   it('refuses a database written by a newer schema version, and leaves it untouched', async () => {
     const path = join(dir, 'newer.sqlite');

@@ -66,8 +66,7 @@ const sameSlot = (a: IDBValidKey, b: IDBValidKey): boolean =>
   Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((part, i) => part === b[i]);
 
 /** Arrival order: earliest receivedAt first, then the smaller ID (a batch shares one receivedAt). */
-const byArrival = (a: StoredRecord, b: StoredRecord): number =>
-  a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const byArrival = (a: StoredRecord, b: StoredRecord): number => a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 /**
  * Version 2: actor_thread_clock becomes unique (§3), so ingest's check and insert are one step of

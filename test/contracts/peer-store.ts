@@ -143,7 +143,11 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
   });
 
   test('ingest: an empty batch still bumps its counters', async ({ store }) => {
-    assert.deepEqual(await store.ingest([], { envelopes_rejected: 2, records_dropped_unpaired: 1 }), { inserted: [], duplicates: [], refused: [] });
+    assert.deepEqual(await store.ingest([], { envelopes_rejected: 2, records_dropped_unpaired: 1 }), {
+      inserted: [],
+      duplicates: [],
+      refused: [],
+    });
     assert.deepEqual(await store.getCounters(), { ...ZERO_COUNTERS, envelopes_rejected: 2, records_dropped_unpaired: 1 });
   });
 
@@ -194,7 +198,11 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     });
     assert.equal(await store.getRecord(second.id), undefined, 'nothing stored for a refused record');
     assert.equal(await store.getRecord(unvouched.id), undefined, 'nor for one refused without a sender');
-    assert.deepEqual(ids((await store.recordsByThread('th_test')).filter((r) => r.actor === a.did)), [lower.id, first.id], 'the first kept');
+    assert.deepEqual(
+      ids((await store.recordsByThread('th_test')).filter((r) => r.actor === a.did)),
+      [lower.id, first.id],
+      'the first kept',
+    );
     assert.deepEqual(await store.getCounters(), {
       ...ZERO_COUNTERS,
       envelopes_received: 1,

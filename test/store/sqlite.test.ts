@@ -66,7 +66,9 @@ describe('SqlitePeerStore specifics', () => {
     const v1 = new Database(path);
     try {
       migrate(v1, 1);
-      const insert = v1.prepare('INSERT INTO records (id, signed, thread, actor, clock, received_at, path, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+      const insert = v1.prepare(
+        'INSERT INTO records (id, signed, thread, actor, clock, received_at, path, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      );
       for (const r of [kept, ...alone, racedLater, other, third]) {
         insert.run(r.id, JSON.stringify(r.signed), r.thread, r.actor, r.clock, r.receivedAt, r.path, r.via ?? null);
       }
@@ -95,7 +97,9 @@ describe('SqlitePeerStore specifics', () => {
       const aside = check.prepare<[], { id: string; signed: string }>('SELECT id, signed FROM records_equivocated ORDER BY id').all();
       expect(aside.map((r) => r.id)).toEqual([racedLater.id, third.id].sort()); // kept whole, as evidence
       expect(aside.map((r) => JSON.parse(r.signed) as unknown)).toContainEqual(third.signed);
-      const index = check.prepare<[], { unique: number }>("SELECT \"unique\" FROM pragma_index_list('records') WHERE name = 'records_by_clock'").get();
+      const index = check
+        .prepare<[], { unique: number }>("SELECT \"unique\" FROM pragma_index_list('records') WHERE name = 'records_by_clock'")
+        .get();
       expect(index?.unique).toBe(1);
     } finally {
       check.close();
@@ -154,7 +158,9 @@ describe('SqlitePeerStore specifics', () => {
       } finally {
         await store.close();
       }
-      console.info(`SQLite writer race: up stored ${results[0]!.inserted.length}, down stored ${results[1]!.inserted.length} of ${COUNT} clocks`);
+      console.info(
+        `SQLite writer race: up stored ${results[0]!.inserted.length}, down stored ${results[1]!.inserted.length} of ${COUNT} clocks`,
+      );
     } finally {
       if (barrier.inTransaction) barrier.exec('ROLLBACK');
       barrier.close();

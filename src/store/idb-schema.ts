@@ -114,7 +114,8 @@ function uniqueClocks(tx: IDBTransaction): void {
       cursor.continue();
       return;
     }
-    // A slot ends: requests run in order, so its moves are issued before the walk goes on.
+    // A slot ends. Requests answer in order: its records are read, and their moves issued,
+    // before the walk's next step answers.
     const ended = holders;
     if (cursor) {
       if (ended.length > 1) moveLater(ended);

@@ -15,7 +15,6 @@ import { abandon, addCounters, appendOwnTransaction, ingestTransaction, issue } 
 import {
   COUNTER_NAMES,
   parseDropCount,
-  type ClockKey,
   type DropCount,
   type CounterDelta,
   type CounterName,
@@ -62,8 +61,13 @@ export class IdbPeerStore implements PeerStore {
     await tx.done;
   }
 
-  ingest(records: readonly StoredRecord[], counters: CounterDelta = {}, outbox: readonly OutboxEntry[] = []): Promise<IngestResult> {
-    return ingestTransaction(unwrap(this.db), records, counters, outbox);
+  ingest(
+    records: readonly StoredRecord[],
+    counters: CounterDelta = {},
+    outbox: readonly OutboxEntry[] = [],
+    senders: readonly (string | undefined)[] = [],
+  ): Promise<IngestResult> {
+    return ingestTransaction(unwrap(this.db), records, counters, outbox, senders);
   }
 
   appendOwn(record: StoredRecord, outbox: readonly OutboxEntry[] = []): Promise<boolean> {
@@ -117,12 +121,6 @@ export class IdbPeerStore implements PeerStore {
 
   countRecords(): Promise<number> {
     return this.db.count('records');
-  }
-
-  async idsAtClock(keys: readonly ClockKey[]): Promise<(string | undefined)[]> {
-    if (keys.length === 0) return [];
-    const index = this.db.transaction('records').store.index('actor_thread_clock');
-    return Promise.all(keys.map(async (k) => await index.getKey([k.actor, k.thread, k.clock])));
   }
 
   async putOutbox(entries: readonly OutboxEntry[]): Promise<void> {
@@ -237,7 +235,7 @@ export async function openIdbPeerStore(name = 'syncropel', idbFactory?: IDBFacto
   // idb's openDB() only uses the global `indexedDB`; this is the same thing on a chosen factory.
   const request = factory.open(name, IDB_SCHEMA_VERSION);
   request.addEventListener('upgradeneeded', (event) => {
-    upgrade(wrap(request.result) as unknown as PeerDb, event.oldVersion);
+    upgrade(wrap(request.result) as unknown as PeerDb, event.oldVersion, request.transaction!);
   });
   const db = (await wrap(request)) as unknown as PeerDb | undefined;
   if (!db) throw new Error(`could not open IndexedDB database "${name}"`);

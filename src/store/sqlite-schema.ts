@@ -67,17 +67,52 @@ const MIGRATIONS: readonly string[] = [
     used_by    TEXT
   );
   `,
+  // 2: one record per (actor, thread, clock) (PROTOCOL.md §3), enforced by a UNIQUE index so that
+  // the check and the insert are one step inside the write transaction. Version 1 checked outside
+  // it, so two writers sharing the file (`spl serve` and a one-shot `spl`) could both store one
+  // slot. Of such records the first stored (lowest rowid: rows are only ever appended) stays; the
+  // others move to records_equivocated, kept as evidence but no longer served, and are counted as
+  // refused, which doctor reports.
+  `
+  CREATE TABLE records_equivocated (
+    id          TEXT    PRIMARY KEY,
+    signed      TEXT    NOT NULL,
+    thread      TEXT    NOT NULL,
+    actor       TEXT    NOT NULL,
+    clock       INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    path        TEXT    NOT NULL,
+    via         TEXT
+  );
+  INSERT INTO records_equivocated (id, signed, thread, actor, clock, received_at, path, via)
+    SELECT id, signed, thread, actor, clock, received_at, path, via FROM records AS later
+    WHERE EXISTS (
+      SELECT 1 FROM records AS first
+      WHERE first.actor = later.actor AND first.thread = later.thread AND first.clock = later.clock
+        AND first.rowid < later.rowid
+    );
+  DELETE FROM records WHERE id IN (SELECT id FROM records_equivocated);
+  INSERT INTO counters (name, value)
+    SELECT 'records_refused_clock_reused', moved FROM (SELECT count(*) AS moved FROM records_equivocated) WHERE moved > 0
+    ON CONFLICT (name) DO UPDATE SET value = value + excluded.value;
+  DROP INDEX records_by_actor;
+  -- Also serves maxClock (the last entry of an (actor, thread) range), as records_by_actor did.
+  CREATE UNIQUE INDEX records_by_clock ON records (actor, thread, clock);
+  `,
 ];
 
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Brings the schema to SQLITE_SCHEMA_VERSION, one transaction per migration step. */
-export function migrate(db: Database.Database): void {
+/**
+ * Brings the schema to `target` (SQLITE_SCHEMA_VERSION; tests build older versions with it), one
+ * transaction per migration step.
+ */
+export function migrate(db: Database.Database, target = MIGRATIONS.length): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new Error(`peer database schema version ${current} is newer than this program understands (${MIGRATIONS.length})`);
   }
-  for (let version = current; version < MIGRATIONS.length; version++) {
+  for (let version = current; version < Math.min(target, MIGRATIONS.length); version++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[version]!);
       db.pragma(`user_version = ${version + 1}`);

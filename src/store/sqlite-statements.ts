@@ -9,8 +9,10 @@ export function prepareStatements(db: Database.Database) {
       'INSERT INTO identity (id, did, name, secret_key, created_at) VALUES (1, ?, ?, ?, ?)',
     ),
     insertRecord: db.prepare<[string, string, string, string, number, number, string, string | null]>(
+      // Both uniqueness rules, the ID and (actor, thread, clock) (§3), end in no change: the
+      // caller tells a duplicate from a refusal by the ID.
       `INSERT INTO records (id, signed, thread, actor, clock, received_at, path, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO NOTHING`,
+       ON CONFLICT DO NOTHING`,
     ),
     getRecord: db.prepare<[string], RecordRow>('SELECT * FROM records WHERE id = ?'),
     hasRecord: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM records WHERE id = ?'),
@@ -26,9 +28,6 @@ export function prepareStatements(db: Database.Database) {
     countThread: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM records WHERE thread = ?'),
     arrivedSince: db.prepare<[string, number], RecordRow>(
       'SELECT * FROM records WHERE thread = ? AND received_at >= ? ORDER BY received_at, id',
-    ),
-    idAtClock: db.prepare<[string, string, number], { id: string }>(
-      'SELECT id FROM records WHERE actor = ? AND thread = ? AND clock = ? ORDER BY id LIMIT 1',
     ),
     dropCounts: db.prepare<[], { name: string; value: number }>(
       "SELECT name, value FROM counters WHERE name >= 'drop:' AND name < 'drop;' ORDER BY value DESC",

@@ -17,8 +17,8 @@ import { migrate } from './sqlite-schema';
 import { prepareStatements, type Statements } from './sqlite-statements';
 import {
   COUNTER_NAMES,
+  ingestCounters,
   parseDropCount,
-  type ClockKey,
   type DropCount,
   type CounterDelta,
   type CounterName,
@@ -48,7 +48,12 @@ export class SqlitePeerStore implements PeerStore {
   // Write transactions run as BEGIN IMMEDIATE (`.immediate`): the daemon and a one-shot `spl`
   // command share the file, and a deferred transaction upgrading to a write can fail with BUSY.
   private readonly ingestTx: Database.Transaction<
-    (records: readonly StoredRecord[], counters: CounterDelta, outbox: readonly OutboxEntry[]) => IngestResult
+    (
+      records: readonly StoredRecord[],
+      counters: CounterDelta,
+      outbox: readonly OutboxEntry[],
+      senders: readonly (string | undefined)[],
+    ) => IngestResult
   >;
   private readonly appendOwnTx: Database.Transaction<(record: StoredRecord, outbox: readonly OutboxEntry[]) => boolean>;
   private readonly bumpTx: Database.Transaction<(delta: CounterDelta) => void>;
@@ -66,11 +71,20 @@ export class SqlitePeerStore implements PeerStore {
     };
     this.bumpTx = db.transaction(bump);
     this.ingestTx = db.transaction(
-      (records: readonly StoredRecord[], counters: CounterDelta, outbox: readonly OutboxEntry[]): IngestResult => {
+      (
+        records: readonly StoredRecord[],
+        counters: CounterDelta,
+        outbox: readonly OutboxEntry[],
+        senders: readonly (string | undefined)[],
+      ): IngestResult => {
         const inserted: string[] = [];
         const duplicates: string[] = [];
-        for (const r of records) {
-          // ON CONFLICT DO NOTHING: zero changes means the ID was already there (or earlier in this batch).
+        const refused: string[] = [];
+        const refusedSenders: (string | undefined)[] = [];
+        records.forEach((r, i) => {
+          // ON CONFLICT DO NOTHING: zero changes means the ID, or another ID at its (actor, thread,
+          // clock) (§3 clock_reused), was already there or earlier in this batch. Inside this
+          // IMMEDIATE transaction no other connection can write in between.
           const { changes } = stmt.insertRecord.run(
             r.id,
             JSON.stringify(r.signed),
@@ -81,15 +95,16 @@ export class SqlitePeerStore implements PeerStore {
             r.path,
             r.via ?? null,
           );
-          (changes ? inserted : duplicates).push(r.id);
-        }
-        bump({
-          ...counters,
-          records_ingested: (counters.records_ingested ?? 0) + inserted.length,
-          records_duplicate: (counters.records_duplicate ?? 0) + duplicates.length,
+          if (changes) inserted.push(r.id);
+          else if (stmt.hasRecord.get(r.id)) duplicates.push(r.id);
+          else {
+            refused.push(r.id);
+            refusedSenders.push(senders[i]);
+          }
         });
+        bump(ingestCounters(counters, inserted.length, duplicates.length, refusedSenders));
         if (outbox.length) this.putOutboxTx(outbox); // nested: a savepoint inside this transaction
-        return { inserted, duplicates };
+        return { inserted, duplicates, refused };
       },
     );
     // The clock check and the insert in one IMMEDIATE transaction: no other connection can
@@ -97,7 +112,7 @@ export class SqlitePeerStore implements PeerStore {
     this.appendOwnTx = db.transaction((record: StoredRecord, outbox: readonly OutboxEntry[]): boolean => {
       const newest = stmt.maxClock.get(record.actor, record.thread)?.clock ?? -1;
       if (record.clock <= newest) return false;
-      return this.ingestTx([record], {}, outbox).inserted.length === 1; // nested: a savepoint
+      return this.ingestTx([record], {}, outbox, []).inserted.length === 1; // nested: a savepoint
     });
     this.putOutboxTx = db.transaction((entries: readonly OutboxEntry[]) => {
       for (const e of entries) {
@@ -146,8 +161,13 @@ export class SqlitePeerStore implements PeerStore {
     });
   }
 
-  ingest(records: readonly StoredRecord[], counters: CounterDelta = {}, outbox: readonly OutboxEntry[] = []): Promise<IngestResult> {
-    return settle(() => this.ingestTx.immediate(records, counters, outbox));
+  ingest(
+    records: readonly StoredRecord[],
+    counters: CounterDelta = {},
+    outbox: readonly OutboxEntry[] = [],
+    senders: readonly (string | undefined)[] = [],
+  ): Promise<IngestResult> {
+    return settle(() => this.ingestTx.immediate(records, counters, outbox, senders));
   }
 
   getRecord(id: string): Promise<StoredRecord | undefined> {
@@ -188,10 +208,6 @@ export class SqlitePeerStore implements PeerStore {
 
   countRecords(): Promise<number> {
     return settle(() => this.stmt.countRecords.get()?.n ?? 0);
-  }
-
-  idsAtClock(keys: readonly ClockKey[]): Promise<(string | undefined)[]> {
-    return settle(() => keys.map((k) => this.stmt.idAtClock.get(k.actor, k.thread, k.clock)?.id));
   }
 
   putOutbox(entries: readonly OutboxEntry[]): Promise<void> {

@@ -38,6 +38,12 @@ export interface IngestResult {
   readonly inserted: readonly string[];
   /** IDs that were already present (idempotent re-delivery): nothing was written for them. */
   readonly duplicates: readonly string[];
+  /**
+   * IDs refused as `clock_reused` (PROTOCOL.md §3), in input order: a record with another ID
+   * already holds their (actor, thread, clock), stored before or earlier in the same batch.
+   * Nothing was written for them but their counters.
+   */
+  readonly refused: readonly string[];
 }
 
 /** Delivery state of one outbox entry (PROTOCOL.md §10; issue: direct | relay | pending | rejected). */
@@ -99,6 +105,30 @@ export type DropCounterKey = `drop:${string}`;
 export type CounterDelta = Partial<Record<CounterName | DropCounterKey, number>>;
 export const dropCounterKey = (reason: string, sender: string): DropCounterKey => `drop:${reason}:${sender}`;
 
+/**
+ * Everything one ingest adds to the counters (see PeerStore.ingest): the caller's `counters`, and
+ * what the store did: inserted, duplicate, and refused records, these also per sender.
+ */
+export function ingestCounters(
+  counters: CounterDelta,
+  inserted: number,
+  duplicates: number,
+  refusedSenders: readonly (string | undefined)[],
+): CounterDelta {
+  const delta: CounterDelta = {
+    ...counters,
+    records_ingested: (counters.records_ingested ?? 0) + inserted,
+    records_duplicate: (counters.records_duplicate ?? 0) + duplicates,
+    records_refused_clock_reused: (counters.records_refused_clock_reused ?? 0) + refusedSenders.length,
+  };
+  for (const sender of refusedSenders) {
+    if (sender === undefined) continue;
+    const key = dropCounterKey('clock_reused', sender);
+    delta[key] = (delta[key] ?? 0) + 1;
+  }
+  return delta;
+}
+
 /** A stored `drop:<reason>:<sender>` counter as a DropCount (reasons are snake_case, senders DIDs). */
 export function parseDropCount(name: string, count: number): DropCount | undefined {
   const m = /^drop:([a-z_]+):(.+)$/.exec(name);
@@ -109,13 +139,6 @@ export interface DropCount {
   readonly reason: string;
   readonly sender: string;
   readonly count: number;
-}
-
-/** The slot a record takes in its author's sequence (§3: one record per (actor, thread, clock)). */
-export interface ClockKey {
-  readonly actor: string;
-  readonly thread: string;
-  readonly clock: number;
 }
 
 /** A pairing invite this peer issued (PROTOCOL.md §9); used at most once. */
@@ -135,11 +158,22 @@ export interface PeerStore {
 
   /**
    * Stores new records and bumps counters in one transaction; existing IDs are left untouched.
-   * Besides `counters`, it counts what it did: `records_ingested` += inserted, `records_duplicate` += duplicates.
+   * A record whose (actor, thread, clock) another ID holds is refused (§3 `clock_reused`: the first
+   * stays, within a batch the earlier one), decided inside that same transaction, so concurrent
+   * writers sharing the storage (page and service worker, two `spl` processes) never both store
+   * one slot.
+   * Besides `counters`, it counts what it did: `records_ingested` += inserted, `records_duplicate`
+   * += duplicates, `records_refused_clock_reused` += refused, and per refused record whose
+   * `senders[i]` is given, `drop:clock_reused:<sender>` += 1 (§8: drops are counted per sender).
    * `outbox` entries (e.g. a new record queued for its peers) are put in the same transaction, so a
    * crash never leaves a record stored but not queued.
    */
-  ingest(records: readonly StoredRecord[], counters?: CounterDelta, outbox?: readonly OutboxEntry[]): Promise<IngestResult>;
+  ingest(
+    records: readonly StoredRecord[],
+    counters?: CounterDelta,
+    outbox?: readonly OutboxEntry[],
+    senders?: readonly (string | undefined)[],
+  ): Promise<IngestResult>;
   /**
    * Stores one of our own new records and its outbox entries in one transaction, but only if its
    * clock is above every stored clock of its actor on its thread (PROTOCOL.md §3: strictly
@@ -163,8 +197,6 @@ export interface PeerStore {
   /** Every thread with its record count and last arrival time. */
   threads(): Promise<{ thread: string; count: number; lastReceivedAt: number }[]>;
   countRecords(): Promise<number>;
-  /** Per key, the ID of the stored record holding that (actor, thread, clock), if any. */
-  idsAtClock(keys: readonly ClockKey[]): Promise<(string | undefined)[]>;
 
   /** Inserts or replaces outbox entries (by id) in one transaction. */
   putOutbox(entries: readonly OutboxEntry[]): Promise<void>;

@@ -80,29 +80,21 @@ export async function admit(ctx: PeerContext, candidates: readonly Candidate[]):
 }
 
 /**
- * A record that takes a clock another record of its author already holds on its thread is
- * refused as `clock_reused` (§3): the first one stays, within a batch the earlier one.
- * `holders[i]` is the ID the store holds at admitted[i]'s (actor, thread, clock), if any.
+ * The store's `clock_reused` refusals (§3) as drops, each with the peer that vouched for it.
+ * `refusedIds` lists one ID per refused record in `admitted` order (the store decides inside its
+ * write transaction, see PeerStore.ingest), so a record sent twice is matched twice.
  */
-export function refuseReusedClocks(
-  admitted: readonly Candidate[],
-  holders: readonly (string | undefined)[],
-): { kept: Candidate[]; refused: Dropped[] } {
-  const taken = new Map<string, string>();
-  const kept: Candidate[] = [];
+export function reusedClockDrops(admitted: readonly Candidate[], refusedIds: readonly string[]): Dropped[] {
+  const left = new Map<string, number>();
+  for (const id of refusedIds) left.set(id, (left.get(id) ?? 0) + 1);
   const refused: Dropped[] = [];
-  admitted.forEach((c, i) => {
-    const r = c.signed.record;
-    const slot = `${r.actor} ${r.thread} ${r.clock}`;
-    const holder = holders[i] ?? taken.get(slot);
-    if (holder !== undefined && holder !== c.signed.id) {
-      refused.push({ id: c.signed.id, from: c.from, reason: 'clock_reused' });
-      return;
-    }
-    taken.set(slot, c.signed.id);
-    kept.push(c);
-  });
-  return { kept, refused };
+  for (const c of admitted) {
+    const n = left.get(c.signed.id) ?? 0;
+    if (n === 0) continue;
+    left.set(c.signed.id, n - 1);
+    refused.push({ id: c.signed.id, from: c.from, reason: 'clock_reused' });
+  }
+  return refused;
 }
 
 /** The counters a batch's refusals add: per reason, and per reason and sender (doctor names them). */

@@ -121,10 +121,12 @@ export function runDoctor(input: DoctorInput): DoctorReport {
     );
   }
   if (c.records_refused_clock_reused > 0) {
+    // Records set aside by the schema-2 store upgrade are counted without a sender.
+    const senders = bySender('clock_reused');
     add(
       'clock_reused',
       'warn',
-      `${c.records_refused_clock_reused} record(s) reused a clock another record of the same author holds (equivocation) and were refused: ${bySender('clock_reused')}`,
+      `${c.records_refused_clock_reused} record(s) reused a clock another record of the same author holds (equivocation) and were refused${senders ? `: ${senders}` : ''}`,
     );
   }
   const unpairedSenders = bySender('unpaired');

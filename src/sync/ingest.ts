@@ -4,7 +4,7 @@
  */
 import { isObject, openEnvelope, type Recipient } from '../core';
 import type { CounterDelta, StoredRecord } from '../store/types';
-import { admit, dropCounters, refuseReusedClocks, type Candidate, type Dropped } from './admission';
+import { admit, dropCounters, reusedClockDrops, type Candidate, type Dropped } from './admission';
 import { PAIRS_THREAD } from './config';
 import type { PeerContext } from './context';
 import { forward } from './convergence';
@@ -124,8 +124,10 @@ async function commitChunk(ctx: PeerContext, chunk: OpenedChunk, via: string) {
 }
 
 /**
- * Stores admitted records and the counters describing them in one transaction, refusing reused
- * clocks (§3), then acts on what was stored.
+ * Stores admitted records and the counters describing them in one transaction, then acts on what
+ * was stored. The store refuses reused clocks (§3) in that same transaction and counts them, per
+ * sender too: a check before it would let two concurrent ingests (page and service worker, a
+ * direct delivery and a relay receive) both take one slot.
  */
 export async function commit(
   ctx: PeerContext,
@@ -136,13 +138,14 @@ export async function commit(
   delta: CounterDelta,
 ): Promise<{ inserted: string[]; duplicates: string[]; dropped: Dropped[] }> {
   const now = ctx.now();
-  const holders = await ctx.store.idsAtClock(admitted.map((c) => c.signed.record));
-  const { kept, refused } = refuseReusedClocks(admitted, holders);
-  const all = [...dropped, ...refused];
-  const stored = kept.map((c) => toStored(c.signed, now, path, via));
-  const result = await ctx.store.ingest(stored, dropCounters(all, delta));
+  const offered = admitted.map((c) => toStored(c.signed, now, path, via));
+  const senders = admitted.map((c) => c.from);
+  const result = await ctx.store.ingest(offered, dropCounters(dropped, delta), [], senders);
+  const refusedIds = new Set(result.refused);
+  const stored = offered.filter((s) => !refusedIds.has(s.id));
   await afterIngest(ctx, stored, result.inserted, admitted);
-  return { inserted: [...result.inserted], duplicates: [...result.duplicates], dropped: all };
+  const refused = reusedClockDrops(admitted, result.refused);
+  return { inserted: [...result.inserted], duplicates: [...result.duplicates], dropped: [...dropped, ...refused] };
 }
 
 /** Forwarding (§11 groups) for records new here, and control records acted on (see applyControlRecord). */

@@ -93,7 +93,7 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
       await storedNote(b, { clock: 0, path: 'direct', receivedAt: T0 + 2 }),
       await storedNote(a, { clock: 1, path: 'local', receivedAt: T0 + 3 }),
     ];
-    assert.deepEqual(await store.ingest(records), { inserted: ids(records), duplicates: [] });
+    assert.deepEqual(await store.ingest(records), { inserted: ids(records), duplicates: [], refused: [] });
     for (const r of records) assert.deepEqual(await store.getRecord(r.id), r, `getRecord(${r.path})`);
     assert.equal(await store.getRecord('0'.repeat(64)), undefined, 'unknown ID');
     assert.equal(await store.countRecords(), 3);
@@ -103,11 +103,11 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     const { a } = getActors();
     const first = await storedNotes(a, 3);
     const r1 = await store.ingest(first, { envelopes_received: 1 });
-    assert.deepEqual(r1, { inserted: ids(first), duplicates: [] });
+    assert.deepEqual(r1, { inserted: ids(first), duplicates: [], refused: [] });
     // Same IDs, different arrival facts: nothing may be overwritten.
     const again = first.map((r) => toStored(r.signed, { receivedAt: T0 + DAY, path: 'direct' }));
     const r2 = await store.ingest(again, { envelopes_redelivered: 1 });
-    assert.deepEqual(r2, { inserted: [], duplicates: ids(first) });
+    assert.deepEqual(r2, { inserted: [], duplicates: ids(first), refused: [] });
     assert.equal(await store.countRecords(), 3, 'nothing stored twice');
     for (const r of first) assert.deepEqual(await store.getRecord(r.id), r, 'first arrival kept');
     assert.deepEqual(await store.getCounters(), {
@@ -125,7 +125,7 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     await store.ingest([r1, r3]);
     // r2 appears twice within the batch: its second occurrence is a duplicate of the first.
     const result = await store.ingest([r0, r1, r2, r3, r2]);
-    assert.deepEqual(result, { inserted: [r0.id, r2.id], duplicates: [r1.id, r3.id, r2.id] });
+    assert.deepEqual(result, { inserted: [r0.id, r2.id], duplicates: [r1.id, r3.id, r2.id], refused: [] });
     assert.equal(await store.countRecords(), 4);
     assert.deepEqual(await store.getCounters(), { ...ZERO_COUNTERS, records_ingested: 4, records_duplicate: 3 }, 'counted by the store');
   });
@@ -134,7 +134,7 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     const { a, b } = getActors();
     const [r0, r1] = (await storedNotes(a, 2)) as [StoredRecord, StoredRecord];
     const entry = await outboxEntry(a, b, { id: 'env_with_record' });
-    assert.deepEqual(await store.ingest([r0], {}, [entry]), { inserted: [r0.id], duplicates: [] });
+    assert.deepEqual(await store.ingest([r0], {}, [entry]), { inserted: [r0.id], duplicates: [], refused: [] });
     assert.deepEqual(await store.getOutbox('env_with_record'), entry, 'queued with its record');
     const poisoned = unstorable(r1);
     const other = await outboxEntry(a, b, { id: 'env_never' });
@@ -143,7 +143,11 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
   });
 
   test('ingest: an empty batch still bumps its counters', async ({ store }) => {
-    assert.deepEqual(await store.ingest([], { envelopes_rejected: 2, records_dropped_unpaired: 1 }), { inserted: [], duplicates: [] });
+    assert.deepEqual(await store.ingest([], { envelopes_rejected: 2, records_dropped_unpaired: 1 }), {
+      inserted: [],
+      duplicates: [],
+      refused: [],
+    });
     assert.deepEqual(await store.getCounters(), { ...ZERO_COUNTERS, envelopes_rejected: 2, records_dropped_unpaired: 1 });
   });
 
@@ -157,7 +161,7 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     assert.equal(await store.getRecord(good0.id), undefined, 'the record before the bad one');
     assert.deepEqual(await store.getCounters(), ZERO_COUNTERS, 'no counter of the failed batch');
     // The store is still usable afterwards.
-    assert.deepEqual(await store.ingest([good0, good1]), { inserted: [good0.id, good1.id], duplicates: [] });
+    assert.deepEqual(await store.ingest([good0, good1]), { inserted: [good0.id, good1.id], duplicates: [], refused: [] });
   });
 
   test('ingest: concurrent overlapping batches store every ID exactly once', async ({ store }) => {
@@ -168,6 +172,134 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     assert.deepEqual(inserted, ids(all).sort(), 'each ID inserted by exactly one call');
     assert.deepEqual([...x.duplicates, ...y.duplicates].sort(), ids(all.slice(5, 10)).sort(), 'the overlap is duplicate once');
     assert.equal(await store.countRecords(), 15);
+  });
+
+  // ---- §3: one record per (actor, thread, clock) ---------------------------------------------
+
+  test('ingest: a record at a clock another ID holds is refused as clock_reused, counted per sender', async ({ store }) => {
+    const { a, b } = getActors();
+    const first = await storedNote(a, { clock: 3, text: 'first at 3' });
+    assert.deepEqual(await store.ingest([first]), { inserted: [first.id], duplicates: [], refused: [] });
+    const second = await storedNote(a, { clock: 3, text: 'second at 3', receivedAt: T0 + 1 });
+    const unvouched = await storedNote(a, { clock: 3, text: 'third at 3', receivedAt: T0 + 1 });
+    const lower = await storedNote(a, { clock: 2, receivedAt: T0 + 1 }); // out of order is normal
+    const otherActor = await storedNote(b, { clock: 3, receivedAt: T0 + 1 });
+    const otherThread = await storedNote(a, { clock: 3, thread: 'th_other', receivedAt: T0 + 1 });
+    const result = await store.ingest(
+      [second, lower, first, otherActor, unvouched, otherThread, second],
+      { envelopes_received: 1 },
+      [],
+      [b.did, b.did, b.did, b.did, undefined, b.did, a.did],
+    );
+    assert.deepEqual(result, {
+      inserted: [lower.id, otherActor.id, otherThread.id],
+      duplicates: [first.id], // the same record again is idempotent, not equivocation
+      refused: [second.id, unvouched.id, second.id],
+    });
+    assert.equal(await store.getRecord(second.id), undefined, 'nothing stored for a refused record');
+    assert.equal(await store.getRecord(unvouched.id), undefined, 'nor for one refused without a sender');
+    assert.deepEqual(
+      ids((await store.recordsByThread('th_test')).filter((r) => r.actor === a.did)),
+      [lower.id, first.id],
+      'the first kept',
+    );
+    assert.deepEqual(await store.getCounters(), {
+      ...ZERO_COUNTERS,
+      envelopes_received: 1,
+      records_ingested: 4,
+      records_duplicate: 1,
+      records_refused_clock_reused: 3,
+    });
+    const drops = (await store.dropCounts()).sort((x, y) => (x.sender < y.sender ? -1 : 1));
+    const expected = [
+      { reason: 'clock_reused', sender: a.did, count: 1 },
+      { reason: 'clock_reused', sender: b.did, count: 1 },
+    ].sort((x, y) => (x.sender < y.sender ? -1 : 1));
+    assert.deepEqual(drops, expected, 'per sender, when the caller names one');
+    assert.equal(await store.appendOwn(await storedNote(a, { clock: 3, text: 'own at 3' })), false, 'appendOwn agrees');
+  });
+
+  test('ingest: within one batch the earlier record of a clock wins', async ({ store }) => {
+    const { a } = getActors();
+    const earlier = await storedNote(a, { clock: 5, text: 'earlier' });
+    const later = await storedNote(a, { clock: 5, text: 'later' });
+    const result = await store.ingest([earlier, later, later, earlier]);
+    assert.deepEqual(result, { inserted: [earlier.id], duplicates: [earlier.id], refused: [later.id, later.id] });
+    assert.deepEqual(await store.recordsByThread('th_test'), [earlier]);
+    // The order decides, not the content: the other way round the other one stays.
+    const flipped = [await storedNote(a, { clock: 6, text: 'later' }), await storedNote(a, { clock: 6, text: 'earlier' })];
+    assert.deepEqual(await store.ingest(flipped), { inserted: [flipped[0]!.id], duplicates: [], refused: [flipped[1]!.id] });
+    assert.equal((await store.getCounters()).records_refused_clock_reused, 3);
+  });
+
+  test('ingest: duplicates and reused clocks are told apart however far apart their clocks lie', async ({ store }) => {
+    const { a, b } = getActors();
+    const far = Number.MAX_SAFE_INTEGER;
+    const held = [await storedNote(a, { clock: 0 }), await storedNote(a, { clock: far }), await storedNote(b, { clock: 7 })];
+    await store.ingest(held);
+    const rivals = [
+      await storedNote(a, { clock: 0, text: 'rival at 0' }),
+      await storedNote(a, { clock: far, text: 'rival at the end' }),
+      await storedNote(b, { clock: 7, text: 'rival at 7' }),
+    ];
+    const result = await store.ingest([rivals[0]!, held[1]!, held[0]!, rivals[1]!, held[2]!, rivals[2]!]);
+    assert.deepEqual(result, {
+      inserted: [],
+      duplicates: [held[1]!.id, held[0]!.id, held[2]!.id],
+      refused: [rivals[0]!.id, rivals[1]!.id, rivals[2]!.id],
+    });
+    assert.equal(await store.countRecords(), 3);
+  });
+
+  test('ingest: of concurrent ingests offering one clock exactly one stores it, on one connection or two', async ({ store, reopen }) => {
+    const { a } = getActors();
+    const second = reopen ? await reopen() : store;
+    try {
+      for (let clock = 0; clock < 4; clock++) {
+        const x = await storedNote(a, { clock, text: `x at ${clock}` });
+        const y = await storedNote(a, { clock, text: `y at ${clock}` });
+        // Each side also brings a record of its own, so neither transaction is trivially empty.
+        const mineX = await storedNote(a, { clock, thread: 'th_x' });
+        const mineY = await storedNote(a, { clock, thread: 'th_y' });
+        const [rx, ry] = await Promise.all([
+          (clock % 2 ? second : store).ingest([mineX, x], {}, [], ['did:key:zSenderX', 'did:key:zSenderX']),
+          (clock % 2 ? store : second).ingest([mineY, y], {}, [], ['did:key:zSenderY', 'did:key:zSenderY']),
+        ]);
+        const winners = [...rx.inserted, ...ry.inserted].filter((id) => id === x.id || id === y.id);
+        assert.equal(winners.length, 1, `one record stored at clock ${clock}`);
+        const loser = winners[0] === x.id ? y.id : x.id;
+        assert.deepEqual([...rx.refused, ...ry.refused], [loser], `the other refused at clock ${clock}`);
+        assert.deepEqual([...rx.duplicates, ...ry.duplicates], [], 'no duplicates');
+        assert.deepEqual(
+          ids((await store.recordsByThread('th_test')).filter((r) => r.clock === clock)),
+          winners,
+          `only the winner holds clock ${clock}`,
+        );
+        assert.equal(await store.getRecord(mineX.id).then((r) => r?.id), mineX.id, 'the rest of each batch is stored');
+        assert.equal(await second.getRecord(mineY.id).then((r) => r?.id), mineY.id);
+      }
+      assert.equal((await store.getCounters()).records_refused_clock_reused, 4);
+      const perSender = (await store.dropCounts()).reduce((n, d) => n + d.count, 0);
+      assert.equal(perSender, 4, 'each refusal counted under its sender');
+    } finally {
+      if (second !== store) await second.close();
+    }
+  });
+
+  test('ingest: the same record offered concurrently is stored once, never refused', async ({ store, reopen }) => {
+    const { a } = getActors();
+    const second = reopen ? await reopen() : store;
+    try {
+      const batch = await storedNotes(a, 5);
+      const [one, two] = await Promise.all([store.ingest(batch), second.ingest([...batch].reverse())]);
+      assert.deepEqual([...one.refused, ...two.refused], [], 'no refusals');
+      assert.deepEqual([...one.inserted, ...two.inserted].sort(), ids(batch).sort(), 'each inserted once');
+      assert.deepEqual([...one.duplicates, ...two.duplicates].sort(), ids(batch).sort(), 'and once a duplicate');
+      assert.equal(await store.countRecords(), 5);
+      assert.equal((await store.getCounters()).records_refused_clock_reused, 0);
+    } finally {
+      if (second !== store) await second.close();
+    }
   });
 
   test('appendOwn: a fresh clock is stored with its outbox entries; a taken one writes nothing', async ({ store }) => {
@@ -224,9 +356,7 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
       storedNote(b, { clock: 1 }),
       storedNote(a, { clock: 1 }),
       storedNote(b, { clock: 0 }),
-      storedNote(a, { clock: 3, text: 'fork one' }), // same (clock, actor): ordered by id
-      storedNote(a, { clock: 3, text: 'fork two' }),
-      storedNote(a, { clock: 3, text: 'fork three' }),
+      storedNote(a, { clock: 3 }), // same clock: ordered by actor (one record per (actor, thread, clock), §3)
       storedNote(b, { clock: 3 }),
     ]);
     const other = await storedNote(a, { thread: 'th_other', clock: 2 });
@@ -473,7 +603,7 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
       assert.deepEqual(await again.getIdentity(), identityOf(a), 'identity');
       assert.deepEqual(await again.recordsByThread('th_kept'), records, 'records');
       assert.equal(await again.maxClock(a.did, 'th_kept'), 2);
-      assert.deepEqual(await again.ingest(records), { inserted: [], duplicates: ids(records) }, 'still known after reopen');
+      assert.deepEqual(await again.ingest(records), { inserted: [], duplicates: ids(records), refused: [] }, 'still known after reopen');
       assert.deepEqual(await again.listOutbox(), [entry], 'outbox');
       assert.deepEqual(await again.listReceiveStates(), [state], 'receive state');
       assert.deepEqual(await again.getCounters(), { ...ZERO_COUNTERS, records_ingested: 3, records_duplicate: 3 }, 'counters');

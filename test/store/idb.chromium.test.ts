@@ -12,6 +12,7 @@ import { build, type Rolldown } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../support/paths';
 import { CHROMIUM_CAPABILITIES, CHROMIUM_SUITE_NAME, type StoreContractPage } from '../contracts/peer-store.browser-page';
+import { idbUpgradeTestNames } from '../contracts/idb-upgrade';
 import { peerStoreContractTestNames } from '../contracts/peer-store';
 import type { ContractRunReport } from '../contracts/mini-runner';
 
@@ -51,7 +52,7 @@ function serve(script: string): Promise<Server> {
   });
 }
 
-const names = peerStoreContractTestNames(CHROMIUM_SUITE_NAME, CHROMIUM_CAPABILITIES);
+const names = [...peerStoreContractTestNames(CHROMIUM_SUITE_NAME, CHROMIUM_CAPABILITIES), ...idbUpgradeTestNames(CHROMIUM_SUITE_NAME)];
 let browser: Browser | undefined;
 let server: Server | undefined;
 let report: ContractRunReport | undefined;

@@ -3,6 +3,7 @@ import 'fake-indexeddb/auto'; // idb needs the IDB* classes as globals for its i
 import { IDBFactory } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
 import { IDB_SCHEMA_VERSION, openIdbPeerStore } from '../../src/store/idb';
+import { runIdbUpgradeChecks } from '../contracts/idb-upgrade';
 import { runPeerStoreContract } from '../contracts/peer-store';
 import { newActor, storedNotes } from './fixtures';
 import { vitestRegistrar } from '../contracts/vitest-registrar';
@@ -20,6 +21,9 @@ runPeerStoreContract(
   { persistent: true },
 );
 
+const upgrades = new IDBFactory();
+runIdbUpgradeChecks(vitestRegistrar, 'fake-indexeddb', { factory: upgrades, freshName: () => `upgrade-${++seq}` });
+
 /** Opens `name` with the raw API, e.g. to inspect the schema or to play a newer app version. */
 function rawOpen(factory: IDBFactory, name: string, version?: number, onUpgrade?: (db: IDBDatabase) => void): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
@@ -32,18 +36,29 @@ function rawOpen(factory: IDBFactory, name: string, version?: number, onUpgrade?
 }
 
 describe('IdbPeerStore specifics', () => {
-  it('creates schema version 1 with the documented stores and indexes', async () => {
+  it('creates the current schema version with the documented stores and indexes', async () => {
     const factory = new IDBFactory();
     await (await openIdbPeerStore('schema', factory)).close();
     const db = await rawOpen(factory, 'schema');
     try {
       expect(db.version).toBe(IDB_SCHEMA_VERSION);
-      expect([...db.objectStoreNames].sort()).toEqual(['counters', 'identity', 'invites', 'outbox', 'receive_state', 'records']);
+      expect(db.version).toBe(2);
+      expect([...db.objectStoreNames].sort()).toEqual([
+        'counters',
+        'identity',
+        'invites',
+        'outbox',
+        'receive_state',
+        'records',
+        'records_equivocated',
+      ]);
       const tx = db.transaction(['records', 'outbox', 'receive_state', 'invites']);
       const records = tx.objectStore('records');
       expect(records.keyPath).toBe('id');
       expect([...records.indexNames].sort()).toEqual(['actor_thread_clock', 'thread_receivedAt']);
       expect(records.index('actor_thread_clock').keyPath).toEqual(['actor', 'thread', 'clock']);
+      expect(records.index('actor_thread_clock').unique).toBe(true); // §3: one record per slot
+      expect(records.index('thread_receivedAt').unique).toBe(false);
       const outbox = tx.objectStore('outbox');
       expect(outbox.keyPath).toBe('id');
       expect([...outbox.indexNames].sort()).toEqual(['nextAttemptAt', 'path']);

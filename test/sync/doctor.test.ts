@@ -197,6 +197,12 @@ describe('runDoctor', () => {
     expect(report.status).toBe('warn');
   });
 
+  it('reused clocks without a known sender (set aside by the schema-2 store upgrade) are reported without a dangling list', () => {
+    const report = runDoctor(input({ status: status({ counters: { records_refused_clock_reused: 2 } }), drops: [] }));
+    expect(statusOf(report.checks, 'clock_reused')).toBe('warn');
+    expect(only(report.checks, 'clock_reused').message).toMatch(/^2 record\(s\) reused a clock .* and were refused$/);
+  });
+
   it('names at most five senders per reason', () => {
     const drops = Array.from({ length: 8 }, (_, i) => ({ reason: 'ungranted', sender: `did:key:z6Mk${i}`, count: 1 }));
     const message = only(

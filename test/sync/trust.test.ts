@@ -310,6 +310,60 @@ describe('§3 equivocation', () => {
     expect((await b.syncStatus()).counters.records_refused_clock_reused).toBe(2);
     expect(await b.dropCounts()).toContainEqual({ reason: 'clock_reused', sender: didOf(a), count: 2 });
   });
+
+  it('two engines on one database (page and service worker) taking deliveries at once store only one record per clock', async () => {
+    const a = await peer('a');
+    const factory = new IDBFactory();
+    const name = `trust-shared-${seq++}`;
+    const pageStore = await openIdbPeerStore(name, factory);
+    const page = await openPeerEngine({ store: pageStore, fetch });
+    stores.set(page, pageStore);
+    await page.createIdentity('b');
+    await paired(a, page, ['th_ab']);
+    const workerStore = await openIdbPeerStore(name, factory); // a second connection, as the service worker opens it
+    // The interleaving to survive: each side has looked at the store before either writes. Each
+    // store's ingest waits until both deliveries have reached it (a barrier, not a delay).
+    let arrived = 0;
+    let bothArrived!: () => void;
+    let barrier = Promise.resolve();
+    const atBarrier = (store: PeerStore): PeerStore =>
+      Object.assign(Object.create(store) as PeerStore, {
+        ingest: async (...args: Parameters<PeerStore['ingest']>) => {
+          if (++arrived === 2) bothArrived();
+          await barrier;
+          return store.ingest(...args);
+        },
+      });
+    const pageSide = await openPeerEngine({ store: atBarrier(pageStore), fetch });
+    const worker = await openPeerEngine({ store: atBarrier(workerStore), fetch });
+    try {
+      const me = { did: didOf(a), secretKey: (await storeOf(a).getIdentity())!.secretKey };
+      const { createSigner } = await import('../../src/core');
+      const aKey = { did: me.did, secretKey: me.secretKey, signer: createSigner(me.secretKey) };
+      const deliver = async (engine: PeerEngine, records: SignedRecord[]) => {
+        const env = sealEnvelope(await buildPlainEnvelope({ fromDid: aKey.did, toDid: didOf(page), records }, aKey.signer));
+        const answer = await engine.handleDirectDelivery({ envelope: JSON.parse(serializeEnvelope(env)) as unknown });
+        expect(answer.status).toBe(200);
+        return answer.body as { accepted: string[]; rejected: { id: string; reason: string }[] };
+      };
+      for (const clock of [10, 11, 12]) {
+        const [x, y] = [await equivocated(aKey, clock, `x at ${clock}`), await equivocated(aKey, clock, `y at ${clock}`)];
+        arrived = 0;
+        barrier = new Promise((resolve) => (bothArrived = resolve));
+        const [toPage, toWorker] = await Promise.all([deliver(pageSide, [x]), deliver(worker, [y])]);
+        const accepted = [...toPage.accepted, ...toWorker.accepted];
+        expect(accepted).toHaveLength(1);
+        const rejected = [...toPage.rejected, ...toWorker.rejected];
+        expect(rejected).toEqual([{ id: accepted[0] === x.id ? y.id : x.id, reason: expect.stringMatching(/^clock_reused: /) as unknown }]);
+        const atClock = (await page.records('th_ab')).filter((r) => r.signed.record.clock === clock);
+        expect(atClock.map((r) => r.id)).toEqual(accepted);
+      }
+      expect((await page.syncStatus()).counters.records_refused_clock_reused).toBe(3);
+      expect(await page.dropCounts()).toContainEqual({ reason: 'clock_reused', sender: didOf(a), count: 3 });
+    } finally {
+      await workerStore.close();
+    }
+  });
 });
 
 describe('§9 pairing states', () => {

@@ -5,6 +5,7 @@
 import { signRecord, THREAD_RE, type SignedRecord, type SyncRecord } from '../core';
 import type { StoredRecord } from '../store/types';
 import { CONFIG_THREAD, PAIRS_THREAD } from './config';
+import { arrivalFold } from './arrival-fold';
 import type { PeerContext } from './context';
 import { PeerError } from './errors';
 import { outboxEntries } from './outbox';
@@ -58,7 +59,6 @@ export async function emitRecord(ctx: PeerContext, input: OwnRecord, audience: A
   // writer of the same store (another process without our lock) by refusing a taken clock.
   return ctx.withLock(`spl-emit ${input.thread}`, async () => {
     for (let attempt = 1; ; attempt++) {
-      const existing = await ctx.store.recordsByThread(input.thread);
       // Every clock takes the time (ms) as a floor. §3 asks only that clocks strictly increase per
       // (actor, thread); a device restored from a backup has lost the clocks its notes took since
       // the backup (its peers hold them, and send them back only later, §11 history.request), and
@@ -68,7 +68,7 @@ export async function emitRecord(ctx: PeerContext, input: OwnRecord, audience: A
       const next = (await ctx.store.maxClock(me.did, input.thread)) + 1;
       const clock = Math.max(next, ctx.now());
       const record: SyncRecord = {
-        parents: heads(existing),
+        parents: await heads(ctx, input.thread),
         thread: input.thread,
         actor: me.did,
         act: input.act,
@@ -101,13 +101,23 @@ export function toStored(signed: SignedRecord, now: number, path: StoredRecord['
   return { id: signed.id, signed, thread: r.thread, actor: r.actor, clock: r.clock, receivedAt: now, path, ...(via ? { via } : {}) };
 }
 
-/** The thread's current heads (records no other record names as a parent), as the new record's parents. */
-function heads(records: readonly StoredRecord[]): string[] {
-  const referenced = new Set<string>();
-  for (const r of records) for (const p of r.signed.record.parents) referenced.add(p);
-  return records
-    .map((r) => r.id)
-    .filter((id) => !referenced.has(id))
-    .sort()
-    .slice(0, MAX_PARENTS);
+/**
+ * A thread's heads (records no other record names as a parent), folded per thread and caught up
+ * (arrival-fold.ts) rather than read whole for every note: measured on a 5,000-record thread, an
+ * emit read every record first.
+ */
+const foldHeads = arrivalFold(
+  () => ({ heads: new Set<string>(), referenced: new Set<string>() }),
+  (s, r) => {
+    for (const p of r.signed.record.parents) {
+      s.referenced.add(p);
+      s.heads.delete(p);
+    }
+    if (!s.referenced.has(r.id)) s.heads.add(r.id);
+  },
+);
+
+/** The thread's current heads, as a new record's parents. */
+async function heads(ctx: PeerContext, thread: string): Promise<string[]> {
+  return [...(await foldHeads(ctx, thread)).heads].sort().slice(0, MAX_PARENTS);
 }

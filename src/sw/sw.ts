@@ -66,11 +66,7 @@ self.addEventListener('notificationclick', (event) => {
  * still shows a quiet one. The payload only says that mail waits; the sweep reads it.
  */
 self.addEventListener('push', (event) => {
-  event.waitUntil(
-    sweep('push', { announce: false }).then(async ({ ingested }) => {
-      await announce(ingested, { always: true }).catch((e: unknown) => console.warn('syncropel: could not announce a push wake', e));
-    }),
-  );
+  event.waitUntil(sweep('push', { notifyAlways: true }));
 });
 
 /** The browser rotated the subscription: register the new one at the relays (and forget the old). */
@@ -98,13 +94,9 @@ self.addEventListener('pushsubscriptionchange', (event) => {
  * One background receive sweep: the scheduler's bounded pass, a plain poll of every relay (no
  * long-poll: the browser gives us seconds, not minutes), then a flush. The engine is opened per sweep so it always sees the page's latest
  * identity, pairs and relays; Web Locks keep it from overlapping the page's own loop.
+ * `notifyAlways` (a push wake): one notification even when nothing new arrived (see `announce`).
  */
-async function sweep(trigger: string): Promise<ReceiveTaskRun>;
-async function sweep(trigger: string, opts: { announce: false }): Promise<{ run: ReceiveTaskRun; ingested: StoredRecord[] }>;
-async function sweep(
-  trigger: string,
-  opts: { announce: boolean } = { announce: true },
-): Promise<ReceiveTaskRun | { run: ReceiveTaskRun; ingested: StoredRecord[] }> {
+async function sweep(trigger: string, opts: { notifyAlways?: boolean } = {}): Promise<ReceiveTaskRun> {
   const ingested: StoredRecord[] = [];
   const seen = new Set<string>();
   let run: ReceiveTaskRun;
@@ -139,12 +131,14 @@ async function sweep(
   } finally {
     await opened.close();
   }
-  // Announce first, so the run record marks the end of everything the sweep does; a failed
+  // Announce first, so the run record marks the end of everything the sweep does (a push wake's
+  // notification included: tests wait for the record before asking for notifications); a failed
   // notification must not lose the record of the receive.
-  if (opts.announce && ingested.length > 0)
-    await announce(ingested).catch((e: unknown) => console.warn('syncropel: could not announce new records', e));
+  const notifyAlways = opts.notifyAlways === true;
+  if (notifyAlways || ingested.length > 0)
+    await announce(ingested, { always: notifyAlways }).catch((e: unknown) => console.warn('syncropel: could not announce new records', e));
   await recordReceiveTaskRun(run);
-  return opts.announce ? run : { run, ingested };
+  return run;
 }
 
 /** A one-off `sync`: rejecting asks the browser to retry later, so do that while entries are pending. */

@@ -130,8 +130,8 @@ export function ingestTransaction(
   });
 }
 
-/** A slot range is read whole only while it spans at most this many clocks per record looked up. */
-const RANGE_SPAN_PER_RECORD = 4;
+/** From this many failed adds of one (actor, thread) on, its slot range is read whole. */
+const RANGE_READ_FROM = 8;
 
 /**
  * Which of the records at `indexes` (adds that met a ConstraintError) are stored under their own
@@ -139,8 +139,9 @@ const RANGE_SPAN_PER_RECORD = 4;
  * index's primary keys over the clocks concerned instead of one lookup per record (measured in
  * Chromium, a redelivered batch of 2,000: 240 ms with a lookup each, 100 ms this way, as before
  * the check moved here); a stored record with our ID holds our slot, so it is in that range.
- * Ranges much wider than the records looked up (clocks 0 and 2^53 in one batch) would read keys
- * nobody asked for: those records are looked up one by one.
+ * Own clocks take the time in ms as a floor (sync/emit.ts), so a batch's clocks lie far apart and
+ * the span says nothing of how many records the range holds: at most that author's records on the
+ * thread, keys only. A few records are looked up one by one instead.
  */
 function lookUpHeld(
   recordStore: IDBObjectStore,
@@ -160,9 +161,9 @@ function lookUpHeld(
   const issued: IDBRequest[] = []; // in issue order: the last one answers last
   const slots = recordStore.index('actor_thread_clock');
   for (const { actor, thread, members } of groups.values()) {
-    const clocks = members.map((r) => r.clock);
-    const [low, high] = [Math.min(...clocks), Math.max(...clocks)];
-    if (high - low + 1 <= RANGE_SPAN_PER_RECORD * members.length) {
+    if (members.length >= RANGE_READ_FROM) {
+      const clocks = members.map((r) => r.clock);
+      const [low, high] = [Math.min(...clocks), Math.max(...clocks)];
       const range = slots.getAllKeys(IDBKeyRange.bound([actor, thread, low], [actor, thread, high]));
       ranges.push(range);
       issued.push(range);

@@ -251,6 +251,18 @@ export function runPeerStoreContract(t: ContractRegistrar, name: string, factory
     assert.equal(await store.countRecords(), 3);
   });
 
+  test('ingest: duplicates and reused clocks told apart in a batch whose clocks are times ms apart', async ({ store }) => {
+    const { a } = getActors();
+    // As own clocks are now (the time as a floor): 12 notes an hour apart, a stranger's note between.
+    const clocks = Array.from({ length: 12 }, (_, i) => T0 + i * 3_600_000);
+    const held = await Promise.all(clocks.map((clock) => storedNote(a, { clock })));
+    await store.ingest(held);
+    const rivals = await Promise.all(clocks.filter((_, i) => i % 3 === 0).map((clock) => storedNote(a, { clock, text: `rival ${clock}` })));
+    const result = await store.ingest([...held, ...rivals]);
+    assert.deepEqual(result, { inserted: [], duplicates: ids(held), refused: ids(rivals) });
+    assert.equal(await store.countRecords(), held.length);
+  });
+
   test('ingest: of concurrent ingests offering one clock exactly one stores it, on one connection or two', async ({ store, reopen }) => {
     const { a } = getActors();
     const second = reopen ? await reopen() : store;

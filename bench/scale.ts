@@ -22,8 +22,8 @@
  * Not part of `npm test`; its default run takes a few minutes (the fill dominates).
  */
 import Database from 'better-sqlite3';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +39,7 @@ import {
   type Signer,
 } from '../src/core';
 import { packBody } from '../src/relay/storage/sqlite-body';
+import { deviceWrittenBytes, fileSize, syncDisks } from './disk';
 import { httpCall } from './http-call';
 import { PAGE_SIZE, prepareSchema } from '../src/relay/storage/sqlite-schema';
 
@@ -155,26 +156,6 @@ const percentile = (values: number[], p: number): number => {
 const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
 const mailbox = (did: string) => `/v1/mailbox/${encodeURIComponent(did)}`;
 const writeBytes = (pid: number): number => Number(/^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
-/** Bytes the block device holding `path` has written so far (sectors are 512 bytes in this file), or NaN. */
-const deviceWrittenBytes = (path: string): number => {
-  const dev = BigInt(statSync(path).dev);
-  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
-  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
-  try {
-    return Number(readFileSync(`/sys/dev/block/${major}:${minor}/stat`, 'utf8').trim().split(/\s+/)[6]) * 512;
-  } catch {
-    return NaN; // no block device (tmpfs, overlay without a backing device visible here)
-  }
-};
-/** Flushes every dirty page of the machine to its device. */
-const syncDisks = (): void => void execFileSync('sync');
-const fileSize = (p: string): number => {
-  try {
-    return statSync(p).size;
-  } catch {
-    return 0;
-  }
-};
 
 // ---------------------------------------------------------------------------------------------
 

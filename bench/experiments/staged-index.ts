@@ -22,14 +22,14 @@
  * meanwhile).
  */
 import Database from 'better-sqlite3';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, toB64u } from '../../src/core';
 import { packBody } from '../../src/relay/storage/sqlite-body';
 import { openSqlite, PAGE_SIZE, prepareSchema } from '../../src/relay/storage/sqlite-schema';
 import { createWriter, type WriteOp } from '../../src/relay/storage/sqlite-writer';
+import { deviceWrittenBytes, fileSize, syncDisks } from '../disk';
 
 const ENVELOPES = Number(process.env.BENCH_SCALE_ENVELOPES ?? 1_000_000);
 const RECEIVERS = Number(process.env.BENCH_SCALE_RECEIVERS ?? 10_000);
@@ -56,31 +56,13 @@ const nextId = (): string => Buffer.from(randomBytes(32)).toString('hex');
 // choose IDs that share a prefix, and make every lookup in a mailbox walk all of them.
 const idHash = (id: string): bigint => BigInt.asIntN(64, BigInt('0x' + id.slice(0, 16)));
 const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
-const fileSize = (p: string): number => {
-  try {
-    return statSync(p).size;
-  } catch {
-    return 0;
-  }
-};
-/** Bytes the block device holding `path` has written (512-byte sectors), or NaN. */
-function deviceWritten(path: string): number {
-  const dev = BigInt(statSync(path).dev);
-  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
-  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
-  try {
-    return Number(readFileSync(`/sys/dev/block/${major}:${minor}/stat`, 'utf8').trim().split(/\s+/)[6]) * 512;
-  } catch {
-    return NaN;
-  }
-}
 /** Device bytes written while `run` runs, all dirty pages flushed before and after. */
 function deviceBytesOf(path: string, run: () => void): number {
-  execFileSync('sync');
-  const before = deviceWritten(path);
+  syncDisks();
+  const before = deviceWrittenBytes(path);
   run();
-  execFileSync('sync');
-  return deviceWritten(path) - before;
+  syncDisks();
+  return deviceWrittenBytes(path) - before;
 }
 
 /** The relay's schema, or (`staged`) the staged layout: its key table is built after the fill. */
@@ -119,7 +101,7 @@ function fill(path: string, staged: boolean): void {
   }
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
-  execFileSync('sync'); // the fill's writes are not the phase's
+  syncDisks(); // the fill's writes are not the phase's
 }
 
 interface Deposit {

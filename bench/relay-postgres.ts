@@ -43,6 +43,7 @@ import {
   type Peer,
   type Server,
 } from './relay';
+import { relayArgs as sharedRelayArgs } from './server-process';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CONNECTIONS = 50;
@@ -56,20 +57,7 @@ const SCALE_SAMPLES = 300;
 const SCALE_ROUNDS = 3;
 const SCALE_BODY_BYTES = 1024;
 
-const relayArgs = (db: string) => [
-  join(ROOT, 'bin', 'spl-relay.js'),
-  '--host',
-  '127.0.0.1',
-  '--port',
-  '0',
-  '--db',
-  db,
-  '--no-rate-limit',
-  '--cap',
-  '10000000',
-  '--log-level',
-  'warn',
-];
+const relayArgs = (db: string): string[] => [...sharedRelayArgs(db), '--log-level', 'warn'];
 
 type DepositResult = Awaited<ReturnType<typeof depositLoad>>;
 

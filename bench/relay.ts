@@ -12,16 +12,16 @@
  * Servers run as child processes with stdout to a file (not a pipe this process must drain); the
  * load generator runs here. Phases are time-bounded.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, Agent } from 'node:http';
 import { httpCall } from './http-call';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { relayArgs, spawnServer, type Server } from './server-process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSigner, didFromPublicKey, generateSecretKey, randomBytes, signMailboxRequest, toB64u, type Signer } from '../src/core';
 
-export { httpCall };
+export { httpCall, spawnServer, type Server };
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CONNECTIONS = 50;
@@ -34,57 +34,6 @@ const SCRAPES = 30;
 const ENVELOPE_BYTES = 1024;
 
 // ---------------------------------------------------------------------------------------------
-
-export interface Server {
-  url: string;
-  proc: ChildProcess;
-  stop(): Promise<void>;
-}
-
-/**
- * Spawns a server whose stdout (the listening line, then one log line per request) goes to a file,
- * not a pipe: the load generator in this process must not be charged for reading the server's logs.
- * The file is polled for the listening line.
- */
-export async function spawnServer(args: string[]): Promise<Server> {
-  const logDir = mkdtempSync(join(tmpdir(), 'relay-bench-log-'));
-  const logPath = join(logDir, 'stdout.log');
-  const out = openSync(logPath, 'w');
-  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": profiles every server this run spawns.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', out, 'inherit'] });
-  closeSync(out); // the child holds its own descriptor
-  let exited: number | null | undefined;
-  proc.once('exit', (code) => (exited = code));
-  const cleanup = () => rmSync(logDir, { recursive: true, force: true });
-  for (;;) {
-    if (exited !== undefined) {
-      cleanup();
-      throw new Error(`server exited early (${exited})`);
-    }
-    const line = readFileSync(logPath, 'utf8')
-      .split('\n')
-      .find((l) => l.includes('"listening"'));
-    if (line) {
-      const { url } = JSON.parse(line) as { url: string };
-      return {
-        url,
-        proc,
-        stop: () =>
-          new Promise<void>((done) => {
-            const finish = () => {
-              cleanup();
-              done();
-            };
-            if (exited !== undefined) return finish();
-            proc.once('exit', finish);
-            proc.kill('SIGTERM');
-          }),
-      };
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 export interface Peer {
   did: string;
@@ -307,16 +256,7 @@ async function main(): Promise<void> {
   const bare = await spawnServer([join(ROOT, 'bin', 'run-ts.js'), join(ROOT, 'bench', 'relay.ts'), '--bare-server']);
   const dir = mkdtempSync(join(tmpdir(), 'relay-bench-'));
   const relay = await spawnServer([
-    join(ROOT, 'bin', 'spl-relay.js'),
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--db',
-    join(dir, 'relay.sqlite'),
-    '--no-rate-limit',
-    '--cap',
-    '10000000',
+    ...relayArgs(join(dir, 'relay.sqlite')),
     ...(process.env.BENCH_RELAY_ARGS ?? '').split(' ').filter(Boolean),
   ]);
   try {

@@ -22,12 +22,10 @@
  * Not part of `npm test`; its default run takes a few minutes (the fill dominates).
  */
 import Database from 'better-sqlite3';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   createSigner,
   didFromPublicKey,
@@ -41,9 +39,9 @@ import {
 import { packBody } from '../src/relay/storage/sqlite-body';
 import { deviceWrittenBytes, fileSize, syncDisks } from './disk';
 import { httpCall } from './http-call';
+import { relayArgs, spawnServer } from './server-process';
 import { PAGE_SIZE, prepareSchema } from '../src/relay/storage/sqlite-schema';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ENVELOPES = Number(process.env.BENCH_SCALE_ENVELOPES ?? 1_000_000);
 const RECEIVERS = Number(process.env.BENCH_SCALE_RECEIVERS ?? 10_000);
 const CONNECTIONS = 50;
@@ -85,69 +83,6 @@ let idCounter = 0;
 const nextId = (prefix: string): string => prefix + (++idCounter).toString(16).padStart(64 - prefix.length, '0');
 
 // ---------------------------------------------------------------------------------------------
-
-interface RelayProc {
-  url: string;
-  proc: ChildProcess;
-  spawnedAt: number;
-  stop(): Promise<void>;
-}
-
-async function spawnRelay(db: string): Promise<RelayProc> {
-  const logDir = mkdtempSync(join(tmpdir(), 'relay-scale-log-'));
-  const logPath = join(logDir, 'stdout.log');
-  const out = openSync(logPath, 'w');
-  const spawnedAt = performance.now();
-  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", as in bench/relay.ts.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(
-    process.execPath,
-    [
-      ...nodeArgs,
-      join(ROOT, 'bin', 'spl-relay.js'),
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--db',
-      db,
-      '--no-rate-limit',
-      '--cap',
-      '10000000',
-      '--log-level',
-      'warn',
-    ],
-    { cwd: ROOT, stdio: ['ignore', out, 'inherit'] },
-  );
-  closeSync(out);
-  let exited: number | null | undefined;
-  proc.once('exit', (code) => (exited = code));
-  for (;;) {
-    if (exited !== undefined) throw new Error(`relay exited early (${exited})`);
-    const line = readFileSync(logPath, 'utf8')
-      .split('\n')
-      .find((l) => l.includes('"listening"'));
-    if (line) {
-      const { url } = JSON.parse(line) as { url: string };
-      return {
-        url,
-        proc,
-        spawnedAt,
-        stop: () =>
-          new Promise<void>((done) => {
-            const finish = () => {
-              rmSync(logDir, { recursive: true, force: true });
-              done();
-            };
-            if (exited !== undefined) return finish();
-            proc.once('exit', finish);
-            proc.kill('SIGTERM');
-          }),
-      };
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 const percentile = (values: number[], p: number): number => {
   const s = [...values].sort((a, b) => a - b);
@@ -244,44 +179,20 @@ async function measure(
   template: { text: string; id: string; toDid: string },
   seed: boolean,
 ): Promise<Measured> {
-  const relay = await spawnRelay(dbPath);
+  const spawnedAt = performance.now();
+  const relay = await spawnServer([...relayArgs(dbPath), '--log-level', 'warn']);
   const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS + 4 });
   try {
+    /** One sealed 1 KiB envelope to `to`, its ID made with `prefix` (phases use their own). */
+    const deposit = (to: string, prefix: string) =>
+      httpCall(agent, relay.url, 'POST', mailbox(to), { 'content-type': 'application/json' }, envelopeFor(template, to, nextId(prefix)));
     // Start → first 202 (spawned → listening → a deposit answered).
-    const firstTo = depositDids[0]!;
-    let first = await httpCall(
-      agent,
-      relay.url,
-      'POST',
-      mailbox(firstTo),
-      { 'content-type': 'application/json' },
-      envelopeFor(template, firstTo, nextId('b')),
-    );
-    while (first.status !== 202)
-      first = await httpCall(
-        agent,
-        relay.url,
-        'POST',
-        mailbox(firstTo),
-        { 'content-type': 'application/json' },
-        envelopeFor(template, firstTo, nextId('b')),
-      );
-    const startMs = performance.now() - relay.spawnedAt;
+    while ((await deposit(depositDids[0]!, 'b')).status !== 202);
+    const startMs = performance.now() - spawnedAt;
 
     if (seed) {
       for (const d of drainers) {
-        await Promise.all(
-          Array.from({ length: DRAINED }, () =>
-            httpCall(
-              agent,
-              relay.url,
-              'POST',
-              mailbox(d.did),
-              { 'content-type': 'application/json' },
-              envelopeFor(template, d.did, nextId('c')),
-            ),
-          ),
-        );
+        await Promise.all(Array.from({ length: DRAINED }, () => deposit(d.did, 'c')));
       }
     }
 
@@ -292,7 +203,7 @@ async function measure(
       if (/^relay_integrity_check_running 0$/m.test(m.body)) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    const integrityDoneMs = performance.now() - relay.spawnedAt;
+    const integrityDoneMs = performance.now() - spawnedAt;
 
     // /metrics, and /health sent while each scrape is in flight.
     const scrapes: number[] = [];
@@ -401,14 +312,7 @@ async function measure(
         while (performance.now() < deadline) {
           const to = depositDids[next++ % depositDids.length]!;
           const t0 = performance.now();
-          const res = await httpCall(
-            agent,
-            relay.url,
-            'POST',
-            mailbox(to),
-            { 'content-type': 'application/json' },
-            envelopeFor(template, to, nextId('d')),
-          );
+          const res = await deposit(to, 'd');
           latencies.push(performance.now() - t0);
           if (res.status !== 202) derrors++;
         }

@@ -24,7 +24,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createHash, randomBytes } from 'node:crypto';
-import { openSqlite } from '../src/relay/storage/sqlite-schema';
 import { startPostgres } from '../support/postgres';
 import {
   depositLoad,
@@ -44,6 +43,7 @@ import {
   type Server,
 } from './relay';
 import { relayArgs as sharedRelayArgs } from './server-process';
+import { fillRelaySqlite } from './sqlite-fill';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CONNECTIONS = 50;
@@ -247,25 +247,18 @@ async function queueScaleSqlite(dir: string) {
   // Create both schemas through the relay itself, then load the full one with the relay stopped.
   for (const path of [emptyPath, fullPath]) await (await spawnServer(relayArgs(path))).stop();
   const t0 = performance.now();
-  const db = openSqlite(fullPath);
-  const insert = db.prepare(
-    'INSERT INTO envelopes (to_did, id, from_did, body, size, deposited_at, expires_at) VALUES (?, ?, NULL, ?, ?, ?, ?)',
-  );
-  const now = Date.now();
   const n = perReceiver();
-  db.transaction(() => {
-    // Interleaved like real traffic: envelope k of every receiver, then k+1 …
-    for (let k = 0; k < n; k++) {
-      for (const p of bulkPeers) {
-        const id = createHash('sha256').update(`${p.did}:${k}`).digest('hex');
-        const body = bulkBody(id, p.did);
-        insert.run(p.did, id, body, Buffer.byteLength(body), now, now + 2_592_000_000);
-      }
-    }
-  })();
-  db.exec('ANALYZE');
-  db.pragma('wal_checkpoint(TRUNCATE)');
-  db.close();
+  fillRelaySqlite(
+    fullPath,
+    bulkPeers.map((p) => p.did),
+    n * SCALE_RECEIVERS,
+    (i, did) => {
+      const id = createHash('sha256')
+        .update(`${did}:${Math.floor(i / SCALE_RECEIVERS)}`)
+        .digest('hex');
+      return { id, body: bulkBody(id, did) };
+    },
+  );
   const loadSeconds = (performance.now() - t0) / 1000;
   const emptyRelay = await spawnServer(relayArgs(emptyPath));
   const fullRelay = await spawnServer(relayArgs(fullPath));

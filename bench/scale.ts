@@ -36,11 +36,10 @@ import {
   toB64u,
   type Signer,
 } from '../src/core';
-import { packBody } from '../src/relay/storage/sqlite-body';
 import { deviceWrittenBytes, fileSize, syncDisks } from './disk';
 import { httpCall } from './http-call';
+import { fillRelaySqlite } from './sqlite-fill';
 import { relayArgs, spawnServer } from './server-process';
-import { PAGE_SIZE, prepareSchema } from '../src/relay/storage/sqlite-schema';
 
 const ENVELOPES = Number(process.env.BENCH_SCALE_ENVELOPES ?? 1_000_000);
 const RECEIVERS = Number(process.env.BENCH_SCALE_RECEIVERS ?? 10_000);
@@ -102,29 +101,10 @@ function fill(
   template: { text: string; id: string; toDid: string },
 ): { seconds: number; rows: number } {
   const started = performance.now();
-  const db = new Database(path);
-  db.pragma(`page_size = ${PAGE_SIZE}`); // as the relay creates its files
-  db.pragma('journal_mode = WAL');
-  prepareSchema(db);
-  db.pragma('synchronous = OFF'); // the fill only; the relay opens with synchronous=FULL
-  db.pragma('cache_size = -262144');
-  const newMailbox = db.prepare<[string]>('INSERT INTO mailboxes (did) VALUES (?)');
-  const ids = receiverDids.map((did) => Number(newMailbox.run(did).lastInsertRowid));
-  const insert = db.prepare<[number, string, string | Buffer, number, number, number]>(
-    'INSERT INTO envelopes (mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, NULL, ?, ?, ?, ?, 0)',
-  );
-  const now = Date.now();
-  const chunk = db.transaction((from: number, to: number) => {
-    for (let i = from; i < to; i++) {
-      const r = i % receiverDids.length;
-      const id = nextId('a');
-      const body = envelopeFor(template, receiverDids[r]!, id);
-      insert.run(ids[r]!, id, packBody(body), Buffer.byteLength(body), now, now + 2_592_000_000); // as the writer stores it
-    }
+  fillRelaySqlite(path, receiverDids, total, (_, did) => {
+    const id = nextId('a');
+    return { id, body: envelopeFor(template, did, id) };
   });
-  for (let i = 0; i < total; i += 50_000) chunk(i, Math.min(total, i + 50_000));
-  db.pragma('wal_checkpoint(TRUNCATE)');
-  db.close();
   return { seconds: round((performance.now() - started) / 1000, 1), rows: total };
 }
 

@@ -32,6 +32,7 @@ import { packBody } from '../../src/relay/storage/sqlite-body';
 import { openSqlite, PAGE_SIZE, prepareSchema } from '../../src/relay/storage/sqlite-schema';
 import { createWriter, type WriteOp } from '../../src/relay/storage/sqlite-writer';
 import { deviceWrittenBytes, fileSize, syncDisks } from '../disk';
+import { fillRelaySqlite } from '../sqlite-fill';
 
 const ENVELOPES = Number(process.env.BENCH_SCALE_ENVELOPES ?? 1_000_000);
 const RECEIVERS = Number(process.env.BENCH_SCALE_RECEIVERS ?? 10_000);
@@ -70,40 +71,33 @@ function deviceBytesOf(path: string, run: () => void): number {
 
 /** The relay's schema, or (`staged`) the staged layout: its key table is built after the fill. */
 function fill(path: string, staged: boolean): void {
-  const db = new Database(path);
-  db.pragma(`page_size = ${PAGE_SIZE}`);
-  db.pragma('journal_mode = WAL');
-  prepareSchema(db);
-  db.pragma('synchronous = OFF');
-  // Dropped before the fill, not after: ~25,000 freed pages would make every later page allocation
-  // search the freelist (measured: 470 µs per deposit instead of ~110).
-  if (staged)
+  if (staged) {
+    // Dropped before the fill, not after: ~25,000 freed pages would make every later page
+    // allocation search the freelist.
+    const db = new Database(path);
+    db.pragma(`page_size = ${PAGE_SIZE}`);
+    db.pragma('journal_mode = WAL');
+    prepareSchema(db);
     db.exec(`DROP INDEX envelopes_by_id; DROP INDEX envelopes_by_mailbox;
       DROP TRIGGER envelopes_counted_in; DROP TRIGGER envelopes_counted_out;`);
-  const newMailbox = db.prepare<[string]>('INSERT INTO mailboxes (did) VALUES (?)');
-  const ids = Array.from({ length: RECEIVERS }, (_, r) => Number(newMailbox.run(did(r)).lastInsertRowid));
-  const insert = db.prepare<[number, string, Buffer | string, number, number, number]>(
-    'INSERT INTO envelopes (mailbox, id, from_did, body, size, deposited_at, expires_at, unsolicited) VALUES (?, ?, NULL, ?, ?, ?, ?, 0)',
-  );
-  const now = Date.now();
-  const chunk = db.transaction((from: number, to: number) => {
-    for (let i = from; i < to; i++) {
-      const id = nextId();
-      const body = envelope(id, did(i % RECEIVERS));
-      insert.run(ids[i % RECEIVERS]!, id, packBody(body), body.length, now, now + 2_592_000_000);
-    }
+    db.close();
+  }
+  const receivers = Array.from({ length: RECEIVERS }, (_, r) => did(r));
+  fillRelaySqlite(path, receivers, ENVELOPES, (_, toDid) => {
+    const id = nextId();
+    return { id, body: envelope(id, toDid) };
   });
-  for (let i = 0; i < ENVELOPES; i += 50_000) chunk(i, Math.min(ENVELOPES, i + 50_000));
   if (staged) {
+    const db = new Database(path);
     db.function('id_hash', { deterministic: true, safeIntegers: true }, (id: unknown) => idHash(String(id)));
     db.exec(`
       CREATE TABLE envelope_keys (mailbox INTEGER NOT NULL, id_hash INTEGER NOT NULL, seq INTEGER NOT NULL,
         PRIMARY KEY (mailbox, id_hash, seq)) WITHOUT ROWID;
       INSERT INTO envelope_keys SELECT mailbox, id_hash(id), seq FROM envelopes ORDER BY 1, 2, 3;
       UPDATE mailboxes SET queued = (SELECT count(*) FROM envelope_keys k WHERE k.mailbox = mailboxes.id);`);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
   }
-  db.pragma('wal_checkpoint(TRUNCATE)');
-  db.close();
   syncDisks(); // the fill's writes are not the phase's
 }
 

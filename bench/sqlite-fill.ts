@@ -1,10 +1,10 @@
 /**
- * Fills a relay's SQLite file directly (benchmarks of a full relay): through the relay's own schema
- * and body packing, as its writer stores envelopes, far faster than depositing them.
+ * Fills a relay's SQLite file directly (benchmarks of a full relay): through the relay's own schema,
+ * body packing and index build, as its writer stores envelopes, far faster than depositing them.
  */
 import Database from 'better-sqlite3';
 import { packBody } from '../src/relay/storage/sqlite-body';
-import { PAGE_SIZE, prepareSchema } from '../src/relay/storage/sqlite-schema';
+import { indexAllEnvelopes, PAGE_SIZE, prepareSchema } from '../src/relay/storage/sqlite-schema';
 
 /**
  * Adds `total` envelopes for `receiverDids` to the file at `path` (created, or a relay's), in the
@@ -39,6 +39,8 @@ export function fillRelaySqlite(
       }
     });
     for (let i = 0; i < total; i += 50_000) chunk(i, Math.min(total, i + 50_000));
+    // As an upgrade leaves them: every envelope merged into the key table and counters (sqlite-tail.ts).
+    indexAllEnvelopes(db);
     db.pragma('wal_checkpoint(TRUNCATE)');
   } finally {
     db.close();

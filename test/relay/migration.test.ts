@@ -77,7 +77,7 @@ describe('schema version 2 → current', () => {
     }
     const upgraded = new Database(path, { readonly: true });
     try {
-      expect(upgraded.pragma('user_version', { simple: true })).toBe(4);
+      expect(upgraded.pragma('user_version', { simple: true })).toBe(5);
       expect(upgraded.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'envelopes_v2'").get()).toEqual({ n: 0 });
     } finally {
       upgraded.close();

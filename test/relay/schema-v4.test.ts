@@ -73,7 +73,7 @@ describe('schema version 3 → 4', () => {
     }
     const upgraded = new Database(path, { readonly: true });
     try {
-      expect(upgraded.pragma('user_version', { simple: true })).toBe(4);
+      expect(upgraded.pragma('user_version', { simple: true })).toBe(5);
       const kinds = upgraded
         .prepare<[], { t: string; size: number; stored: number }>(
           'SELECT typeof(body) AS t, size, length(body) AS stored FROM envelopes ORDER BY seq',

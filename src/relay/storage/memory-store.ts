@@ -48,13 +48,16 @@ export class MemoryMailboxStore implements MailboxStore {
       const over = (n: number, bytes: number): boolean =>
         unsolicited ? n >= limits.unsolicitedEnvelopes || bytes + env.size > limits.unsolicitedBytes : n >= limits.cap;
       if (over(unsolicited ? box.unsolicited : box.admitted, box.unsolicitedBytes)) {
-        // Over by rows: count the live ones exactly (expired ones wait for the sweep but count for nothing).
+        // Over by rows: delete the mailbox's expired ones (they count for nothing; the SQLite store
+        // does the same, so both answer a later ack or sweep alike) and count the live ones.
         let live = 0;
         let liveBytes = 0;
-        for (const q of box.queue.values()) {
-          if (q.unsolicited !== unsolicited || q.env.expiresAt <= env.depositedAt) continue;
-          live++;
-          liveBytes += q.env.size;
+        for (const q of [...box.queue.values()]) {
+          if (q.env.expiresAt <= env.depositedAt) this.remove(box, q.env.id);
+          else if (q.unsolicited === unsolicited) {
+            live++;
+            liveBytes += q.env.size;
+          }
         }
         if (over(live, liveBytes)) return this.dropEmpty(env.toDid, box, { kind: unsolicited ? 'unsolicited_quota' : 'queue_full' });
       }

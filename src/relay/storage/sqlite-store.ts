@@ -24,9 +24,10 @@ import type { DepositLimits, DepositOutcome, MailboxStore, ReceiveResult, StoreH
 import { DatabaseRefusedError } from './store-errors';
 import { checkWal } from './sqlite-integrity';
 import { unpackBody } from './sqlite-body';
-import { openSqlite, prepareSchema } from './sqlite-schema';
+import { idHasher, openSqlite, prepareSchema } from './sqlite-schema';
+import { EnvelopeTail } from './sqlite-tail';
 import { inlineBackend, workerBackend } from './sqlite-threads';
-import { NO_STORAGE_LIMITS, type StorageLimits, type WriteOp } from './sqlite-writer';
+import { DEFAULT_STAGING, NO_STORAGE_LIMITS, type StagingOptions, type StorageLimits, type WriteOp } from './sqlite-writer';
 import type { IntegrityReport } from './sqlite-writer-worker';
 
 interface EnvelopeRow {
@@ -39,12 +40,32 @@ interface EnvelopeRow {
   expires_at: number;
 }
 
+interface MailboxRow {
+  id: number;
+  did: string;
+  queued: number;
+}
+
+/** Two ascending lists of distinct numbers, as one. */
+function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i]! < b[j]!)) out.push(a[i++]!);
+    else out.push(b[j++]!);
+  }
+  return out;
+}
+
 /** A commit this recent answers /health without a probe write; probe answers are kept this long too. */
 const HEALTH_FRESH_MS = 1000;
 
 export interface SqliteStoreOptions {
   /** `--max-db-bytes`, `--min-free-disk-bytes`: deposits get `storage_full` before the disk is. */
   readonly storage?: StorageLimits;
+  /** The staged index's merge sizes (sqlite-tail.ts); tests make them tiny so merges run all the time. */
+  readonly staging?: StagingOptions;
   /**
    * Check the WAL at open and run `PRAGMA quick_check` in the background (default true): a damaged
    * database is refused with DatabaseRefusedError (at open, or by `refused` later).
@@ -68,6 +89,8 @@ export class SqliteMailboxStore implements MailboxStore {
   private probe: { readonly at: number; readonly result: Promise<StoreHealth> } | undefined;
 
   private readonly stmt;
+  /** This connection's copy of the unmerged rows (sqlite-tail.ts), caught up in every snapshot. */
+  private readonly tail: EnvelopeTail;
   private readonly snapshot: <T>(run: () => T) => T;
 
   /**
@@ -105,41 +128,48 @@ export class SqliteMailboxStore implements MailboxStore {
       throw e;
     }
     // Plans (EXPLAIN QUERY PLAN; test/relay/sqlite.test.ts checks them): mailbox "SEARCH mailboxes
-    // USING INDEX sqlite_autoindex_mailboxes_1 (did=?)"; receive and oldest "SEARCH
-    // envelopes USING INDEX envelopes_by_mailbox (mailbox=?)" (in rowid = deposit order, no sort);
-    // expiredIn "SEARCH envelopes USING INDEX envelopes_by_expiry (expires_at<?)": only the
-    // unswept expired rows, few between sweeps; largest "SCAN mailboxes USING INDEX
-    // mailboxes_by_queued" read backwards for N rows; totals one row by primary key.
+    // USING INDEX sqlite_autoindex_mailboxes_1 (did=?)"; mergedSeqs and oldestMerged "SEARCH
+    // envelope_keys USING PRIMARY KEY (mailbox=?)" (a covering range of the receiver's merged keys,
+    // at most the cap, sorted for the LIMIT); row "SEARCH envelopes USING INTEGER PRIMARY KEY
+    // (rowid=?)"; expiredIn "SEARCH envelopes USING INDEX envelopes_by_expiry (expires_at<?)": only
+    // the unswept expired rows, few between sweeps; largest and atLeast "SEARCH mailboxes USING
+    // INDEX mailboxes_by_queued (queued>?)" read backwards; totals one row by primary key.
     this.stmt = {
       mailbox: db.prepare<[string], { id: number; queued: number }>('SELECT id, queued FROM mailboxes WHERE did = ?'),
-      receive: db.prepare<[number, number, number], EnvelopeRow>(
-        'SELECT id, from_did, body, size, deposited_at, expires_at FROM envelopes INDEXED BY envelopes_by_mailbox ' +
-          'WHERE mailbox = ? AND expires_at > ? ORDER BY seq LIMIT ?',
-      ),
+      mergedSeqs: db.prepare<[number, number], { seq: number }>('SELECT seq FROM envelope_keys WHERE mailbox = ? ORDER BY seq LIMIT ?'),
+      row: db.prepare<[number], EnvelopeRow>('SELECT id, from_did, body, size, deposited_at, expires_at FROM envelopes WHERE seq = ?'),
       expiredIn: db.prepare<[number, number], { n: number }>(
         'SELECT count(*) AS n FROM envelopes INDEXED BY envelopes_by_expiry WHERE expires_at <= ? AND mailbox = ?',
       ),
-      // Counters kept by triggers (sqlite-writer.ts): a scrape reads N index entries, never the table.
-      largest: db.prepare<[number], { id: number; did: string; queued: number }>(
+      // Counters of merged envelopes (sqlite-tail.ts): a scrape reads N index entries, never the table.
+      largest: db.prepare<[number], MailboxRow>(
         'SELECT id, did, queued FROM mailboxes INDEXED BY mailboxes_by_queued WHERE queued > 0 ORDER BY queued DESC LIMIT ?',
       ),
-      oldest: db.prepare<[number], { deposited_at: number }>(
-        'SELECT deposited_at FROM envelopes INDEXED BY envelopes_by_mailbox WHERE mailbox = ? ORDER BY seq LIMIT 1',
+      atLeast: db.prepare<[number], MailboxRow>('SELECT id, did, queued FROM mailboxes INDEXED BY mailboxes_by_queued WHERE queued >= ?'),
+      oldestMerged: db.prepare<[number], { seq: number | null }>('SELECT min(seq) AS seq FROM envelope_keys WHERE mailbox = ?'),
+      depositedAt: db.prepare<[number], { deposited_at: number }>('SELECT deposited_at FROM envelopes WHERE seq = ?'),
+      emptyOf: db.prepare<[string], { n: number }>(
+        'SELECT count(*) AS n FROM mailboxes WHERE id IN (SELECT value FROM json_each(?)) AND queued <= 0',
       ),
       totals: db.prepare<[], { receivers: number; senders: number }>('SELECT receivers, senders FROM totals WHERE k = 0'),
       // "SEARCH used_signatures USING PRIMARY KEY (sig=?)"
       claimed: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM used_signatures WHERE sig = ?'),
     };
+    this.tail = new EnvelopeTail(db, idHasher(db));
     // Each read sees one snapshot (the writer thread commits in between otherwise).
-    const inSnapshot = db.transaction((run: () => unknown) => run());
+    const inSnapshot = db.transaction((run: () => unknown) => {
+      this.tail.catchUp();
+      return run();
+    });
     this.snapshot = <T>(run: () => T): T => inSnapshot.deferred(run) as T;
     const storage = options.storage ?? NO_STORAGE_LIMITS;
+    const staging = options.staging ?? DEFAULT_STAGING;
     const quickCheck = check && path !== ':memory:';
     this.quickCheck = quickCheck;
     this.writes = new GroupCommit(
       path === ':memory:'
-        ? inlineBackend(db, storage)
-        : workerBackend(path, { storage, quickCheck, onIntegrity: (r) => this.onIntegrity(path, r) }),
+        ? inlineBackend(db, storage, staging)
+        : workerBackend(path, { storage, staging, quickCheck, onIntegrity: (r) => this.onIntegrity(path, r) }),
     );
   }
 
@@ -179,9 +209,23 @@ export class SqliteMailboxStore implements MailboxStore {
       this.snapshot(() => {
         const mailbox = this.stmt.mailbox.get(did);
         if (!mailbox) return { envelopes: [], remaining: 0 };
-        const envelopes = this.stmt.receive.all(mailbox.id, now, limit).map((r) => fromRow(r, did));
-        // queued counts expired envelopes until the sweep deletes them: subtract those.
-        const live = mailbox.queued - (this.stmt.expiredIn.get(now, mailbox.id)?.n ?? 0);
+        // Expired rows wait for the sweep: among the oldest `limit + expired` rows (merged and
+        // tail, in seq order) are the oldest `limit` live ones.
+        const expired = this.stmt.expiredIn.get(now, mailbox.id)?.n ?? 0;
+        const want = limit + expired;
+        const merged = this.stmt.mergedSeqs.all(mailbox.id, want).map((r) => r.seq);
+        const seqs = mergeSorted(
+          merged,
+          this.tail.entriesOf(mailbox.id).map((e) => e.seq),
+        ).slice(0, want);
+        const envelopes: StoredEnvelope[] = [];
+        for (const seq of seqs) {
+          if (envelopes.length >= limit) break;
+          const row = this.stmt.row.get(seq);
+          if (row && row.expires_at > now) envelopes.push(fromRow(row, did));
+        }
+        // The counters include expired envelopes until the sweep deletes them: subtract those.
+        const live = mailbox.queued + this.tail.counts(mailbox.id).queued - expired;
         return { envelopes, remaining: Math.max(0, live - envelopes.length) };
       }),
     );
@@ -199,15 +243,40 @@ export class SqliteMailboxStore implements MailboxStore {
   stats(_now: number, topQueues: number): Promise<StoreStats> {
     return this.read(() =>
       this.snapshot(() => {
-        const mailboxes = this.stmt.largest.all(topQueues).map((r) => ({
-          did: r.did,
-          queueSize: r.queued,
-          oldestDepositedAt: this.stmt.oldest.get(r.id)?.deposited_at ?? 0,
-        }));
+        const tail = this.tail;
+        const total = (r: MailboxRow): number => r.queued + tail.counts(r.id).queued;
+        // The N largest by merged count, then every mailbox whose merged count plus the largest
+        // tail count could still beat the N-th total: exact, and a few index entries unless the
+        // tail holds a queue larger than the gap.
+        const top = this.stmt.largest.all(topQueues);
+        const nth = top.length < topQueues ? 0 : Math.min(...top.map(total));
+        let maxTail = 0;
+        for (const [, c] of tail.mailboxes()) maxTail = Math.max(maxTail, c.queued);
+        const candidates = new Map<number, MailboxRow>(top.map((r) => [r.id, r]));
+        if (maxTail > 0) {
+          for (const r of this.stmt.atLeast.iterate(Math.max(0, nth - maxTail))) candidates.set(r.id, r);
+        }
+        const mailboxes = [...candidates.values()]
+          .map((r) => ({ r, queueSize: total(r) }))
+          .filter((c) => c.queueSize > 0)
+          .sort((a, b) => b.queueSize - a.queueSize || a.r.id - b.r.id)
+          .slice(0, topQueues)
+          .map(({ r, queueSize }) => ({ did: r.did, queueSize, oldestDepositedAt: this.oldestOf(r.id) }));
         const totals = this.stmt.totals.get() ?? { receivers: 0, senders: 0 };
-        return { mailboxes, uniqueSenders: totals.senders, uniqueReceivers: totals.receivers };
+        // Receivers with tail rows and no merged ones are not in totals yet.
+        const tailMailboxes = [...tail.mailboxes()].map(([id]) => id);
+        const tailOnly = tailMailboxes.length === 0 ? 0 : (this.stmt.emptyOf.get(JSON.stringify(tailMailboxes))?.n ?? 0);
+        return { mailboxes, uniqueSenders: totals.senders, uniqueReceivers: totals.receivers + tailOnly };
       }),
     );
+  }
+
+  /** Deposit time of the mailbox's oldest row (expired or not), merged or in the tail. */
+  private oldestOf(mailbox: number): number {
+    const merged = this.stmt.oldestMerged.get(mailbox)?.seq ?? Infinity;
+    const inTail = this.tail.entriesOf(mailbox)[0]?.seq ?? Infinity;
+    const seq = Math.min(merged, inTail);
+    return seq === Infinity ? 0 : (this.stmt.depositedAt.get(seq)?.deposited_at ?? 0);
   }
 
   /**

@@ -9,13 +9,17 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { BatchBackend, BatchResult } from './group-commit';
-import { createWriter, type StorageLimits, type WriteOp } from './sqlite-writer';
+import { createWriter, type StagingOptions, type StorageLimits, type WriteOp } from './sqlite-writer';
 import type { IntegrityReport, WorkerData, WorkerRole, WriterMessage } from './sqlite-writer-worker';
 
-export function inlineBackend(db: Database.Database, storage: StorageLimits): BatchBackend<WriteOp> {
-  const writer = createWriter(db, ':memory:', storage);
+export function inlineBackend(db: Database.Database, storage: StorageLimits, staging: StagingOptions): BatchBackend<WriteOp> {
+  const writer = createWriter(db, ':memory:', storage, staging);
   return {
-    run: (ops) => Promise.resolve(writer.runBatch(ops)),
+    run: (ops) => {
+      const result = writer.runBatch(ops);
+      writer.mergeStep();
+      return Promise.resolve(result);
+    },
     busy: () => undefined,
     close: () => Promise.resolve(),
   };
@@ -46,6 +50,7 @@ function startWorker(data: WorkerData): Worker {
 
 export interface WorkerBackendOptions {
   readonly storage: StorageLimits;
+  readonly staging: StagingOptions;
   /** Run `PRAGMA quick_check` in the checkpointer before its first checkpoint; the report goes to `onIntegrity`. */
   readonly quickCheck: boolean;
   readonly onIntegrity: (report: IntegrityReport) => void;
@@ -61,6 +66,7 @@ export function workerBackend(path: string, options: WorkerBackendOptions): Batc
     path,
     role: r,
     storage: options.storage,
+    staging: options.staging,
     quickCheck: r === 'checkpointer' && options.quickCheck,
   });
   const worker = startWorker(role('writer'));

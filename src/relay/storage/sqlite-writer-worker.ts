@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqlite } from './sqlite-schema';
-import { createWriter, type StorageLimits, type WriteOp } from './sqlite-writer';
+import { createWriter, type StagingOptions, type StorageLimits, type WriteOp } from './sqlite-writer';
 
 export type WriterMessage =
   | { readonly type: 'batch'; readonly ops: readonly WriteOp[] }
@@ -21,6 +21,7 @@ export interface WorkerData {
   readonly path: string;
   readonly role: WorkerRole;
   readonly storage: StorageLimits;
+  readonly staging: StagingOptions;
   /** Checkpointer only: run `PRAGMA quick_check` first and post an IntegrityReport. */
   readonly quickCheck: boolean;
 }
@@ -38,7 +39,7 @@ const CHECKPOINT_EVERY_MS = 2000;
 
 const port = parentPort;
 if (!port) throw new Error('sqlite-writer-worker must run in a worker thread');
-const { path, role, storage, quickCheck } = workerData as WorkerData;
+const { path, role, storage, staging, quickCheck } = workerData as WorkerData;
 const db = openSqlite(path);
 
 const walSize = (): number => {
@@ -100,10 +101,13 @@ if (role === 'checkpointer') {
   });
 } else {
   db.pragma('wal_autocheckpoint = 0'); // the checkpointer thread does it
-  const writer = createWriter(db, path, storage);
+  const writer = createWriter(db, path, storage, staging);
   port.on('message', (m: WriterMessage) => {
     if (m.type === 'batch') {
       port.postMessage(writer.runBatch(m.ops));
+      // Between two batches: at most one merge chunk (a few ms; sqlite-tail.ts), so a deposit
+      // never waits for a whole merge.
+      writer.mergeStep();
       // Under sustained writes the checkpointer never catches up with the end of the WAL (the
       // writer appends while it copies), so the WAL never restarts: measured, it grew to 190 MB
       // in 6 s of deposits. Past WAL_RESTART_BYTES the writer checkpoints itself between two

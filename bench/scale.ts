@@ -38,6 +38,8 @@ import {
 } from '../src/core';
 import { deviceWrittenBytes, fileSize, syncDisks } from './disk';
 import { httpCall } from './http-call';
+import { openSqlite } from '../src/relay/storage/sqlite-schema';
+import { createWriter, DEFAULT_STAGING, NO_STORAGE_LIMITS } from '../src/relay/storage/sqlite-writer';
 import { fillRelaySqlite } from './sqlite-fill';
 import { relayArgs, spawnServer } from './server-process';
 
@@ -142,13 +144,47 @@ interface Measured {
   receiver_keys_checked_ms: number;
   deposits: { per_second: number; p50_ms: number; p99_ms: number; errors: number };
   disk: {
-    /** The block device's count (the goal's measure). */
+    /** The block device's count during the phase (and the checkpoint after it). */
     device_bytes_per_deposit: number;
+    /** Deposits of the phase not yet merged into the key table when it ended (sqlite-tail.ts). */
+    unmerged_rows_after: number;
+    /** What merging those rows then wrote, at the block device, merged alone (so more per row than in bulk). */
+    merge_debt_device_bytes: number;
+    /** The goal's measure: the phase's bytes and its merge debt's, per deposit. */
+    device_bytes_per_deposit_merged: number;
     /** What the kernel charged the relay process (overstates with large folios, see the module comment). */
     charged_write_bytes_per_deposit: number;
     wal_max_bytes: number;
     wal_after_bytes: number;
   };
+}
+
+/**
+ * The staged index (src/relay/storage/sqlite-tail.ts) merges deposits into its key table in bulk,
+ * every DEFAULT_STAGING.mergeEvery of them, so a phase ends owing part of a merge. Counted here
+ * rather than left out: the relay stopped, the rows it had not merged are merged now, with the
+ * relay's own writer, and what the block device writes for that (checkpoint included) is the debt.
+ * Merged alone, they cost more per row than in the relay's larger merges: an upper bound.
+ */
+function mergeDebt(dbPath: string): { rows: number; deviceBytes: number } {
+  const db = openSqlite(dbPath);
+  try {
+    db.pragma('wal_autocheckpoint = 0');
+    const rows = (
+      db.prepare("SELECT count(*) AS n FROM envelopes WHERE seq > coalesce((SELECT v FROM meta WHERE k = 'merged_upto'), 0)").get() as {
+        n: number;
+      }
+    ).n;
+    syncDisks();
+    const before = deviceWrittenBytes(dbPath);
+    const writer = createWriter(db, dbPath, NO_STORAGE_LIMITS, { mergeEvery: 1, mergeChunk: DEFAULT_STAGING.mergeChunk });
+    while (writer.mergeStep());
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    syncDisks();
+    return { rows, deviceBytes: deviceWrittenBytes(dbPath) - before };
+  } finally {
+    db.close();
+  }
 }
 
 /** Runs every measurement against the relay on `dbPath`; `drainers` hold DRAINED envelopes each (deposited here if `seed`). */
@@ -313,6 +349,8 @@ async function measure(
     const wrote = writeBytes(pid) - wrote0;
     syncDisks();
     const deviceWrote = deviceWrittenBytes(dbPath) - device0;
+    await relay.stop();
+    const debt = mergeDebt(dbPath);
     return {
       start_to_first_202_ms: round(startMs),
       integrity_check_done_ms: round(integrityDoneMs),
@@ -335,6 +373,9 @@ async function measure(
       },
       disk: {
         device_bytes_per_deposit: Math.round(deviceWrote / Math.max(1, deposited)),
+        unmerged_rows_after: debt.rows,
+        merge_debt_device_bytes: debt.deviceBytes,
+        device_bytes_per_deposit_merged: Math.round((deviceWrote + debt.deviceBytes) / Math.max(1, deposited)),
         charged_write_bytes_per_deposit: Math.round(wrote / Math.max(1, deposited)),
         wal_max_bytes: walMax,
         wal_after_bytes: fileSize(walPath),
@@ -398,7 +439,7 @@ async function main(): Promise<void> {
           full.receive_ack.receive_p50_ms + full.receive_ack.ack_p50_ms <=
           1.2 * (empty.receive_ack.receive_p50_ms + empty.receive_ack.ack_p50_ms),
         deposits_at_least_0_9x: full.deposits.per_second >= 0.9 * empty.deposits.per_second,
-        disk_write_per_deposit_at_most_6kb: full.disk.device_bytes_per_deposit <= 6 * 1024,
+        disk_write_per_deposit_at_most_6kb: full.disk.device_bytes_per_deposit_merged <= 6 * 1024,
         db_bytes_at_most_1_3x_json: perEnvelope.bytes_per_envelope <= 1.3 * jsonBytes,
         start_to_first_202_under_1s: full.start_to_first_202_ms < 1000,
       },

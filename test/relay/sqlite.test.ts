@@ -171,8 +171,22 @@ describe('SqliteMailboxStore specifics', () => {
       expect(plan('SELECT min(seq) AS seq FROM envelope_keys WHERE mailbox = ?', 1)).toMatch(
         /^SEARCH envelope_keys USING PRIMARY KEY \(mailbox=\?\)$/,
       );
-      expect(plan('SELECT id, from_did, body FROM envelopes WHERE seq = ?', 1)).toMatch(
+      expect(
+        plan(
+          'SELECT id, from_did, body FROM envelopes WHERE seq IN (SELECT value FROM json_each(?)) AND expires_at > ? ORDER BY seq LIMIT ?',
+          '[1]',
+          0,
+          10,
+        ),
+      ).toMatch(/^SEARCH envelopes USING INTEGER PRIMARY KEY \(rowid=\?\); LIST SUBQUERY \d+; SCAN json_each VIRTUAL TABLE INDEX \d+:/);
+      expect(plan('SELECT mailbox, seq FROM envelopes WHERE seq = ?', 1)).toMatch(
         /^SEARCH envelopes USING INTEGER PRIMARY KEY \(rowid=\?\)$/,
+      );
+      expect(plan('SELECT id, queued FROM mailboxes INDEXED BY mailboxes_by_queued WHERE queued >= ?', 1)).toMatch(
+        /^SEARCH mailboxes USING COVERING INDEX mailboxes_by_queued \(queued>\?\)$/,
+      );
+      expect(plan('SELECT id FROM mailboxes INDEXED BY mailboxes_by_queued WHERE queued <= 0')).toMatch(
+        /^SEARCH mailboxes USING COVERING INDEX mailboxes_by_queued \(queued<\?\)$/,
       );
       expect(
         plan(

@@ -84,7 +84,7 @@ interface RowOfTail {
 export class EnvelopeTail {
   private readonly bySeq = new Map<number, TailEntry>();
   private readonly byMailbox = new Map<number, MailboxTail>();
-  private loaded = false;
+  private isLoaded = false;
   private lastSeqSeen = 0;
   private lastDeletion = 0;
   private mergedUpto = 0;
@@ -108,6 +108,11 @@ export class EnvelopeTail {
     };
   }
 
+  /** Whether a transaction has loaded this copy (until then `size` and `merging` say nothing). */
+  get loaded(): boolean {
+    return this.isLoaded;
+  }
+
   /** Rows in the tail. */
   get size(): number {
     return this.bySeq.size;
@@ -126,7 +131,7 @@ export class EnvelopeTail {
   reset(): void {
     this.bySeq.clear();
     this.byMailbox.clear();
-    this.loaded = false;
+    this.isLoaded = false;
     this.merge = undefined;
   }
 
@@ -136,12 +141,12 @@ export class EnvelopeTail {
     const mergedUpto = meta.get('merged_upto') ?? 0;
     const mergeEnd = meta.get('merge_end') ?? 0;
     const progress: MergeKey = [meta.get('merge_mailbox') ?? -1, meta.get('merge_hash') ?? -1, meta.get('merge_seq') ?? -1];
-    if (!this.loaded) {
+    if (!this.isLoaded) {
       // Deletions already happened to the rows read below: start after the log's last entry.
       this.lastDeletion = this.stmt.lastDeletion.get()?.n ?? 0;
       this.lastSeqSeen = mergedUpto;
       this.mergedUpto = mergedUpto;
-      this.loaded = true;
+      this.isLoaded = true;
     }
     if (mergedUpto > this.mergedUpto) {
       // Entries are added in seq order, and a Map iterates in insertion order: stop at the first above.

@@ -102,12 +102,21 @@ if (role === 'checkpointer') {
 } else {
   db.pragma('wal_autocheckpoint = 0'); // the checkpointer thread does it
   const writer = createWriter(db, path, storage, staging);
+  // Merge chunks (sqlite-tail.ts) run one per turn of this thread's event loop, so a batch that
+  // arrives meanwhile waits for at most one chunk (a few ms), and an idle writer finishes a merge.
+  let mergeScheduled = false;
+  const scheduleMerge = (): void => {
+    if (mergeScheduled) return;
+    mergeScheduled = true;
+    setImmediate(() => {
+      mergeScheduled = false;
+      if (writer.mergeStep()) scheduleMerge();
+    });
+  };
   port.on('message', (m: WriterMessage) => {
     if (m.type === 'batch') {
       port.postMessage(writer.runBatch(m.ops));
-      // Between two batches: at most one merge chunk (a few ms; sqlite-tail.ts), so a deposit
-      // never waits for a whole merge.
-      writer.mergeStep();
+      scheduleMerge();
       // Under sustained writes the checkpointer never catches up with the end of the WAL (the
       // writer appends while it copies), so the WAL never restarts: measured, it grew to 190 MB
       // in 6 s of deposits. Past WAL_RESTART_BYTES the writer checkpoints itself between two

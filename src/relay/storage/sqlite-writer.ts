@@ -77,11 +77,14 @@ export interface StagingOptions {
 }
 
 /**
- * Measured at 1,000,000 envelopes (issue 14): merges of 16,384 keys write 1.2 KB per deposit
- * (larger merges touch each key-table page for more keys); a chunk of 1,024 keys takes 5.8 ms
- * (p50), 11 ms at most, where one whole merge in a transaction took 95 ms.
+ * At 1,000,000 envelopes the key table has ~5,000 pages, and a merge of M sorted keys dirties
+ * about 5,000 × (1 − e^(−M/5,000)) of them, each written to the WAL and again at checkpoint:
+ * measured with merges of 16,384 keys, `bench:scale` wrote 6.1 KB per deposit (goal ≤ 6 KB) with
+ * part of the last merge still owed. Merges of 32,768 halve that share; the tail then holds up to
+ * ~33k rows (~300 bytes each in memory, per connection). A chunk of 1,024 keys takes 5.8 ms (p50),
+ * 11 ms at most, where one whole merge of 16,384 in a transaction took 95 ms.
  */
-export const DEFAULT_STAGING: StagingOptions = { mergeEvery: 16_384, mergeChunk: 1_024 };
+export const DEFAULT_STAGING: StagingOptions = { mergeEvery: 32_768, mergeChunk: 1_024 };
 
 /** A stored row as deletion needs it. */
 interface RowRef {
@@ -198,16 +201,17 @@ export function createWriter(
     stmt.deleteKey.run(r.mailbox, hashId(r.id), r.seq);
     stmt.addCounts.run(-1, -r.unsolicited, -r.unsolicited * r.size, r.mailbox);
   };
-  /** The queued row of `id` for `mailbox`, in the tail or merged. */
-  const stored = (mailbox: number, id: string): (RowRef & { expires_at: number }) | undefined => {
+  /** The queued row of `id` (whose hash is `hash`) for `mailbox`, in the tail or merged. */
+  const stored = (mailbox: number, id: string, hash: number): (RowRef & { expires_at: number }) | undefined => {
     const t = tail.find(mailbox, id);
     if (t) return { ...t, expires_at: stmt.expiresAt.get(t.seq)?.expires_at ?? 0 };
-    return stmt.merged.get(mailbox, hashId(id), id);
+    return stmt.merged.get(mailbox, hash, id);
   };
 
   const deposit = (op: Extract<WriteOp, { k: 'deposit' }>): DepositOutcome => {
     const mailbox = mailboxFor(op.toDid);
-    const existing = stored(mailbox, op.id);
+    const hash = hashId(op.id);
+    const existing = stored(mailbox, op.id, hash);
     if (existing && existing.expires_at > op.depositedAt) return { kind: 'duplicate', expiresAt: existing.expires_at };
     if (existing) deleteRow(existing); // expired but not yet swept: the new deposit replaces it
     const unsolicited =
@@ -236,7 +240,7 @@ export function createWriter(
     const seq = nextSeq++;
     const flag = unsolicited ? 1 : 0;
     stmt.insert.run(seq, mailbox, op.id, op.fromDid, packBody(op.body), op.size, op.depositedAt, op.expiresAt, flag);
-    tail.add({ seq, mailbox, id: op.id, hash: hashId(op.id), size: op.size, unsolicited: flag });
+    tail.add({ seq, mailbox, id: op.id, hash, size: op.size, unsolicited: flag });
     return { kind: 'stored', expiresAt: op.expiresAt };
   };
 
@@ -254,7 +258,7 @@ export function createWriter(
         if (!mailbox) return 0;
         let removed = 0;
         for (const id of new Set(op.ids)) {
-          const row = stored(mailbox.id, id);
+          const row = stored(mailbox.id, id, hashId(id));
           if (!row) continue;
           deleteRow(row);
           removed += 1;
@@ -361,6 +365,9 @@ export function createWriter(
       }
     },
     mergeStep() {
+      // Known without a transaction: this connection's tail is current up to its own last commit.
+      // Rows other processes added since are seen at the next batch.
+      if (tail.loaded && !tail.merging && tail.size < staging.mergeEvery) return false;
       try {
         return mergeChunk.immediate(Math.max(staging.mergeChunk, 2 * lastBatchSize));
       } catch {

@@ -202,8 +202,8 @@ describe('SqliteMailboxStore specifics', () => {
       expect(plan('SELECT seq, mailbox, id, size, unsolicited FROM envelopes WHERE seq > ? ORDER BY seq', 1)).toMatch(
         /^SEARCH envelopes USING INTEGER PRIMARY KEY \(rowid>\?\)$/,
       );
-      expect(plan('SELECT n, seq FROM envelope_deletions WHERE n > ? ORDER BY n', 1)).toMatch(
-        /^SEARCH envelope_deletions USING INTEGER PRIMARY KEY \(rowid>\?\)$/,
+      expect(plan('SELECT n, seq FROM tail_exits WHERE n > ? ORDER BY n', 1)).toMatch(
+        /^SEARCH tail_exits USING INTEGER PRIMARY KEY \(rowid>\?\)$/,
       );
       expect(plan('SELECT count(*) FROM envelopes INDEXED BY envelopes_by_expiry WHERE expires_at <= ? AND mailbox = ?', 0, 1)).toMatch(
         /SEARCH envelopes USING (COVERING )?INDEX envelopes_by_expiry \(expires_at<\?\)/,

@@ -58,9 +58,10 @@ CREATE TABLE IF NOT EXISTS envelope_keys (
   seq     INTEGER NOT NULL,
   PRIMARY KEY (mailbox, id_hash, seq)
 ) WITHOUT ROWID;
--- Deletions of unmerged rows, so every connection's tail learns them; pruned when a merge ends.
--- AUTOINCREMENT: n never repeats, even after the log is pruned empty.
-CREATE TABLE IF NOT EXISTS envelope_deletions (
+-- Rows that left the tail (deleted, or merged), so every connection's tail learns it; pruned
+-- below merged_upto when a merge ends. AUTOINCREMENT: n never repeats, even after the log is
+-- pruned empty.
+CREATE TABLE IF NOT EXISTS tail_exits (
   n   INTEGER PRIMARY KEY AUTOINCREMENT,
   seq INTEGER NOT NULL
 );
@@ -142,7 +143,7 @@ export function indexAllEnvelopes(db: Database.Database): void {
   db.transaction(() => {
     db.exec(`
       DELETE FROM envelope_keys;
-      DELETE FROM envelope_deletions;
+      DELETE FROM tail_exits;
       INSERT INTO envelope_keys (mailbox, id_hash, seq) SELECT mailbox, relay_id_hash(id), seq FROM envelopes ORDER BY 1, 2, 3;
       CREATE TEMP TABLE mailbox_counts AS
         SELECT mailbox, count(*) AS n, sum(unsolicited) AS u, sum(unsolicited * size) AS b FROM envelopes GROUP BY mailbox;
@@ -156,7 +157,7 @@ export function indexAllEnvelopes(db: Database.Database): void {
         ON CONFLICT (k) DO UPDATE SET v = excluded.v;
       INSERT INTO meta (k, v) SELECT 'next_seq', max(coalesce(max(seq), 0) + 1, coalesce((SELECT v FROM meta WHERE k = 'next_seq'), 1)) FROM envelopes WHERE true
         ON CONFLICT (k) DO UPDATE SET v = excluded.v;
-      DELETE FROM meta WHERE k IN ('merge_end', 'merge_mailbox', 'merge_hash', 'merge_seq');`);
+      DELETE FROM meta WHERE k = 'merge_end';`);
   })();
 }
 

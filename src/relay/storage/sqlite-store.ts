@@ -24,7 +24,7 @@ import type { DepositLimits, DepositOutcome, MailboxStore, ReceiveResult, StoreH
 import { DatabaseRefusedError } from './store-errors';
 import { checkWal } from './sqlite-integrity';
 import { unpackBody } from './sqlite-body';
-import { idHasher, openSqlite, prepareSchema } from './sqlite-schema';
+import { openSqlite, prepareSchema } from './sqlite-schema';
 import { EnvelopeTail } from './sqlite-tail';
 import { inlineBackend, workerBackend } from './sqlite-threads';
 import { DEFAULT_STAGING, NO_STORAGE_LIMITS, type StagingOptions, type StorageLimits, type WriteOp } from './sqlite-writer';
@@ -167,7 +167,7 @@ export class SqliteMailboxStore implements MailboxStore {
       // "SEARCH used_signatures USING PRIMARY KEY (sig=?)"
       claimed: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM used_signatures WHERE sig = ?'),
     };
-    this.tail = new EnvelopeTail(db, idHasher(db));
+    this.tail = new EnvelopeTail(db);
     // Each read sees one snapshot (the writer thread commits in between otherwise).
     const inSnapshot = db.transaction((run: () => unknown) => {
       this.tail.catchUp();
@@ -226,10 +226,7 @@ export class SqliteMailboxStore implements MailboxStore {
         const expired = this.stmt.expiredIn.get(now, mailbox.id)?.n ?? 0;
         const want = limit + expired;
         const merged = this.stmt.mergedSeqs.all(mailbox.id, want).map((r) => r.seq);
-        const seqs = mergeSorted(
-          merged,
-          this.tail.entriesOf(mailbox.id).map((e) => e.seq),
-        ).slice(0, want);
+        const seqs = mergeSorted(merged, this.tail.oldestOf(mailbox.id, want)).slice(0, want);
         const envelopes = this.stmt.rows.all(JSON.stringify(seqs), now, limit).map((r) => fromRow(r, did));
         // The counters include expired envelopes until the sweep deletes them: subtract those.
         const live = mailbox.queued + this.tail.counts(mailbox.id).queued - expired;
@@ -301,7 +298,7 @@ export class SqliteMailboxStore implements MailboxStore {
   /** Deposit time of the mailbox's oldest row (expired or not), merged or in the tail. */
   private oldestOf(mailbox: number): number {
     const merged = this.stmt.oldestMerged.get(mailbox)?.seq ?? Infinity;
-    const inTail = this.tail.entriesOf(mailbox)[0]?.seq ?? Infinity;
+    const inTail = this.tail.oldestOf(mailbox, 1)[0] ?? Infinity;
     const seq = Math.min(merged, inTail);
     return seq === Infinity ? 0 : (this.stmt.depositedAt.get(seq)?.deposited_at ?? 0);
   }

@@ -4,7 +4,8 @@
  * Why: with an index ordered by receiver, every deposit dirties random pages of it, and each dirty
  * page is a whole 4 KiB WAL frame in its commit. Measured at 1,000,000 envelopes over 10,000
  * receivers (version 4: an ID index, a mailbox index and per-row counter triggers): 20.5 KB of WAL
- * and 5.2 KB of checkpoint per 1 KiB deposit, and deposits at 0.75× an empty relay's rate.
+ * and 5.2 KB of checkpoint per 1 KiB deposit, 19.2 KB per deposit at the block device under load,
+ * and deposits at 0.75× an empty relay's rate.
  *
  * How: envelopes are appended by a sequence number that never repeats (`meta.next_seq`). Only
  * *merged* rows are indexed on disk: `envelope_keys (mailbox, id_hash, seq)` and the per-mailbox
@@ -12,18 +13,16 @@
  * (the writer, the reader, each process sharing the file), which catches its copy up at the start
  * of every transaction from what is on disk:
  * - rows with `seq > lastSeq` (a rowid range);
- * - deletions of tail rows, from the append-only `envelope_deletions` log (`n > lastDeletion`);
- * - the merge state in `meta`: `merged_upto` (every row at or below it is merged or gone) and,
- *   while a merge runs, `merge_end` and the key it has reached (`merge_mailbox`, `merge_hash`,
- *   `merge_seq`).
- * A merge takes the tail rows up to `merge_end`, sorts their keys and inserts them in chunks, each
- * chunk (with its per-mailbox counts) in its own transaction between two deposit batches. Chunks in
- * key order touch each page of the key table about once per merge; one chunk is a few ms where one
- * merge of 16k keys took 95 ms (`npm run bench:staged-index` before this change). A tail row is
- * merged once `seq <= merged_upto`, or `seq <= merge_end` and its key is at or below the merge's
- * progress: every connection applies that one rule, so all of them agree which rows the counters
- * in `mailboxes` include. Limits are still decided inside the writer's transaction, on merged
- * counters plus tail counts, both exact there.
+ * - rows that left the tail since, from the append-only `tail_exits` log (`n > lastExit`): deleted
+ *   (acked, swept, replaced) or merged, in the same transaction as the change itself;
+ * - `meta.merged_upto`: every row at or below it is merged or gone (the log is pruned below it).
+ * A merge takes the tail rows up to `meta.merge_end`, sorts their keys and inserts them in chunks,
+ * each chunk (with its per-mailbox counts and exit entries) in its own transaction between two
+ * deposit batches. Chunks in key order touch each page of the key table about once per merge; one
+ * chunk of 1,024 keys is a few ms where one merge of 16k keys took 95 ms. Any writer can carry on a
+ * merge another process began: the rows left up to `merge_end` are what remains of it. Limits are
+ * still decided inside the writer's transaction, on merged counters plus tail counts, both exact
+ * there. Readers never need the ID hash: only writers compute it (HMAC, ~3 µs).
  */
 import type Database from 'better-sqlite3';
 
@@ -32,8 +31,8 @@ export interface TailEntry {
   readonly seq: number;
   readonly mailbox: number;
   readonly id: string;
-  /** The ID hashed with the database's own key (sqlite-schema.ts `idHasher`). */
-  readonly hash: number;
+  /** The ID hashed with the database's key (sqlite-schema.ts `idHasher`); writers fill it in when they need it. */
+  hash?: number;
   readonly size: number;
   readonly unsolicited: 0 | 1;
 }
@@ -45,22 +44,8 @@ export interface TailCounts {
   readonly unsolicitedBytes: number;
 }
 
-/** (mailbox, hash, seq): the key table's order, and so the merge's. */
-export type MergeKey = readonly [mailbox: number, hash: number, seq: number];
-
-export const compareKeys = (a: MergeKey, b: MergeKey): number => a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
-export const keyOf = (e: TailEntry): MergeKey => [e.mailbox, e.hash, e.seq];
-
-/** No key yet: a merge that has inserted nothing. */
-export const NO_KEY: MergeKey = [-1, -1, -1];
-
-export interface MergeState {
-  /** 0: no merge running. */
-  readonly end: number;
-  readonly progress: MergeKey;
-}
-
 interface MailboxTail {
+  /** Insertion order is seq order: rows are added in seq order and never re-added. */
   readonly ids: Map<string, TailEntry>;
   queued: number;
   unsolicited: number;
@@ -78,37 +63,33 @@ interface RowOfTail {
 }
 
 /**
- * One connection's in-memory index of the tail. Not thread-safe, not shared: each connection has
- * its own, and `catchUp` must run inside a transaction (so it reads one snapshot).
+ * One connection's in-memory index of the tail. Not shared: each connection has its own, and
+ * `catchUp` must run inside a transaction (so it reads one snapshot).
  */
 export class EnvelopeTail {
+  /** Insertion order is seq order (see MailboxTail). */
   private readonly bySeq = new Map<number, TailEntry>();
   private readonly byMailbox = new Map<number, MailboxTail>();
   private isLoaded = false;
   private lastSeqSeen = 0;
-  private lastDeletion = 0;
+  private lastExit = 0;
   private mergedUpto = 0;
-  /** The merge this connection follows: its rows in key order, and how far it has got. */
-  private merge: { end: number; progress: MergeKey; keys: TailEntry[]; pos: number } | undefined;
+  private mergeEnd = 0;
+  /** Writers: the running merge's rows in key order, and how far this writer has taken them. */
+  private mergeKeys: { end: number; rows: TailEntry[]; pos: number } | undefined;
   private readonly stmt;
 
-  constructor(
-    db: Database.Database,
-    private readonly hashId: (id: string) => number,
-  ) {
-    // Plans: rows "SEARCH envelopes USING INTEGER PRIMARY KEY (rowid>?)"; deletions "SEARCH
-    // envelope_deletions USING INTEGER PRIMARY KEY (rowid>?)"; meta by primary key.
+  constructor(db: Database.Database) {
+    // Plans: rows "SEARCH envelopes USING INTEGER PRIMARY KEY (rowid>?)"; exits "SEARCH tail_exits
+    // USING INTEGER PRIMARY KEY (rowid>?)"; meta by primary key.
     this.stmt = {
-      meta: db.prepare<[], { k: string; v: number }>(
-        "SELECT k, v FROM meta WHERE k IN ('merged_upto', 'merge_end', 'merge_mailbox', 'merge_hash', 'merge_seq')",
-      ),
+      meta: db.prepare<[], { k: string; v: number }>("SELECT k, v FROM meta WHERE k IN ('merged_upto', 'merge_end')"),
       rows: db.prepare<[number], RowOfTail>('SELECT seq, mailbox, id, size, unsolicited FROM envelopes WHERE seq > ? ORDER BY seq'),
-      deletions: db.prepare<[number], { n: number; seq: number }>('SELECT n, seq FROM envelope_deletions WHERE n > ? ORDER BY n'),
-      lastDeletion: db.prepare<[], { n: number | null }>('SELECT max(n) AS n FROM envelope_deletions'),
+      exits: db.prepare<[number], { n: number; seq: number }>('SELECT n, seq FROM tail_exits WHERE n > ? ORDER BY n'),
     };
   }
 
-  /** Whether a transaction has loaded this copy (until then `size` and `merging` say nothing). */
+  /** Whether a transaction has loaded this copy (until then `size` and `mergeEnd` say nothing). */
   get loaded(): boolean {
     return this.isLoaded;
   }
@@ -123,8 +104,9 @@ export class EnvelopeTail {
     return this.lastSeqSeen;
   }
 
-  get merging(): MergeState | undefined {
-    return this.merge && { end: this.merge.end, progress: this.merge.progress };
+  /** The running merge's last row; 0 when no merge runs. */
+  get merging(): number {
+    return this.mergeEnd;
   }
 
   /** Forgets everything: the next `catchUp` reloads the tail (after a rolled-back transaction). */
@@ -132,24 +114,23 @@ export class EnvelopeTail {
     this.bySeq.clear();
     this.byMailbox.clear();
     this.isLoaded = false;
-    this.merge = undefined;
+    this.mergeKeys = undefined;
   }
 
   /** Brings this copy up to the transaction's snapshot. */
   catchUp(): void {
     const meta = new Map(this.stmt.meta.all().map((r) => [r.k, r.v]));
     const mergedUpto = meta.get('merged_upto') ?? 0;
-    const mergeEnd = meta.get('merge_end') ?? 0;
-    const progress: MergeKey = [meta.get('merge_mailbox') ?? -1, meta.get('merge_hash') ?? -1, meta.get('merge_seq') ?? -1];
     if (!this.isLoaded) {
-      // Deletions already happened to the rows read below: start after the log's last entry.
-      this.lastDeletion = this.stmt.lastDeletion.get()?.n ?? 0;
+      // The whole log: rows above merged_upto that a running merge has taken are still in the
+      // envelope table, and only their exits say so.
+      this.lastExit = 0;
       this.lastSeqSeen = mergedUpto;
       this.mergedUpto = mergedUpto;
       this.isLoaded = true;
     }
     if (mergedUpto > this.mergedUpto) {
-      // Entries are added in seq order, and a Map iterates in insertion order: stop at the first above.
+      // bySeq iterates in seq order: stop at the first row above.
       for (const [seq, e] of this.bySeq) {
         if (seq > mergedUpto) break;
         this.drop(e);
@@ -157,20 +138,21 @@ export class EnvelopeTail {
       this.mergedUpto = mergedUpto;
       this.lastSeqSeen = Math.max(this.lastSeqSeen, mergedUpto);
     }
+    // Exits first, kept to skip the new rows they name: a row this copy never saw may have been
+    // merged since (it is still in the envelope table). An ID deposited again after its row left
+    // then comes back as a new row, after the old one is gone.
+    const exited = new Set<number>();
+    for (const x of this.stmt.exits.iterate(this.lastExit)) {
+      exited.add(x.seq);
+      this.remove(x.seq);
+      this.lastExit = x.n;
+    }
     for (const r of this.stmt.rows.iterate(this.lastSeqSeen)) {
-      this.add({ seq: r.seq, mailbox: r.mailbox, id: r.id, hash: this.hashId(r.id), size: r.size, unsolicited: r.unsolicited ? 1 : 0 });
+      if (exited.has(r.seq)) this.lastSeqSeen = r.seq;
+      else this.add({ seq: r.seq, mailbox: r.mailbox, id: r.id, size: r.size, unsolicited: r.unsolicited ? 1 : 0 });
     }
-    for (const d of this.stmt.deletions.iterate(this.lastDeletion)) {
-      const e = this.bySeq.get(d.seq);
-      if (e) this.drop(e);
-      this.lastDeletion = d.n;
-    }
-    if (mergeEnd === 0) {
-      this.merge = undefined;
-      return;
-    }
-    if (this.merge?.end !== mergeEnd) this.follow(mergeEnd);
-    this.advance(progress);
+    this.mergeEnd = meta.get('merge_end') ?? 0;
+    if (this.mergeKeys && this.mergeKeys.end !== this.mergeEnd) this.mergeKeys = undefined;
   }
 
   /** Whether `seq` is a tail row (unmerged, not deleted). */
@@ -186,10 +168,16 @@ export class EnvelopeTail {
     return this.byMailbox.get(mailbox) ?? ZERO;
   }
 
-  /** The mailbox's tail rows, oldest first. */
-  entriesOf(mailbox: number): TailEntry[] {
+  /** The seqs of the mailbox's oldest `n` tail rows, oldest first. */
+  oldestOf(mailbox: number, n: number): number[] {
+    const out: number[] = [];
     const t = this.byMailbox.get(mailbox);
-    return t ? [...t.ids.values()].sort((a, b) => a.seq - b.seq) : [];
+    if (!t) return out;
+    for (const e of t.ids.values()) {
+      if (out.length >= n) break;
+      out.push(e.seq);
+    }
+    return out;
   }
 
   /** Mailboxes with tail rows, and their counts. */
@@ -197,7 +185,7 @@ export class EnvelopeTail {
     return this.byMailbox.entries();
   }
 
-  /** The writer stored a row (after its INSERT). */
+  /** The writer stored a row (after its INSERT; seqs only grow). */
   add(e: TailEntry): void {
     if (this.bySeq.has(e.seq)) return;
     this.bySeq.set(e.seq, e);
@@ -210,73 +198,57 @@ export class EnvelopeTail {
     if (e.seq > this.lastSeqSeen) this.lastSeqSeen = e.seq;
   }
 
-  /** The writer deleted a tail row (and logged it). */
+  /** A row left the tail (the writer deleted or merged it, and logged that in `tail_exits`). */
   remove(seq: number): void {
     const e = this.bySeq.get(seq);
     if (e) this.drop(e);
   }
 
-  /** Writer: starts following a merge it has just recorded (`merge_end = end`, no progress). */
-  beginMerge(end: number): void {
-    this.follow(end);
-  }
-
-  /** Writer: the next `n` rows of the running merge, in key order (tail rows only). */
-  nextMergeChunk(n: number): TailEntry[] {
-    const m = this.merge;
-    if (!m) return [];
+  /**
+   * Writers: the next `n` rows of the running merge (`merging` > 0), in key order (mailbox, ID
+   * hash, seq), hashing them with `hashId` where this writer has not yet. Empty: nothing is left.
+   */
+  nextMergeChunk(n: number, hashId: (id: string) => number): TailEntry[] {
+    const end = this.mergeEnd;
+    if (end === 0) return [];
+    if (!this.mergeKeys) {
+      const rows: TailEntry[] = [];
+      for (const [seq, e] of this.bySeq) {
+        if (seq > end) break;
+        e.hash ??= hashId(e.id);
+        rows.push(e);
+      }
+      rows.sort((a, b) => a.mailbox - b.mailbox || a.hash! - b.hash! || a.seq - b.seq);
+      this.mergeKeys = { end, rows, pos: 0 };
+    }
+    const m = this.mergeKeys;
     const out: TailEntry[] = [];
-    for (let i = m.pos; i < m.keys.length && out.length < n; i++) {
-      const e = m.keys[i]!;
+    while (m.pos < m.rows.length && out.length < n) {
+      const e = m.rows[m.pos++]!;
       if (this.bySeq.get(e.seq) === e) out.push(e);
     }
     return out;
   }
 
-  /** Writer: its chunk up to `progress` committed. */
-  advanceMerge(progress: MergeKey): void {
-    this.advance(progress);
-  }
-
-  /** Writer: the running merge has no rows left after its progress. */
-  mergeDone(): boolean {
-    return this.nextMergeChunk(1).length === 0;
-  }
-
-  /** Writer: the merge committed its last chunk and `merged_upto = end`. */
-  finishMerge(end: number): void {
-    this.advance([Infinity, Infinity, Infinity]);
-    this.merge = undefined;
-    this.mergedUpto = end;
-    this.lastSeqSeen = Math.max(this.lastSeqSeen, end);
-  }
-
-  private follow(end: number): void {
-    const keys: TailEntry[] = [];
-    for (const [seq, e] of this.bySeq) {
-      if (seq > end) break;
-      keys.push(e);
+  /** Writers: a merge was recorded (`merge_end`) or finished (`merged_upto`) in this transaction. */
+  setMerge(end: number, mergedUpto: number): void {
+    this.mergeEnd = end;
+    this.mergeKeys = undefined;
+    if (mergedUpto > this.mergedUpto) {
+      for (const [seq, e] of this.bySeq) {
+        if (seq > mergedUpto) break;
+        this.drop(e);
+      }
+      this.mergedUpto = mergedUpto;
+      this.lastSeqSeen = Math.max(this.lastSeqSeen, mergedUpto);
     }
-    keys.sort((a, b) => compareKeys(keyOf(a), keyOf(b)));
-    this.merge = { end, progress: NO_KEY, keys, pos: 0 };
-  }
-
-  /** Drops the followed merge's rows at or below `progress`: they are in the key table now. */
-  private advance(progress: MergeKey): void {
-    const m = this.merge;
-    if (!m) return;
-    while (m.pos < m.keys.length && compareKeys(keyOf(m.keys[m.pos]!), progress) <= 0) {
-      const e = m.keys[m.pos++]!;
-      if (this.bySeq.get(e.seq) === e) this.drop(e);
-    }
-    if (compareKeys(progress, m.progress) > 0) m.progress = progress;
   }
 
   private drop(e: TailEntry): void {
     this.bySeq.delete(e.seq);
     const t = this.byMailbox.get(e.mailbox);
     if (!t) return;
-    t.ids.delete(e.id);
+    if (t.ids.get(e.id) === e) t.ids.delete(e.id);
     t.queued -= 1;
     t.unsolicited -= e.unsolicited;
     t.unsolicitedBytes -= e.unsolicited * e.size;

@@ -16,7 +16,7 @@ import type Database from 'better-sqlite3';
 import { serializeError as serialize, type BatchResult, type OpResult } from './group-commit';
 import { packBody } from './sqlite-body';
 import { idHasher } from './sqlite-schema';
-import { EnvelopeTail, keyOf } from './sqlite-tail';
+import { EnvelopeTail } from './sqlite-tail';
 import type { DepositLimits, DepositOutcome } from './store';
 
 /** Storage limits (PROTOCOL.md §5 "Storage pressure"); 0 = no limit. */
@@ -91,6 +91,8 @@ interface RowRef {
   seq: number;
   mailbox: number;
   id: string;
+  /** The ID's hash when the caller has it. */
+  hash?: number;
   size: number;
   unsolicited: number;
 }
@@ -120,7 +122,7 @@ export function createWriter(
         'WHERE k.mailbox = ? AND k.id_hash = ? AND e.id = ?',
     ),
     deleteRow: db.prepare<[number]>('DELETE FROM envelopes WHERE seq = ?'),
-    logDeletion: db.prepare<[number]>('INSERT INTO envelope_deletions (seq) VALUES (?)'),
+    logExit: db.prepare<[number]>('INSERT INTO tail_exits (seq) VALUES (?)'),
     deleteKey: db.prepare<[number, number, number]>('DELETE FROM envelope_keys WHERE mailbox = ? AND id_hash = ? AND seq = ?'),
     addCounts: db.prepare<[number, number, number, number]>(
       'UPDATE mailboxes SET queued = queued + ?, unsolicited = unsolicited + ?, unsolicited_bytes = unsolicited_bytes + ? WHERE id = ?',
@@ -143,16 +145,14 @@ export function createWriter(
     probe: db.prepare<[number]>("INSERT INTO meta (k, v) VALUES ('writer_probe', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"),
     getMeta: db.prepare<[string], { v: number }>('SELECT v FROM meta WHERE k = ?'),
     setMeta: db.prepare<[string, number]>('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
-    insertKey: db.prepare<[number, number]>(
-      'INSERT INTO envelope_keys (mailbox, id_hash, seq) SELECT mailbox, ?, seq FROM envelopes WHERE seq = ?',
-    ),
-    clearMerge: db.prepare("DELETE FROM meta WHERE k IN ('merge_end', 'merge_mailbox', 'merge_hash', 'merge_seq')"),
-    pruneDeletions: db.prepare<[number]>('DELETE FROM envelope_deletions WHERE seq <= ?'),
+    insertKey: db.prepare<[number, number, number]>('INSERT INTO envelope_keys (mailbox, id_hash, seq) VALUES (?, ?, ?)'),
+    clearMerge: db.prepare("DELETE FROM meta WHERE k = 'merge_end'"),
+    pruneExits: db.prepare<[number]>('DELETE FROM tail_exits WHERE seq <= ?'),
   };
   const meta = (k: string, otherwise: number): number => stmt.getMeta.get(k)?.v ?? otherwise;
   const mailboxFor = (did: string): number => stmt.mailbox.get(did)?.id ?? Number(stmt.newMailbox.run(did).lastInsertRowid);
   const hashId = idHasher(db);
-  const tail = new EnvelopeTail(db, hashId);
+  const tail = new EnvelopeTail(db);
   /** The next envelope's seq, read at the start of each batch and written back at its end. */
   let nextSeq = 0;
   const pageSize = db.pragma('page_size', { simple: true }) as number;
@@ -194,24 +194,25 @@ export function createWriter(
   const deleteRow = (r: RowRef): void => {
     stmt.deleteRow.run(r.seq);
     if (tail.has(r.seq)) {
-      stmt.logDeletion.run(r.seq);
+      stmt.logExit.run(r.seq);
       tail.remove(r.seq);
       return;
     }
-    stmt.deleteKey.run(r.mailbox, hashId(r.id), r.seq);
+    stmt.deleteKey.run(r.mailbox, r.hash ?? hashId(r.id), r.seq);
     stmt.addCounts.run(-1, -r.unsolicited, -r.unsolicited * r.size, r.mailbox);
   };
-  /** The queued row of `id` (whose hash is `hash`) for `mailbox`, in the tail or merged. */
-  const stored = (mailbox: number, id: string, hash: number): (RowRef & { expires_at: number }) | undefined => {
+  /** The queued row of `id` for `mailbox`, in the tail or merged (`hash` gives the ID's hash: needed only for merged rows). */
+  const stored = (mailbox: number, id: string, hash: () => number): (RowRef & { expires_at: number }) | undefined => {
     const t = tail.find(mailbox, id);
     if (t) return { ...t, expires_at: stmt.expiresAt.get(t.seq)?.expires_at ?? 0 };
-    return stmt.merged.get(mailbox, hash, id);
+    const row = stmt.merged.get(mailbox, hash(), id);
+    return row && { ...row, hash: hash() };
   };
 
   const deposit = (op: Extract<WriteOp, { k: 'deposit' }>): DepositOutcome => {
     const mailbox = mailboxFor(op.toDid);
     const hash = hashId(op.id);
-    const existing = stored(mailbox, op.id, hash);
+    const existing = stored(mailbox, op.id, () => hash);
     if (existing && existing.expires_at > op.depositedAt) return { kind: 'duplicate', expiresAt: existing.expires_at };
     if (existing) deleteRow(existing); // expired but not yet swept: the new deposit replaces it
     const unsolicited =
@@ -258,7 +259,8 @@ export function createWriter(
         if (!mailbox) return 0;
         let removed = 0;
         for (const id of new Set(op.ids)) {
-          const row = stored(mailbox.id, id, hashId(id));
+          let hash: number | undefined;
+          const row = stored(mailbox.id, id, () => (hash ??= hashId(id)));
           if (!row) continue;
           deleteRow(row);
           removed += 1;
@@ -317,16 +319,27 @@ export function createWriter(
   /** Merges the next chunk of tail rows into the key table and counters (sqlite-tail.ts). */
   const mergeChunk = db.transaction((chunkSize: number): boolean => {
     tail.catchUp();
-    if (!tail.merging) {
+    if (tail.merging === 0) {
       if (tail.size < staging.mergeEvery) return false;
       stmt.setMeta.run('merge_end', tail.lastSeq);
-      tail.beginMerge(tail.lastSeq);
+      tail.setMerge(tail.lastSeq, 0);
     }
-    const end = tail.merging!.end;
-    const chunk = tail.nextMergeChunk(chunkSize);
+    const end = tail.merging;
+    const chunk = tail.nextMergeChunk(chunkSize, hashId);
+    if (chunk.length === 0) {
+      // Nothing of it is left in the tail: every row up to `end` is merged or gone.
+      stmt.setMeta.run('merged_upto', end);
+      stmt.clearMerge.run();
+      stmt.pruneExits.run(end);
+      tail.setMerge(0, end);
+      return true;
+    }
     const counts = new Map<number, [number, number, number]>();
     for (const e of chunk) {
-      if (stmt.insertKey.run(e.hash, e.seq).changes === 0) continue; // gone (cannot be: deletions are logged)
+      // The row is there: this transaction caught the tail up, and every deletion logs its exit.
+      stmt.insertKey.run(e.mailbox, e.hash!, e.seq);
+      stmt.logExit.run(e.seq);
+      tail.remove(e.seq);
       const c = counts.get(e.mailbox) ?? [0, 0, 0];
       c[0] += 1;
       c[1] += e.unsolicited;
@@ -334,19 +347,6 @@ export function createWriter(
       counts.set(e.mailbox, c);
     }
     for (const [mailbox, [n, u, b]] of counts) stmt.addCounts.run(n, u, b, mailbox);
-    const last = chunk.at(-1);
-    if (last) {
-      stmt.setMeta.run('merge_mailbox', last.mailbox);
-      stmt.setMeta.run('merge_hash', last.hash);
-      stmt.setMeta.run('merge_seq', last.seq);
-      tail.advanceMerge(keyOf(last));
-    }
-    if (tail.mergeDone()) {
-      stmt.setMeta.run('merged_upto', end);
-      stmt.clearMerge.run();
-      stmt.pruneDeletions.run(end);
-      tail.finishMerge(end);
-    }
     return true;
   });
   /** Keys per merge chunk: at least twice the last batch's deposits, so merges outrun deposits. */
@@ -367,7 +367,7 @@ export function createWriter(
     mergeStep() {
       // Known without a transaction: this connection's tail is current up to its own last commit.
       // Rows other processes added since are seen at the next batch.
-      if (tail.loaded && !tail.merging && tail.size < staging.mergeEvery) return false;
+      if (tail.loaded && tail.merging === 0 && tail.size < staging.mergeEvery) return false;
       try {
         return mergeChunk.immediate(Math.max(staging.mergeChunk, 2 * lastBatchSize));
       } catch {

@@ -196,6 +196,19 @@ describe('SqliteMailboxStore specifics', () => {
           'x',
         ),
       ).toMatch(/^SEARCH k USING PRIMARY KEY \(mailbox=\? AND id_hash=\?\); SEARCH e USING INTEGER PRIMARY KEY \(rowid=\?\)$/);
+      expect(
+        plan(
+          'SELECT e.seq, e.size, e.unsolicited, k.id_hash AS hash FROM json_each(?) j CROSS JOIN envelope_keys k CROSS JOIN envelopes e ' +
+            "WHERE k.mailbox = ? AND k.id_hash = j.value ->> '$[1]' AND e.seq = k.seq AND e.id = j.value ->> '$[0]'",
+          '[]',
+          1,
+        ),
+      ).toMatch(
+        /^SCAN j VIRTUAL TABLE INDEX \d+:; SEARCH k USING PRIMARY KEY \(mailbox=\? AND id_hash=\?\); SEARCH e USING INTEGER PRIMARY KEY \(rowid=\?\)$/,
+      );
+      expect(plan('DELETE FROM envelopes WHERE seq IN (SELECT value FROM json_each(?))', '[]')).toMatch(
+        /^SEARCH envelopes USING INTEGER PRIMARY KEY \(rowid=\?\)/,
+      );
       expect(plan('DELETE FROM envelope_keys WHERE mailbox = ? AND id_hash = ? AND seq = ?', 1, 2, 3)).toMatch(
         /^SEARCH envelope_keys USING PRIMARY KEY \(mailbox=\? AND id_hash=\? AND seq=\?\)$/,
       );

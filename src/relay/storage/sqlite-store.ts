@@ -58,6 +58,9 @@ function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
   return out;
 }
 
+/** How often the reader catches its tail up when no read does (sqlite-tail.ts). */
+const TAIL_CATCH_UP_MS = 50;
+
 /** A commit this recent answers /health without a probe write; probe answers are kept this long too. */
 const HEALTH_FRESH_MS = 1000;
 
@@ -92,6 +95,7 @@ export class SqliteMailboxStore implements MailboxStore {
   /** This connection's copy of the unmerged rows (sqlite-tail.ts), caught up in every snapshot. */
   private readonly tail: EnvelopeTail;
   private readonly snapshot: <T>(run: () => T) => T;
+  private readonly catchUpTimer: NodeJS.Timeout;
 
   /**
    * Opens (creating parent directories and schema) the database at `path`, or `:memory:`.
@@ -174,6 +178,18 @@ export class SqliteMailboxStore implements MailboxStore {
       return run();
     });
     this.snapshot = <T>(run: () => T): T => inSnapshot.deferred(run) as T;
+    // The tail is caught up in small steps even when nothing reads: a read after a burst of
+    // deposits would otherwise catch up all of it at once (~1 µs a row; measured in
+    // \`bench:relay\`, the first /metrics after 98k deposits took 107 ms).
+    this.catchUpTimer = setInterval(() => {
+      if (this.closed || this.refusal) return;
+      try {
+        this.snapshot(() => undefined);
+      } catch {
+        // e.g. busy, or a damaged file: the next read reports it to its caller
+      }
+    }, TAIL_CATCH_UP_MS);
+    this.catchUpTimer.unref();
     const storage = options.storage ?? NO_STORAGE_LIMITS;
     const staging = options.staging ?? DEFAULT_STAGING;
     const quickCheck = check && path !== ':memory:';
@@ -344,6 +360,7 @@ export class SqliteMailboxStore implements MailboxStore {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true; // no new reads or writes; queued ones still commit
+    clearInterval(this.catchUpTimer);
     this.closing = (async () => {
       // Last in the queue: the run is unmarked in the batch that commits its last claims.
       if (this.runOpen) this.writes.writeLast({ k: 'run_end' });

@@ -129,15 +129,7 @@ export class EnvelopeTail {
       this.mergedUpto = mergedUpto;
       this.isLoaded = true;
     }
-    if (mergedUpto > this.mergedUpto) {
-      // bySeq iterates in seq order: stop at the first row above.
-      for (const [seq, e] of this.bySeq) {
-        if (seq > mergedUpto) break;
-        this.drop(e);
-      }
-      this.mergedUpto = mergedUpto;
-      this.lastSeqSeen = Math.max(this.lastSeqSeen, mergedUpto);
-    }
+    this.mergedUpTo(mergedUpto);
     // Exits first, kept to skip the new rows they name: a row this copy never saw may have been
     // merged since (it is still in the envelope table). An ID deposited again after its row left
     // then comes back as a new row, after the old one is gone.
@@ -234,14 +226,19 @@ export class EnvelopeTail {
   setMerge(end: number, mergedUpto: number): void {
     this.mergeEnd = end;
     this.mergeKeys = undefined;
-    if (mergedUpto > this.mergedUpto) {
-      for (const [seq, e] of this.bySeq) {
-        if (seq > mergedUpto) break;
-        this.drop(e);
-      }
-      this.mergedUpto = mergedUpto;
-      this.lastSeqSeen = Math.max(this.lastSeqSeen, mergedUpto);
+    this.mergedUpTo(mergedUpto);
+  }
+
+  /** Every row at or below `mergedUpto` is merged or gone: drops them. */
+  private mergedUpTo(mergedUpto: number): void {
+    if (mergedUpto <= this.mergedUpto) return;
+    // bySeq iterates in seq order: stop at the first row above.
+    for (const [seq, e] of this.bySeq) {
+      if (seq > mergedUpto) break;
+      this.drop(e);
     }
+    this.mergedUpto = mergedUpto;
+    this.lastSeqSeen = Math.max(this.lastSeqSeen, mergedUpto);
   }
 
   private drop(e: TailEntry): void {

@@ -206,6 +206,13 @@ describe('SqliteMailboxStore specifics', () => {
       ).toMatch(
         /^SCAN j VIRTUAL TABLE INDEX \d+:; SEARCH k USING PRIMARY KEY \(mailbox=\? AND id_hash=\?\); SEARCH e USING INTEGER PRIMARY KEY \(rowid=\?\)$/,
       );
+      expect(
+        plan(
+          'DELETE FROM envelope_keys WHERE mailbox = ? AND (id_hash, seq) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))',
+          1,
+          '[]',
+        ),
+      ).toMatch(/^SEARCH envelope_keys USING PRIMARY KEY \(mailbox=\? AND id_hash=\? AND seq=\?\)/);
       expect(plan('DELETE FROM envelopes WHERE seq IN (SELECT value FROM json_each(?))', '[]')).toMatch(
         /^SEARCH envelopes USING INTEGER PRIMARY KEY \(rowid=\?\)/,
       );

@@ -128,6 +128,10 @@ export function createWriter(
     // PRIMARY KEY (mailbox=? AND id_hash=?)" and "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)".
     deleteSeqs: db.prepare<[string]>('DELETE FROM envelopes WHERE seq IN (SELECT value FROM json_each(?))'),
     logExits: db.prepare<[string]>('INSERT INTO tail_exits (seq) SELECT value FROM json_each(?)'),
+    // "SEARCH envelope_keys USING PRIMARY KEY (mailbox=? AND id_hash=? AND seq=?)" per pair.
+    deleteKeys: db.prepare<[number, string]>(
+      'DELETE FROM envelope_keys WHERE mailbox = ? AND (id_hash, seq) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))',
+    ),
     mergedOf: db.prepare<[string, number], { seq: number; size: number; unsolicited: number; hash: number }>(
       'SELECT e.seq, e.size, e.unsolicited, k.id_hash AS hash FROM json_each(?) j CROSS JOIN envelope_keys k CROSS JOIN envelopes e ' +
         "WHERE k.mailbox = ? AND k.id_hash = j.value ->> '$[1]' AND e.seq = k.seq AND e.id = j.value ->> '$[0]'",
@@ -284,8 +288,8 @@ export function createWriter(
           stmt.deleteSeqs.run(JSON.stringify(merged.map((r) => r.seq)));
           let unsolicited = 0;
           let bytes = 0;
+          stmt.deleteKeys.run(mailbox, JSON.stringify(merged.map((r) => [r.hash, r.seq])));
           for (const r of merged) {
-            stmt.deleteKey.run(mailbox, r.hash, r.seq);
             unsolicited += r.unsolicited;
             bytes += r.unsolicited * r.size;
           }

@@ -160,8 +160,7 @@ export class SqliteMailboxStore implements MailboxStore {
       countAtLeast: db.prepare<[number], { n: number }>(
         'SELECT count(*) AS n FROM mailboxes INDEXED BY mailboxes_by_queued WHERE queued >= ?',
       ),
-      didOf: db.prepare<[number], { did: string }>('SELECT did FROM mailboxes WHERE id = ?'),
-      queuedOf: db.prepare<[number], { queued: number }>('SELECT queued FROM mailboxes WHERE id = ?'),
+      byId: db.prepare<[number], MailboxRow>('SELECT id, did, queued FROM mailboxes WHERE id = ?'),
       oldestMerged: db.prepare<[number], { seq: number | null }>('SELECT min(seq) AS seq FROM envelope_keys WHERE mailbox = ?'),
       depositedAt: db.prepare<[number], { deposited_at: number }>('SELECT deposited_at FROM envelopes WHERE seq = ?'),
       // "SEARCH mailboxes USING COVERING INDEX mailboxes_by_queued (queued<?)": mailboxes with
@@ -272,8 +271,7 @@ export class SqliteMailboxStore implements MailboxStore {
         const nth = top.length < topQueues ? 0 : Math.min(...top.map(total));
         let maxTail = 0;
         for (const [, c] of tail.mailboxes()) maxTail = Math.max(maxTail, c.queued);
-        const dids = new Map(top.map((r) => [r.id, r.did]));
-        const candidates = new Map<number, { id: number; queued: number }>(top.map((r) => [r.id, r]));
+        const candidates = new Map<number, { id: number; did?: string; queued: number }>(top.map((r) => [r.id, r]));
         if (maxTail > 0) {
           // Outside the top N, a merged count is at most the top's smallest (all of them when the
           // top is short), so only a tail count above nth − that can reach past the N-th total;
@@ -285,22 +283,22 @@ export class SqliteMailboxStore implements MailboxStore {
           const threshold = Math.max(0, nth - maxTail + 1);
           if (fromTail.length <= (this.stmt.countAtLeast.get(threshold)?.n ?? 0)) {
             for (const id of fromTail) {
-              const r = { id, queued: this.stmt.queuedOf.get(id)?.queued ?? 0 };
-              if (total(r) > nth) candidates.set(id, r);
+              const r = this.stmt.byId.get(id);
+              if (r && total(r) > nth) candidates.set(id, r);
             }
           } else {
             for (const r of this.stmt.atLeast.iterate(threshold)) if (total(r) > nth) candidates.set(r.id, r);
           }
         }
         const mailboxes = [...candidates.values()]
-          .map((r) => ({ id: r.id, queueSize: total(r) }))
+          .map((r) => ({ r, queueSize: total(r) }))
           .filter((c) => c.queueSize > 0)
-          .sort((a, b) => b.queueSize - a.queueSize || a.id - b.id)
+          .sort((a, b) => b.queueSize - a.queueSize || a.r.id - b.r.id)
           .slice(0, topQueues)
-          .map(({ id, queueSize }) => ({
-            did: dids.get(id) ?? this.stmt.didOf.get(id)?.did ?? '',
+          .map(({ r, queueSize }) => ({
+            did: r.did ?? this.stmt.byId.get(r.id)?.did ?? '',
             queueSize,
-            oldestDepositedAt: this.oldestOf(id),
+            oldestDepositedAt: this.oldestOf(r.id),
           }));
         const totals = this.stmt.totals.get() ?? { receivers: 0, senders: 0 };
         // Receivers with tail rows and no merged ones are not in totals yet.

@@ -121,23 +121,24 @@ export function createWriter(
       'SELECT e.seq, e.mailbox, e.id, e.size, e.unsolicited, e.expires_at FROM envelope_keys k CROSS JOIN envelopes e ON e.seq = k.seq ' +
         'WHERE k.mailbox = ? AND k.id_hash = ? AND e.id = ?',
     ),
-    deleteRow: db.prepare<[number]>('DELETE FROM envelopes WHERE seq = ?'),
-    // An ack's rows in one statement each (measured: one statement per row made receive+ack of
-    // 100 envelopes a request ~40% slower in \`bench:relay\`). Plans: "SEARCH envelopes USING
-    // INTEGER PRIMARY KEY (rowid=?)" per seq; mergedOf "SCAN j VIRTUAL TABLE", then "SEARCH k USING
-    // PRIMARY KEY (mailbox=? AND id_hash=?)" and "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)".
+    // Rows and keys a batch at a time, one statement each (measured: one statement per row made
+    // receive+ack of 100 envelopes a request ~40% slower in \`bench:relay\`). Plans: deleteSeqs
+    // "SEARCH envelopes USING INTEGER PRIMARY KEY (rowid=?)" per seq; deleteKeys "SEARCH
+    // envelope_keys USING PRIMARY KEY (mailbox=? AND id_hash=? AND seq=?)" per key; mergedOf "SCAN j
+    // VIRTUAL TABLE", then "SEARCH k USING PRIMARY KEY (mailbox=? AND id_hash=?)" and "SEARCH e
+    // USING INTEGER PRIMARY KEY (rowid=?)".
     deleteSeqs: db.prepare<[string]>('DELETE FROM envelopes WHERE seq IN (SELECT value FROM json_each(?))'),
     logExits: db.prepare<[string]>('INSERT INTO tail_exits (seq) SELECT value FROM json_each(?)'),
-    // "SEARCH envelope_keys USING PRIMARY KEY (mailbox=? AND id_hash=? AND seq=?)" per pair.
-    deleteKeys: db.prepare<[number, string]>(
-      'DELETE FROM envelope_keys WHERE mailbox = ? AND (id_hash, seq) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))',
+    insertKeys: db.prepare<[string]>(
+      'INSERT INTO envelope_keys (mailbox, id_hash, seq) SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)',
     ),
-    mergedOf: db.prepare<[string, number], { seq: number; size: number; unsolicited: number; hash: number }>(
-      'SELECT e.seq, e.size, e.unsolicited, k.id_hash AS hash FROM json_each(?) j CROSS JOIN envelope_keys k CROSS JOIN envelopes e ' +
+    deleteKeys: db.prepare<[string]>(
+      'DELETE FROM envelope_keys WHERE (mailbox, id_hash, seq) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))',
+    ),
+    mergedOf: db.prepare<[string, number], RowRef & { hash: number }>(
+      'SELECT e.seq, e.mailbox, e.id, e.size, e.unsolicited, k.id_hash AS hash FROM json_each(?) j CROSS JOIN envelope_keys k CROSS JOIN envelopes e ' +
         "WHERE k.mailbox = ? AND k.id_hash = j.value ->> '$[1]' AND e.seq = k.seq AND e.id = j.value ->> '$[0]'",
     ),
-    logExit: db.prepare<[number]>('INSERT INTO tail_exits (seq) VALUES (?)'),
-    deleteKey: db.prepare<[number, number, number]>('DELETE FROM envelope_keys WHERE mailbox = ? AND id_hash = ? AND seq = ?'),
     addCounts: db.prepare<[number, number, number, number]>(
       'UPDATE mailboxes SET queued = queued + ?, unsolicited = unsolicited + ?, unsolicited_bytes = unsolicited_bytes + ? WHERE id = ?',
     ),
@@ -159,7 +160,6 @@ export function createWriter(
     probe: db.prepare<[number]>("INSERT INTO meta (k, v) VALUES ('writer_probe', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"),
     getMeta: db.prepare<[string], { v: number }>('SELECT v FROM meta WHERE k = ?'),
     setMeta: db.prepare<[string, number]>('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
-    insertKey: db.prepare<[number, number, number]>('INSERT INTO envelope_keys (mailbox, id_hash, seq) VALUES (?, ?, ?)'),
     clearMerge: db.prepare("DELETE FROM meta WHERE k = 'merge_end'"),
     pruneExits: db.prepare<[number]>('DELETE FROM tail_exits WHERE seq <= ?'),
   };
@@ -204,16 +204,35 @@ export function createWriter(
     return false;
   };
 
-  /** Deletes one stored row: a tail row is logged for the other connections, a merged one leaves the key table and counters. */
-  const deleteRow = (r: RowRef): void => {
-    stmt.deleteRow.run(r.seq);
-    if (tail.has(r.seq)) {
-      stmt.logExit.run(r.seq);
-      tail.remove(r.seq);
-      return;
+  /** Adds each row's counts to its mailbox's counters, `sign` 1 or -1: one update per mailbox. */
+  const count = (rows: readonly RowRef[], sign: 1 | -1): void => {
+    const counts = new Map<number, [number, number, number]>();
+    for (const r of rows) {
+      const c = counts.get(r.mailbox) ?? [0, 0, 0];
+      c[0] += sign;
+      c[1] += sign * r.unsolicited;
+      c[2] += sign * r.unsolicited * r.size;
+      counts.set(r.mailbox, c);
     }
-    stmt.deleteKey.run(r.mailbox, r.hash ?? hashId(r.id), r.seq);
-    stmt.addCounts.run(-1, -r.unsolicited, -r.unsolicited * r.size, r.mailbox);
+    for (const [mailbox, [n, u, b]] of counts) stmt.addCounts.run(n, u, b, mailbox);
+  };
+  /**
+   * Deletes stored rows: tail rows leave the tail (their exits logged for the other connections),
+   * merged ones leave the key table and the counters.
+   */
+  const deleteRows = (rows: readonly RowRef[]): void => {
+    if (rows.length === 0) return;
+    stmt.deleteSeqs.run(JSON.stringify(rows.map((r) => r.seq)));
+    const inTail = rows.filter((r) => tail.has(r.seq));
+    const merged = rows.filter((r) => !tail.has(r.seq));
+    if (inTail.length > 0) {
+      stmt.logExits.run(JSON.stringify(inTail.map((r) => r.seq)));
+      for (const r of inTail) tail.remove(r.seq);
+    }
+    if (merged.length > 0) {
+      stmt.deleteKeys.run(JSON.stringify(merged.map((r) => [r.mailbox, r.hash ?? hashId(r.id), r.seq])));
+      count(merged, -1);
+    }
   };
   /** The queued row of `id` (whose hash is `hash`) for `mailbox`, in the tail or merged. */
   const stored = (mailbox: number, id: string, hash: number): (RowRef & { expires_at: number }) | undefined => {
@@ -228,7 +247,7 @@ export function createWriter(
     const hash = hashId(op.id);
     const existing = stored(mailbox, op.id, hash);
     if (existing && existing.expires_at > op.depositedAt) return { kind: 'duplicate', expiresAt: existing.expires_at };
-    if (existing) deleteRow(existing); // expired but not yet swept: the new deposit replaces it
+    if (existing) deleteRows([existing]); // expired but not yet swept: the new deposit replaces it
     const unsolicited =
       stmt.hasTokens.get(op.toDid) !== undefined && (op.tokenHash === null || stmt.tokenKnown.get(op.toDid, op.tokenHash) === undefined);
     const over = (): boolean => {
@@ -248,7 +267,7 @@ export function createWriter(
     // and look again; expired envelopes count for nothing.
     if (over()) {
       const expired = stmt.expiredOf.all(op.depositedAt, mailbox);
-      for (const r of expired) deleteRow(r);
+      deleteRows(expired);
       if (expired.length === 0 || over()) return { kind: unsolicited ? 'unsolicited_quota' : 'queue_full' };
     }
     if (storageFull(op.size)) return { kind: 'storage_full' };
@@ -271,35 +290,20 @@ export function createWriter(
       case 'ack': {
         const mailbox = stmt.mailbox.get(op.did)?.id;
         if (mailbox === undefined) return 0;
-        const inTail: number[] = [];
+        const rows: RowRef[] = [];
         const rest: [string, number][] = [];
         for (const id of new Set(op.ids)) {
           const t = tail.find(mailbox, id);
-          if (t) inTail.push(t.seq);
+          if (t) rows.push(t);
           else rest.push([id, hashId(id)]);
         }
-        if (inTail.length > 0) {
-          stmt.deleteSeqs.run(JSON.stringify(inTail));
-          stmt.logExits.run(JSON.stringify(inTail));
-          for (const seq of inTail) tail.remove(seq);
-        }
-        const merged = rest.length > 0 ? stmt.mergedOf.all(JSON.stringify(rest), mailbox) : [];
-        if (merged.length > 0) {
-          stmt.deleteSeqs.run(JSON.stringify(merged.map((r) => r.seq)));
-          let unsolicited = 0;
-          let bytes = 0;
-          stmt.deleteKeys.run(mailbox, JSON.stringify(merged.map((r) => [r.hash, r.seq])));
-          for (const r of merged) {
-            unsolicited += r.unsolicited;
-            bytes += r.unsolicited * r.size;
-          }
-          stmt.addCounts.run(-merged.length, -unsolicited, -bytes, mailbox);
-        }
-        return inTail.length + merged.length;
+        if (rest.length > 0) rows.push(...stmt.mergedOf.all(JSON.stringify(rest), mailbox));
+        deleteRows(rows);
+        return rows.length;
       }
       case 'sweep': {
         const expired = stmt.expired.all(op.now);
-        for (const r of expired) deleteRow(r);
+        deleteRows(expired);
         stmt.dropEmpty.run(JSON.stringify([...tail.mailboxes()].map(([id]) => id)));
         stmt.sweepSignatures.run(op.now);
         return expired.length;
@@ -364,19 +368,11 @@ export function createWriter(
       tail.setMerge(0, end);
       return true;
     }
-    const counts = new Map<number, [number, number, number]>();
-    for (const e of chunk) {
-      // The row is there: this transaction caught the tail up, and every deletion logs its exit.
-      stmt.insertKey.run(e.mailbox, e.hash!, e.seq);
-      stmt.logExit.run(e.seq);
-      tail.remove(e.seq);
-      const c = counts.get(e.mailbox) ?? [0, 0, 0];
-      c[0] += 1;
-      c[1] += e.unsolicited;
-      c[2] += e.unsolicited * e.size;
-      counts.set(e.mailbox, c);
-    }
-    for (const [mailbox, [n, u, b]] of counts) stmt.addCounts.run(n, u, b, mailbox);
+    // The rows are there: this transaction caught the tail up, and every deletion logs its exit.
+    stmt.insertKeys.run(JSON.stringify(chunk.map((e) => [e.mailbox, e.hash!, e.seq])));
+    stmt.logExits.run(JSON.stringify(chunk.map((e) => e.seq)));
+    for (const e of chunk) tail.remove(e.seq);
+    count(chunk, 1);
     return true;
   });
   /** Keys per merge chunk: at least twice the last batch's deposits, so merges outrun deposits. */

@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
+import { parseInvite } from '../../src/core';
 import { startRelayProcess, type RelayProcess } from '../../support/relay-process';
 import { removeHomes, spl, startAdvertisedServe, tempHome, type ServeProcess } from '../cli/helpers';
 import {
@@ -60,11 +61,15 @@ async function createThread(device: Device, title: string, shareWithAll: boolean
   return decodeURIComponent(new URL(page.url()).hash.replace('#/thread/', ''));
 }
 
-async function invite(device: Device): Promise<string> {
+/** Creates an invite on the Pair screen as a person would (the threads ticked by default); checks it grants `threads`. */
+async function invite(device: Device, threads: readonly string[]): Promise<string> {
   const page = device.requirePage();
   await page.goto(`${device.appUrl}#/pair`);
   await page.getByRole('button', { name: 'Create invite' }).click();
-  return page.getByTestId('invite-link').inputValue();
+  const link = await page.getByTestId('invite-link').inputValue();
+  const parsed = await parseInvite(link, Date.now());
+  expect(parsed.ok && parsed.value.threads, 'the threads the invite grants').toEqual(threads);
+  return link;
 }
 
 const openThread = (device: Device, thread: string) => device.open(`?e2e=1#/thread/${thread}`);
@@ -100,7 +105,7 @@ describe.sequential('three peers on one thread (laptop–phone–cli)', () => {
     await onboard(laptop, 'Laptop', relay.url);
     trip = await createThread(laptop, 'Trip plans', true);
     await writeNote(laptop, 'laptop 1');
-    const link = await invite(laptop);
+    const link = await invite(laptop, [trip]);
 
     const p = await phone.open();
     await onboard(phone, 'Phone', relay.url);
@@ -111,7 +116,7 @@ describe.sequential('three peers on one thread (laptop–phone–cli)', () => {
     await p.getByTestId('thread-list').getByText('Trip plans').waitFor({ timeout: 30_000 });
 
     // The phone invites the headless peer onto the same thread: the chain's second link.
-    const link2 = await invite(phone);
+    const link2 = await invite(phone, [trip]);
     expect((await spl(cliHome, 'pair', 'accept', link2)).code).toBe(0);
     await waitFor(async () => (await cliTexts(trip)).includes('laptop 1'), 30_000, 'the cli got the history through the phone');
     expect(await cliTexts(trip)).toContain('Trip plans');

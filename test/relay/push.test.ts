@@ -86,6 +86,18 @@ describe('push wake (§5.2)', () => {
     expect(push.vapidKey).toBe(vapid.public_key);
   });
 
+  it('a mailbox that subscribes right after a deposit is woken by the next one (the list read for deposits is not kept past a registration)', async () => {
+    const carol = newPeer();
+    expect((await deposit(relay.url, carol.did, junkSealed(carol.did))).status).toBe(202); // read: no subscriptions
+    const sub = standIn.subscribe();
+    expect((await signedPush(relay.url, carol.did, carol.signer, 'PUT', subJson(sub))).status).toBe(200);
+    const before = standIn.pushes.length;
+    expect((await deposit(relay.url, carol.did, junkSealed(carol.did))).status).toBe(202);
+    const pushes = (await standIn.waitForPushes(before + 1)).slice(before);
+    expect(pushes.map((p) => p.endpoint)).toEqual([sub.endpoint]);
+    expect(JSON.parse(pushes[0]!.payload)).toEqual({ v: 1, mailbox: carol.did, queued: 2 });
+  });
+
   it('collapses: no second push until the owner receives, then one more, no sooner than --push-min-interval after the first; Topic is fixed per mailbox', async () => {
     const carol = newPeer();
     const sub = standIn.subscribe();

@@ -135,6 +135,50 @@ describe('SQLite staged index', () => {
     },
   );
 
+  it('an ack finds merged rows where its receive found them; a stale hint (acked elsewhere, deposited again) falls back to the ID hash', async () => {
+    const path = join(dir, 'hints.sqlite');
+    const staging = { staging: { mergeEvery: 1, mergeChunk: 64 } };
+    const [a, b] = [new SqliteMailboxStore(path, staging), new SqliteMailboxStore(path, staging)];
+    const limits = { cap: 1000, unsolicitedEnvelopes: 0, unsolicitedBytes: 0 };
+    const to = RECEIVERS[0]!;
+    const deposit = (s: SqliteMailboxStore, n: number) =>
+      s.deposit(
+        { id: hexId(n), toDid: to, fromDid: null, body: `{"n":${n}}`, size: 8, depositedAt: T0, expiresAt: T0 + 60_000 },
+        null,
+        limits,
+      );
+    const file = new Database(path, { readonly: true });
+    const keys = (): number => (file.prepare('SELECT count(*) AS n FROM envelope_keys').get() as { n: number }).n;
+    const counted = (): number => (file.prepare('SELECT coalesce(sum(queued), 0) AS n FROM mailboxes').get() as { n: number }).n;
+    const merged = async (n: number): Promise<void> => {
+      // The writer thread merges between batches: wait until the key table holds them all.
+      const deadline = Date.now() + 10_000;
+      while (keys() !== n) {
+        if (Date.now() > deadline) throw new Error(`expected ${n} merged keys, the file has ${keys()}`);
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    try {
+      for (let n = 1; n <= 5; n++) expect((await deposit(a, n)).kind).toBe('stored');
+      await merged(5);
+      expect((await a.receive(to, 10, T0)).envelopes.map((e) => e.id)).toEqual([1, 2, 3, 4, 5].map(hexId));
+      expect(await b.ack(to, [hexId(1)])).toBe(1); // b never received: by hash
+      expect((await deposit(b, 1)).kind).toBe('stored'); // the same ID again, another row
+      await merged(5);
+      // a's hint for 1 names the acked row: it finds the new one by hash; 2 by its hint; 9 was never sent.
+      expect(await a.ack(to, [hexId(1), hexId(2), hexId(9)])).toBe(2);
+      expect(keys()).toBe(3);
+      expect(counted()).toBe(3);
+      expect((await b.receive(to, 10, T0)).envelopes.map((e) => e.id)).toEqual([3, 4, 5].map(hexId));
+      expect(await a.ack(to, [hexId(3), hexId(3)])).toBe(1);
+      expect(await b.ack(to, [hexId(3)])).toBe(0);
+      expect([keys(), counted()]).toEqual([2, 2]);
+    } finally {
+      file.close();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('merges: rows reach the key table and counters, the exit log is pruned, and a reopened store serves them', async () => {
     const path = join(dir, 'merge.sqlite');
     const staging = { staging: { mergeEvery: 8, mergeChunk: 2 } };

@@ -218,6 +218,18 @@ describe('SqliteMailboxStore specifics', () => {
       expect(plan('SELECT seq, mailbox, id, size, unsolicited FROM envelopes WHERE seq > ? ORDER BY seq', 1)).toMatch(
         /^SEARCH envelopes USING INTEGER PRIMARY KEY \(rowid>\?\)$/,
       );
+      // An ack by receive hints: rows by seq, keys within the mailbox's range.
+      expect(
+        plan(
+          'SELECT e.seq, e.mailbox, e.id, e.size, e.unsolicited FROM json_each(?) j CROSS JOIN envelopes e ' +
+            "WHERE e.seq = j.value ->> '$[1]' AND e.id = j.value ->> '$[0]' AND e.mailbox = ?",
+          '[]',
+          1,
+        ),
+      ).toMatch(/SCAN j VIRTUAL TABLE.*SEARCH e USING INTEGER PRIMARY KEY \(rowid=\?\)/);
+      expect(plan('DELETE FROM envelope_keys WHERE mailbox = ? AND seq IN (SELECT value FROM json_each(?))', 1, '[]')).toMatch(
+        /SEARCH envelope_keys USING PRIMARY KEY \(mailbox=\?\)/,
+      );
       expect(plan('SELECT n, seq FROM tail_exits WHERE n > ? ORDER BY n', 1)).toMatch(
         /^SEARCH tail_exits USING INTEGER PRIMARY KEY \(rowid>\?\)$/,
       );

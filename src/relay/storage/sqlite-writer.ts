@@ -253,7 +253,12 @@ export function createWriter(
       const hashed = merged.filter((r) => r.hash !== undefined);
       if (hashed.length > 0) stmt.deleteKeys.run(JSON.stringify(hashed.map((r) => [r.mailbox, r.hash, r.seq])));
       const bySeq = new Map<number, number[]>();
-      for (const r of merged) if (r.hash === undefined) bySeq.set(r.mailbox, [...(bySeq.get(r.mailbox) ?? []), r.seq]);
+      for (const r of merged) {
+        if (r.hash !== undefined) continue;
+        const seqs = bySeq.get(r.mailbox);
+        if (seqs) seqs.push(r.seq);
+        else bySeq.set(r.mailbox, [r.seq]);
+      }
       for (const [mailbox, seqs] of bySeq) stmt.deleteKeysOfMailbox.run(mailbox, JSON.stringify(seqs));
       count(merged, -1);
     }

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryMailboxStore } from '../../src/relay/storage/memory-store';
 import { SqliteMailboxStore } from '../../src/relay/storage/sqlite-store';
 import type { DepositLimits, MailboxStore } from '../../src/relay/storage/store';
+import { waitFor } from '../../support/relay-process';
 
 const dir = mkdtempSync(join(tmpdir(), 'relay-staged-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -150,14 +151,8 @@ describe('SQLite staged index', () => {
     const file = new Database(path, { readonly: true });
     const keys = (): number => (file.prepare('SELECT count(*) AS n FROM envelope_keys').get() as { n: number }).n;
     const counted = (): number => (file.prepare('SELECT coalesce(sum(queued), 0) AS n FROM mailboxes').get() as { n: number }).n;
-    const merged = async (n: number): Promise<void> => {
-      // The writer thread merges between batches: wait until the key table holds them all.
-      const deadline = Date.now() + 10_000;
-      while (keys() !== n) {
-        if (Date.now() > deadline) throw new Error(`expected ${n} merged keys, the file has ${keys()}`);
-        await new Promise((r) => setImmediate(r));
-      }
-    };
+    // The writer thread merges between batches: wait until the key table holds them all.
+    const merged = (n: number) => waitFor(() => keys() === n, 10_000, `${n} merged keys`);
     try {
       for (let n = 1; n <= 5; n++) expect((await deposit(a, n)).kind).toBe('stored');
       await merged(5);
@@ -198,8 +193,8 @@ describe('SQLite staged index', () => {
     const progress = new Database(path, { readonly: true });
     const mergedUpto = (): number =>
       (progress.prepare("SELECT coalesce((SELECT v FROM meta WHERE k = 'merged_upto'), 0) AS v").get() as { v: number }).v;
-    const deadline = Date.now() + 20_000;
-    while (mergedUpto() <= 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    // On a timeout the assertions below say what state the file is in.
+    await waitFor(() => mergedUpto() > 20, 20_000).catch(() => undefined);
     progress.close();
     await store.close();
     const db = new Database(path, { readonly: true });

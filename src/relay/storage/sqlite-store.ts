@@ -191,7 +191,7 @@ export class SqliteMailboxStore implements MailboxStore {
     this.snapshot = <T>(run: () => T): T => inSnapshot.deferred(run) as T;
     // The tail is caught up in small steps even when nothing reads: a read after a burst of
     // deposits would otherwise catch up all of it at once (~1 µs a row; measured in
-    // \`bench:relay\`, the first /metrics after 98k deposits took 107 ms).
+    // `bench:relay`, the first /metrics after 98k deposits took 107 ms).
     this.catchUpTimer = setInterval(() => {
       if (this.closed || this.refusal) return;
       try {

@@ -29,6 +29,15 @@ export interface StorageLimits {
 
 export const NO_STORAGE_LIMITS: StorageLimits = { maxDbBytes: 0, minFreeDiskBytes: 0 };
 
+/**
+ * [id, seq, size, unsolicited] of a row a receive returned. Rows never change and seqs never
+ * repeat, so a row still at that seq (in the ack's mailbox) is the one delivered, with that size
+ * and flag: an ack deletes its hinted rows by seq, all of them, or none if any is gone (acked
+ * through another process). Then each is looked up by seq with its mailbox and ID checked, and an
+ * ID whose hint does not match is looked up by its hash.
+ */
+export type AckHint = readonly [id: string, seq: number, size: number, unsolicited: number];
+
 export type WriteOp =
   | {
       readonly k: 'deposit';
@@ -47,11 +56,8 @@ export type WriteOp =
       readonly k: 'ack';
       readonly did: string;
       readonly ids: readonly string[];
-      /**
-       * Where this process's receive found some of them: [id, seq]. Checked against the row (its
-       * mailbox and ID) before use; an ID whose hint does not match is looked up by its hash.
-       */
-      readonly hints?: readonly (readonly [string, number])[];
+      /** Where this process's receives found some of them (see AckHint). */
+      readonly hints?: readonly AckHint[];
     }
   | { readonly k: 'sweep'; readonly now: number }
   | { readonly k: 'claim'; readonly sig: string; readonly expiresAt: number }
@@ -106,6 +112,9 @@ interface RowRef {
   unsolicited: number;
 }
 
+/** Thrown to roll a savepoint back (deleteAllHinted), and caught there: never reaches a caller. */
+const SOME_GONE = new Error('some hinted rows are gone');
+
 /** Write statements on `db` (schema already prepared); the caller owns (and closes) `db`. */
 export function createWriter(
   db: Database.Database,
@@ -149,6 +158,8 @@ export function createWriter(
       'SELECT e.seq, e.mailbox, e.id, e.size, e.unsolicited FROM json_each(?) j CROSS JOIN envelopes e ' +
         "WHERE e.seq = j.value ->> '$[1]' AND e.id = j.value ->> '$[0]' AND e.mailbox = ?",
     ),
+    // "SEARCH envelopes USING INTEGER PRIMARY KEY (rowid=?)" per seq.
+    deleteSeqsOf: db.prepare<[string, number]>('DELETE FROM envelopes WHERE seq IN (SELECT value FROM json_each(?)) AND mailbox = ?'),
     // "SEARCH envelope_keys USING PRIMARY KEY (mailbox=?)": the mailbox's keys (at most the cap), for rows known by seq only.
     deleteKeysOfMailbox: db.prepare<[number, string]>(
       'DELETE FROM envelope_keys WHERE mailbox = ? AND seq IN (SELECT value FROM json_each(?))',
@@ -241,6 +252,11 @@ export function createWriter(
   const deleteRows = (rows: readonly RowRef[]): void => {
     if (rows.length === 0) return;
     stmt.deleteSeqs.run(JSON.stringify(rows.map((r) => r.seq)));
+    forgetRows(rows);
+  };
+  /** What deleted rows leave behind: tail rows log their exits, merged ones lose keys and counts. */
+  const forgetRows = (rows: readonly RowRef[]): void => {
+    if (rows.length === 0) return;
     // Merged keys by their whole primary key where the hash is known; otherwise by seq within the
     // mailbox's range, which costs no HMAC (~2.4 µs an ID) and no key lookup.
     const exits: number[] = [];
@@ -266,6 +282,22 @@ export function createWriter(
     for (const [mailbox, seqs] of seqsOf) stmt.deleteKeysOfMailbox.run(mailbox, JSON.stringify(seqs));
     if (merged.length > 0) count(merged, -1);
   };
+  /**
+   * Deletes every hinted row (AckHint) of `mailbox`, or none: in a savepoint of its own, rolled
+   * back when a row is gone. False then, and the caller looks the rows up instead.
+   */
+  const deleteAllHinted = (rows: readonly RowRef[], mailbox: number): boolean => {
+    try {
+      deleteOrNone(JSON.stringify(rows.map((r) => r.seq)), mailbox, rows.length);
+      return true;
+    } catch (e) {
+      if (e === SOME_GONE) return false;
+      throw e;
+    }
+  };
+  const deleteOrNone = db.transaction((seqs: string, mailbox: number, expected: number) => {
+    if (stmt.deleteSeqsOf.run(seqs, mailbox).changes !== expected) throw SOME_GONE;
+  });
   /** The queued row of `id` (whose hash is `hash`) for `mailbox`, in the tail or merged. */
   const stored = (mailbox: number, id: string, hash: number): (RowRef & { expires_at: number }) | undefined => {
     const t = tail.find(mailbox, id);
@@ -323,27 +355,31 @@ export function createWriter(
         const mailbox = stmt.mailbox.get(op.did)?.id;
         if (mailbox === undefined) return 0;
         const rows: RowRef[] = [];
-        const hints = new Map(op.hints);
-        const hinted: [string, number][] = [];
+        const hints = new Map(op.hints?.map((h) => [h[0], h]));
+        const hinted: AckHint[] = [];
         const unhinted: string[] = [];
         for (const id of new Set(op.ids)) {
           const t = tail.find(mailbox, id);
-          const seq = hints.get(id);
+          const hint = hints.get(id);
           if (t) rows.push(t);
-          else if (seq !== undefined) hinted.push([id, seq]);
+          else if (hint !== undefined) hinted.push(hint);
           else unhinted.push(id);
         }
-        if (hinted.length > 0) {
-          // Measured at 1M, 5,000 merged rows acked: ~90 ms looked up by hash, ~55 ms by hint.
-          const found = stmt.hintedOf.all(JSON.stringify(hinted), mailbox).filter((r) => !tail.has(r.seq));
+        // Measured at 1M, 5,000 merged rows acked: ~90 ms looked up by hash, ~55 ms by hint
+        // after reading each row, and ~15 ms less deleted straight by seq.
+        let byHint = hinted.map(([id, seq, size, unsolicited]): RowRef => ({ seq, mailbox, id, size, unsolicited }));
+        if (byHint.length > 0 && !deleteAllHinted(byHint, mailbox)) {
+          const found = stmt.hintedOf.all(JSON.stringify(hinted.map(([id, seq]) => [id, seq])), mailbox).filter((r) => !tail.has(r.seq));
           const foundIds = new Set(found.map((r) => r.id));
           rows.push(...found);
           for (const [id] of hinted) if (!foundIds.has(id)) unhinted.push(id);
+          byHint = [];
         }
+        forgetRows(byHint);
         const rest = unhinted.map((id): [string, number] => [id, hashId(id)]);
         if (rest.length > 0) rows.push(...stmt.mergedOf.all(JSON.stringify(rest), mailbox));
         deleteRows(rows);
-        return rows.length;
+        return byHint.length + rows.length;
       }
       case 'sweep': {
         const expired = stmt.expired.all(op.now);

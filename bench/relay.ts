@@ -4,7 +4,8 @@
  * - deposits/s and p50/p99 at 50 concurrent keep-alive connections, 1 KiB sealed envelopes with
  *   distinct IDs, relay on a temp SQLite file (WAL, synchronous=FULL, group commit), rate limits off;
  * - the same load against a bare node:http server that reads the body and answers 202 (baseline),
- *   and `ratio` = relay ÷ bare;
+ *   and `ratio` = relay ÷ bare; each with the CPU its median round used (load generator, server,
+ *   server main thread; % of one core), which says what bound the rate;
  * - receive+ack envelopes/s (signed §6 requests) with p50/p99 per request;
  * - long-poll wake-up latency: deposit sent → waiting receiver answered;
  * - /metrics scrape latency with the queues the deposit phase left.
@@ -14,7 +15,7 @@
  */
 import { createServer, Agent } from 'node:http';
 import { httpCall } from './http-call';
-import { relayArgs, spawnServer, type Server } from './server-process';
+import { processCpu, relayArgs, spawnServer, type Server } from './server-process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -265,8 +266,8 @@ async function main(): Promise<void> {
     const bareRounds: Awaited<ReturnType<typeof depositLoad>>[] = [];
     const relayRounds: Awaited<ReturnType<typeof depositLoad>>[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      bareRounds.push(await depositLoad(bare.url, template, receivers, DEPOSIT_SECONDS / ROUNDS));
-      relayRounds.push(await depositLoad(relay.url, template, receivers, DEPOSIT_SECONDS / ROUNDS));
+      bareRounds.push(await withCpu(bare, () => depositLoad(bare.url, template, receivers, DEPOSIT_SECONDS / ROUNDS)));
+      relayRounds.push(await withCpu(relay, () => depositLoad(relay.url, template, receivers, DEPOSIT_SECONDS / ROUNDS)));
     }
     await bare.stop();
     const bareResult = medianRound(bareRounds);
@@ -294,6 +295,32 @@ async function main(): Promise<void> {
     await relay.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Runs one load round against `server` and adds the CPU it used, in % of one core: this process
+ * (the load generator, one thread), the server process, and the server's main thread. At 100%, a
+ * thread bounds the rate; with neither at 100%, the round waited on latency (e.g. commits).
+ */
+async function withCpu<T>(server: Server, run: () => Promise<T>) {
+  const pid = server.proc.pid;
+  const before = pid === undefined ? undefined : processCpu(pid);
+  const load = process.cpuUsage();
+  const started = performance.now();
+  const result = await run();
+  const seconds = (performance.now() - started) / 1000;
+  const after = pid === undefined ? undefined : processCpu(pid);
+  const used = process.cpuUsage(load);
+  const pct = (cpuSeconds: number) => Math.round((cpuSeconds / seconds) * 100);
+  const cpu =
+    before && after
+      ? {
+          load_generator_pct: pct((used.user + used.system) / 1e6),
+          server_pct: pct(after.total - before.total),
+          server_main_thread_pct: pct(after.main - before.main),
+        }
+      : undefined;
+  return { ...result, cpu };
 }
 
 /** The round with the median rate, plus every round's rate and p99 for the record. */

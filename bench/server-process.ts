@@ -3,7 +3,7 @@
  * the relay's arguments they share. Its own module because bench/relay.ts runs its benchmark when
  * imported.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,5 +74,28 @@ export async function spawnServer(args: string[]): Promise<Server> {
     }
     // Often: bench:scale times spawn → first 202, and a read of a one-line file costs nothing.
     await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+let ticksPerSecond: number | undefined;
+
+/** utime + stime of a /proc stat line, in clock ticks (fields 14 and 15; the name may hold spaces). */
+const statTicks = (path: string): number => {
+  const stat = readFileSync(path, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+};
+
+/**
+ * CPU seconds process `pid` has used so far, all its threads and its main thread alone (Linux
+ * /proc; undefined elsewhere). The benchmarks report them per round, so a figure says what bound
+ * it: a load generator at 100% of its one thread, or a server thread at 100%, or neither (latency).
+ */
+export function processCpu(pid: number): { total: number; main: number } | undefined {
+  try {
+    ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return { total: statTicks(`/proc/${pid}/stat`) / ticksPerSecond, main: statTicks(`/proc/${pid}/task/${pid}/stat`) / ticksPerSecond };
+  } catch {
+    return undefined;
   }
 }
